@@ -1,0 +1,151 @@
+"""Ordered apply: rendered objects become Pulumi resources in explicit phases, not retry loops.
+
+Each phase is a ComponentResource; every object in a phase depends on the previous phase, and
+Pulumi's own awaits (CRDs established, Deployments available, ...) make "depends on" mean
+"is ready". The phases follow what the objects need from each other:
+
+1. definitions: namespaces and CRDs (Pulumi waits for each CRD to be established).
+2. foundation: accounts, RBAC, config, secrets, services, storage (no webhooks).
+3. cert-manager: its workloads and webhooks; its webhook's CA bundle is awaited.
+4. certificates: Issuers and Certificates, which need cert-manager's webhook, and which other
+   components' workloads need (their webhook serving certs).
+5. istio: istiod, gateways and the sidecar injector, before any pod that wants a sidecar.
+6. platform: Dex, Knative serving and storage provisioners (oauth2-proxy needs Dex; KServe needs
+   Knative).
+7. applications: every other workload.
+8. webhooks: the remaining webhook configurations, once the services behind them answer.
+9. resources: instances of custom resources (gateways, policies, runtimes, profiles, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+Obj = dict[str, Any]
+
+PHASES = ("definitions", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
+          "webhooks", "resources")
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+WEBHOOK_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+PLATFORM_NAMESPACES = {"auth", "knative-serving", "kubeflow-storage"}
+# Built-in API groups; an object of any other group is an instance of a CRD.
+BUILTIN_GROUPS = {
+    "", "apps", "batch", "rbac.authorization.k8s.io", "policy", "autoscaling", "networking.k8s.io",
+    "storage.k8s.io", "scheduling.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io",
+    "coordination.k8s.io", "discovery.k8s.io", "node.k8s.io", "apiregistration.k8s.io",
+    "certificates.k8s.io", "flowcontrol.apiserver.k8s.io",
+}
+CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
+WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
+
+
+def group_of(obj: Obj) -> str:
+    api = obj["apiVersion"]
+    return api.split("/")[0] if "/" in api else ""
+
+
+def phase_of(obj: Obj) -> str:
+    """Which phase an object belongs to (a pure function, tested without Pulumi)."""
+    kind, group = obj["kind"], group_of(obj)
+    ns = obj["metadata"].get("namespace", "")
+    name = obj["metadata"]["name"]
+    if kind in ("Namespace", "CustomResourceDefinition"):
+        return "definitions"
+    if group == "cert-manager.io":
+        return "certificates"
+    if group not in BUILTIN_GROUPS:
+        return "resources"
+    if kind in WEBHOOK_KINDS:
+        if name.startswith("cert-manager"):
+            return "cert-manager"
+        if name.startswith("istio"):
+            return "istio"
+        return "webhooks"
+    if kind in WORKLOAD_KINDS:
+        if ns == "cert-manager":
+            return "cert-manager"
+        if ns == "istio-system":
+            return "istio"
+        if ns in PLATFORM_NAMESPACES:
+            return "platform"
+        return "applications"
+    return "foundation"
+
+
+def group_by_phase(objects: Sequence[Obj]) -> dict[str, list[Obj]]:
+    phases: dict[str, list[Obj]] = {p: [] for p in PHASES}
+    for obj in objects:
+        phases[phase_of(obj)].append(obj)
+    return phases
+
+
+def resource_name(obj: Obj) -> str:
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+
+
+def type_token(obj: Obj) -> str:
+    """Pulumi's type for a Kubernetes object: kubernetes:<group>/<version>:<Kind>."""
+    api = obj["apiVersion"]
+    return f"kubernetes:{api if '/' in api else 'core/' + api}:{obj['kind']}"
+
+
+def with_awaits(obj: Obj) -> Obj:
+    """Ask Pulumi to wait for cert-manager to inject a webhook's CA before later phases call it."""
+    annotations = obj["metadata"].get("annotations") or {}
+    if obj["kind"] in WEBHOOK_KINDS and CA_INJECT_ANNOTATION in annotations and obj.get("webhooks"):
+        obj = {**obj, "metadata": {**obj["metadata"], "annotations": {
+            **annotations, WAIT_FOR_ANNOTATION: "jsonpath={.webhooks[0].clientConfig.caBundle}"}}}
+    return obj
+
+
+class KubeObject(pulumi.CustomResource):
+    """Any Kubernetes object, applied by the Kubernetes provider as its own typed resource."""
+
+    def __init__(self, name: str, obj: Obj, opts: pulumi.ResourceOptions | None = None) -> None:
+        props: dict[str, Any] = dict(obj)
+        if obj["kind"] == "Secret":
+            for field in ("data", "stringData"):
+                if field in props:
+                    props[field] = pulumi.Output.secret(props[field])
+        super().__init__(type_token(obj), name, props, opts)
+
+
+@dataclass(frozen=True)
+class KubeflowArgs:
+    objects: Sequence[Obj]
+    provider: pulumi.ProviderResource
+    create_timeout: str = "15m"
+
+
+class KubeflowDeployment(pulumi.ComponentResource):
+    """The rendered objects of a Kubeflow release, applied phase by phase."""
+
+    def __init__(self, name: str, args: KubeflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kubeflow-stacks:kubeflow:KubeflowDeployment", name, None, opts)
+        self.phases: dict[str, ApplyPhase] = {}
+        previous: ApplyPhase | None = None
+        for phase, objs in group_by_phase(args.objects).items():
+            if not objs:
+                continue
+            previous = ApplyPhase(f"{name}-{phase}", objs, args, previous,
+                                  pulumi.ResourceOptions(parent=self))
+            self.phases[phase] = previous
+        self.object_count = pulumi.Output.from_input(len(args.objects))
+        self.register_outputs({"objectCount": len(args.objects), "phases": list(self.phases)})
+
+
+class ApplyPhase(pulumi.ComponentResource):
+    def __init__(self, name: str, objects: Sequence[Obj], args: KubeflowArgs,
+                 after: ApplyPhase | None, opts: pulumi.ResourceOptions) -> None:
+        super().__init__("kubeflow-stacks:kubeflow:ApplyPhase", name, None, opts)
+        child_opts = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[after] if after else [],
+            delete_before_replace=True,
+            custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
+        self.resources = [KubeObject(resource_name(o), with_awaits(o), child_opts) for o in objects]
+        self.register_outputs({"count": len(objects)})

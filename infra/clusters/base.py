@@ -1,0 +1,58 @@
+"""One interface over every kind of cluster the project can target.
+
+`provision_cluster(cfg)` returns a `Cluster`: a component whose `kubeconfig` is a secret output
+and whose `k8s_provider` every in-cluster resource uses. Nothing reads the user's current
+kubectl context.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.config import StackConfig
+
+MODULES = {
+    "kind": ("infra.clusters.kind", "KindCluster"),
+    "minikube": ("infra.clusters.minikube", "MinikubeCluster"),
+    "existing": ("infra.clusters.existing", "ExistingCluster"),
+    "sim": ("infra.clusters.sim", "SimCluster"),
+    "eks": ("infra.clusters.eks", "EksCluster"),
+    "gke": ("infra.clusters.gke", "GkeCluster"),
+    "aks": ("infra.clusters.aks", "AksCluster"),
+}
+
+
+class Cluster(pulumi.ComponentResource):
+    """Base of every cluster component: subclasses set `kubeconfig`, then call `_finish`."""
+
+    kubeconfig: pulumi.Output[str]
+    k8s_provider: k8s.Provider
+    context: str | None = None
+
+    def _finish(self, name: str, kubeconfig: pulumi.Input[str], *, context: str | None = None,
+                depends_on: list[pulumi.Resource] | None = None) -> None:
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
+        self.k8s_provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            context=context,
+            # A cluster that is gone takes its objects with it; let destroy finish.
+            delete_unreachable=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
+        )
+        self.register_outputs({"kubeconfig": self.kubeconfig})
+
+
+def provision_cluster(cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> Cluster:
+    module_name, class_name = MODULES[cfg.cluster.provider]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        extra = {"eks": "aws", "gke": "gcp", "aks": "azure"}.get(cfg.cluster.provider)
+        hint = f" (install it with: pip install -e '.[{extra}]')" if extra else ""
+        raise RuntimeError(f"cluster provider {cfg.cluster.provider!r} needs {exc.name}{hint}") from exc
+    cls = getattr(module, class_name)
+    return cls.from_config(cfg, opts)

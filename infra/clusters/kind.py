@@ -1,0 +1,112 @@
+"""kind: the default dev cluster, created and deleted by the pinned `kind` binary.
+
+The cluster config carries the API-server settings Kubeflow's M2M tokens need (service-account
+issuer and signing key, as upstream's kind setup sets them). Changing the node image, node counts
+or API-server settings replaces the cluster, and `pulumi preview` says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from infra.clusters.base import Cluster
+from infra.clusters.local import LocalClusterProvider, LocalClusterResource
+from infra.config import StackConfig
+from infra.paths import clusters_dir
+from infra.run import run
+
+CREATE_TIMEOUT_S = 900
+
+
+def kind_config(props: dict[str, Any]) -> dict[str, Any]:
+    """kind's cluster config for the given inputs (pure, so tests can read it)."""
+    patch = {"kind": "ClusterConfiguration", "apiServer": {"extraArgs": [
+        {"name": "service-account-issuer", "value": props["serviceAccountIssuer"]},
+        {"name": "service-account-signing-key-file", "value": props["serviceAccountSigningKeyFile"]},
+    ]}}
+    control: dict[str, Any] = {"role": "control-plane", "image": props["nodeImage"],
+                               "kubeadmConfigPatches": [yaml.safe_dump(patch, sort_keys=False)]}
+    if props.get("extraPortMappings"):
+        control["extraPortMappings"] = props["extraPortMappings"]
+    nodes = [control] + [{"role": "control-plane", "image": props["nodeImage"]}
+                         for _ in range(props["controlPlanes"] - 1)]
+    nodes += [{"role": "worker", "image": props["nodeImage"]} for _ in range(props["workers"])]
+    return {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "name": props["name"],
+            "nodes": nodes}
+
+
+def _workdir(name: str) -> Path:
+    path = clusters_dir() / f"kind-{name}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _kind(*args: str, timeout: float = 120) -> str:
+    from infra.toolchain import tool_path, tools_env
+
+    return run([tool_path("kind"), *args], timeout=timeout, env=tools_env()).stdout
+
+
+class KindClusterProvider(LocalClusterProvider):
+    kind = "kind"
+    replace_keys = ("name", "nodeImage", "controlPlanes", "workers", "serviceAccountIssuer",
+                    "serviceAccountSigningKeyFile", "extraPortMappings")
+
+    def create_cluster(self, props: dict[str, Any]) -> str:
+        workdir = _workdir(props["name"])
+        config = workdir / "kind-config.yaml"
+        config.write_text(yaml.safe_dump(kind_config(props), sort_keys=False))
+        kubeconfig = workdir / "kubeconfig"
+        _kind("create", "cluster", "--name", props["name"], "--config", str(config),
+              "--kubeconfig", str(kubeconfig), "--wait", "5m", timeout=CREATE_TIMEOUT_S)
+        return kubeconfig.read_text()
+
+    def delete_cluster(self, props: dict[str, Any]) -> None:
+        _kind("delete", "cluster", "--name", props["name"],
+              "--kubeconfig", str(_workdir(props["name"]) / "kubeconfig"), timeout=300)
+
+    def cluster_exists(self, props: dict[str, Any]) -> bool:
+        return props["name"] in _kind("get", "clusters").split()
+
+
+@dataclass(frozen=True)
+class KindClusterArgs:
+    cluster_name: str
+    node_image: str
+    control_planes: int = 1
+    workers: int = 0
+    service_account_issuer: str = "https://kubernetes.default.svc"
+    service_account_signing_key_file: str = "/etc/kubernetes/pki/sa.key"
+    extra_port_mappings: list[dict[str, Any]] = field(default_factory=list)
+
+    def props(self) -> dict[str, Any]:
+        return {"name": self.cluster_name, "nodeImage": self.node_image,
+                "controlPlanes": self.control_planes, "workers": self.workers,
+                "serviceAccountIssuer": self.service_account_issuer,
+                "serviceAccountSigningKeyFile": self.service_account_signing_key_file,
+                "extraPortMappings": self.extra_port_mappings}
+
+
+class KindCluster(Cluster):
+    def __init__(self, name: str, args: KindClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kubeflow-stacks:clusters:KindCluster", name, None, opts)
+        self.cluster = LocalClusterResource(KindClusterProvider(), f"{name}-kind", args.props(), pulumi.ResourceOptions(parent=self))
+        self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster])
+
+    @classmethod
+    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> KindCluster:
+        kind = cfg.cluster.kind
+        assert kind is not None
+        return cls(cfg.cluster.name, KindClusterArgs(
+            cluster_name=cfg.cluster.name, node_image=kind.node_image,
+            control_planes=kind.control_planes, workers=kind.workers,
+            service_account_issuer=kind.service_account_issuer,
+            service_account_signing_key_file=kind.service_account_signing_key_file,
+            extra_port_mappings=[{"containerPort": m.container_port, "hostPort": m.host_port,
+                                  "listenAddress": m.listen_address}
+                                 for m in kind.extra_port_mappings]), opts)

@@ -1,0 +1,75 @@
+"""minikube: a local cluster made by the pinned `minikube` binary, one profile per stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from infra.clusters.base import Cluster
+from infra.clusters.local import LocalClusterProvider, LocalClusterResource
+from infra.config import StackConfig
+from infra.paths import clusters_dir
+from infra.run import run
+
+CREATE_TIMEOUT_S = 1200
+
+
+def minikube_start_args(props: dict[str, Any]) -> list[str]:
+    return ["start", "--profile", props["name"], "--driver", props["driver"],
+            "--cpus", str(props["cpus"]), "--memory", props["memory"], "--disk-size", props["disk"],
+            "--kubernetes-version", props["kubernetesVersion"], "--wait", "all"]
+
+
+def _minikube(props: dict[str, Any], *args: str, timeout: float = 300) -> str:
+    from infra.toolchain import tool_path, tools_env
+
+    workdir = clusters_dir() / f"minikube-{props['name']}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**tools_env(), "KUBECONFIG": str(workdir / "kubeconfig")}
+    return run([tool_path("minikube"), *args], timeout=timeout, env=env).stdout
+
+
+class MinikubeClusterProvider(LocalClusterProvider):
+    kind = "minikube"
+    # minikube cannot resize a cluster or change its driver or version in place.
+    replace_keys = ("name", "driver", "cpus", "memory", "disk", "kubernetesVersion")
+
+    def create_cluster(self, props: dict[str, Any]) -> str:
+        _minikube(props, *minikube_start_args(props), timeout=CREATE_TIMEOUT_S)
+        return (clusters_dir() / f"minikube-{props['name']}" / "kubeconfig").read_text()
+
+    def delete_cluster(self, props: dict[str, Any]) -> None:
+        _minikube(props, "delete", "--profile", props["name"])
+
+    def cluster_exists(self, props: dict[str, Any]) -> bool:
+        out = _minikube(props, "profile", "list", "--output", "json")
+        return f'"Name":"{props["name"]}"' in out.replace(" ", "")
+
+
+@dataclass(frozen=True)
+class MinikubeClusterArgs:
+    cluster_name: str
+    driver: str
+    cpus: int
+    memory: str
+    disk: str
+    kubernetes_version: str
+
+
+class MinikubeCluster(Cluster):
+    def __init__(self, name: str, args: MinikubeClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kubeflow-stacks:clusters:MinikubeCluster", name, None, opts)
+        self.cluster = LocalClusterResource(MinikubeClusterProvider(), f"{name}-minikube", {
+            "name": args.cluster_name, "driver": args.driver, "cpus": args.cpus, "memory": args.memory,
+            "disk": args.disk, "kubernetesVersion": args.kubernetes_version,
+        }, pulumi.ResourceOptions(parent=self))
+        self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster])
+
+    @classmethod
+    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> MinikubeCluster:
+        m = cfg.cluster.minikube
+        assert m is not None
+        return cls(cfg.cluster.name, MinikubeClusterArgs(cfg.cluster.name, m.driver, m.cpus, m.memory,
+                                                         m.disk, m.kubernetes_version), opts)

@@ -1,0 +1,1 @@
+"""kfstack sub-commands that belong to no larger package."""

@@ -1,0 +1,1 @@
+"""Kubeflow manifests: where the tree comes from, which parts are selected, and the render."""

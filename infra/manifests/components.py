@@ -1,0 +1,57 @@
+"""The per-release component map: component names to upstream kustomize paths."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.config import KubeflowConfig
+
+RELEASES_DIR = Path(__file__).with_name("releases")
+
+
+@dataclass(frozen=True)
+class ComponentMap:
+    release: str
+    components: dict[str, tuple[str, ...]]
+    core: tuple[str, ...]
+    kustomize_components: tuple[str, ...]
+    variants: dict[str, dict[str, tuple[str, ...]]]
+
+    def paths_for(self, name: str, provider: str) -> tuple[str, ...]:
+        """A component's paths, with the platform variant upstream documents for `provider`."""
+        return self.variants.get(name, {}).get(provider, self.components[name])
+
+
+class UnknownComponentError(ValueError):
+    pass
+
+
+def load_component_map(release: str) -> ComponentMap:
+    path = RELEASES_DIR / f"{release}.toml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in RELEASES_DIR.glob("*.toml")))
+        raise FileNotFoundError(
+            f"no component map for Kubeflow {release} (known: {known}); add "
+            f"infra/manifests/releases/{release}.toml modelled on an existing one")
+    data = tomllib.loads(path.read_text())
+    return ComponentMap(
+        release=release,
+        components={k: tuple(v) for k, v in data["components"].items()},
+        core=tuple(data["core"]),
+        kustomize_components=tuple(data.get("kustomize_components", ())),
+        variants={c: {p: tuple(v) for p, v in pv.items()} for c, pv in data.get("variants", {}).items()},
+    )
+
+
+def select_components(cmap: ComponentMap, kubeflow: KubeflowConfig) -> list[str]:
+    """The component names a stack deploys, in map order: the set, plus include, minus exclude."""
+    unknown = [n for n in (*kubeflow.include, *kubeflow.exclude) if n not in cmap.components]
+    if unknown:
+        raise UnknownComponentError(
+            f"unknown Kubeflow component(s) {', '.join(unknown)} in kubeflow.include/exclude; "
+            f"{cmap.release} has: {', '.join(cmap.components)}")
+    base = set(cmap.components) if kubeflow.components == "full" else set(cmap.core)
+    chosen = (base | set(kubeflow.include)) - set(kubeflow.exclude)
+    return [name for name in cmap.components if name in chosen]

@@ -1,0 +1,83 @@
+"""Where a release's manifests tree comes from: a local path, or a pinned tag fetched once.
+
+Fetched trees live in the user cache, keyed by tag, and are verified against the checksum in
+versions.toml. Local paths serve air-gapped installs and the project's own tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from infra.paths import manifests_cache
+from infra.versions import load_versions
+
+ENV_MANIFESTS = "KFSTACK_MANIFESTS"
+FETCH_TIMEOUT_S = 120
+
+
+class ManifestsError(RuntimeError):
+    pass
+
+
+def check_tree(path: Path) -> Path:
+    """A manifests tree must look like upstream's: common/ and applications/ at its root."""
+    path = path.expanduser().resolve()
+    missing = [d for d in ("common", "applications") if not (path / d).is_dir()]
+    if missing:
+        raise ManifestsError(f"{path} is not a Kubeflow manifests tree (missing {', '.join(missing)}/)")
+    return path
+
+
+def resolve_tree(release: str, configured: str | None = None, override: str | None = None) -> Path:
+    """The tree to render: explicit override, then stack config, then $KFSTACK_MANIFESTS, then fetch."""
+    for candidate in (override, configured, os.environ.get(ENV_MANIFESTS)):
+        if candidate:
+            return check_tree(Path(candidate))
+    return fetch_release(release)
+
+
+def fetch_release(release: str) -> Path:
+    target = manifests_cache() / release
+    if (target / ".complete").exists():
+        return target
+    spec = load_versions().release(release)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"fetching Kubeflow manifests {release} from {spec.archive_url}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        archive = Path(tmp) / "manifests.tar.gz"
+        try:
+            with urllib.request.urlopen(spec.archive_url, timeout=FETCH_TIMEOUT_S) as resp, \
+                    archive.open("wb") as out:
+                shutil.copyfileobj(resp, out)
+        except OSError as exc:
+            raise ManifestsError(
+                f"could not download {spec.archive_url}: {exc}. Without network, point the stack at a "
+                f"local copy: `pulumi config set --path kubeflow.manifests /path/to/manifests` or "
+                f"export {ENV_MANIFESTS}=/path/to/manifests") from exc
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        if spec.sha256 and digest != spec.sha256:
+            raise ManifestsError(f"checksum mismatch for {spec.archive_url}: expected {spec.sha256}, "
+                                 f"got {digest}; refusing to use it")
+        if not spec.sha256:
+            print(f"warning: no recorded checksum for {release}; recorded {digest} on first use",
+                  file=sys.stderr)
+        unpacked = Path(tmp) / "tree"
+        with tarfile.open(archive) as tar:
+            tar.extractall(unpacked, filter="data")
+        roots = [p for p in unpacked.iterdir() if p.is_dir()]
+        if len(roots) != 1:
+            raise ManifestsError(f"unexpected archive layout in {spec.archive_url}")
+        check_tree(roots[0])
+        (roots[0] / ".sha256").write_text(digest + "\n")
+        (roots[0] / ".complete").write_text(release + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        roots[0].rename(target)
+    return target

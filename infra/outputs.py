@@ -1,0 +1,44 @@
+"""Stack outputs: how to reach Kubeflow and who can log in (kubeconfig secret, no passwords)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.config import StackConfig
+from infra.manifests.render import Rendered
+
+INGRESS = {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80}
+
+
+def connect_text(cfg: StackConfig) -> str:
+    return (
+        f"kubectl --kubeconfig <(pulumi stack output kubeconfig --show-secrets -s {cfg.stack}) "
+        f"port-forward -n {INGRESS['namespace']} svc/{INGRESS['service']} 8080:{INGRESS['port']}\n"
+        f"then open http://localhost:8080 and log in as one of the users; "
+        f"smoke-test with: pytest smoke_tests --stack {cfg.stack}"
+    )
+
+
+def stack_outputs(cfg: StackConfig, rendered: Rendered) -> dict[str, Any]:
+    """Plain outputs (everything but the kubeconfig), pure so that tests can check them."""
+    profile_of = {p.owner: p.name for p in cfg.profiles}
+    return {
+        "ingress": dict(INGRESS),
+        "users": [{"email": u.email, "profile": profile_of.get(u.email)} for u in cfg.auth.users],
+        "profiles": [p.name for p in cfg.profiles],
+        "kubeflowVersion": cfg.kubeflow.release,
+        "components": list(rendered.components),
+        "clusterProvider": cfg.cluster.provider,
+        "dexIssuer": cfg.auth.issuer,
+        "objectCount": len(rendered.objects),
+        "adjustments": list(rendered.adjustments),
+        "connect": connect_text(cfg),
+    }
+
+
+def export_outputs(cfg: StackConfig, rendered: Rendered, kubeconfig: pulumi.Output[str]) -> None:
+    pulumi.export("kubeconfig", pulumi.Output.secret(kubeconfig))
+    for key, value in stack_outputs(cfg, rendered).items():
+        pulumi.export(key, value)

@@ -1,0 +1,20 @@
+"""Patches that turn upstream's rendered example into the stack's configuration.
+
+Each module holds one concern and one `apply(rendered, cfg)` that edits `rendered.objects` in
+place and records a short name in `rendered.adjustments` when it changes anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from infra.config import StackConfig
+    from infra.manifests.render import Rendered
+
+
+def apply_patches(rendered: Rendered, cfg: StackConfig) -> None:
+    from infra.patches import auth, profiles, sim, storage
+
+    for patch in (storage.apply, auth.apply, profiles.apply, sim.apply):
+        patch(rendered, cfg)

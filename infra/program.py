@@ -1,0 +1,55 @@
+"""The Pulumi program: validate config, render, provision the cluster, apply in order, export.
+
+Everything that can fail on bad input (config, component names, claim names) fails before the
+first resource is registered.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+
+from infra.config import PROJECT, StackConfig, parse_stack_config
+
+CONFIG_KEYS = ("devStack", "cluster", "kubeflow", "storage", "auth", "profiles")
+
+
+def read_stack_config() -> StackConfig:
+    """Read this stack's config, including secret values (kept wrapped in `Secret`)."""
+    from pulumi.runtime.config import get_config, get_config_env, is_config_secret
+
+    raw: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    prefix = f"{PROJECT}:"
+    names = {k[len(prefix):] for k in get_config_env() if k.startswith(prefix)} | set(CONFIG_KEYS)
+    for key in sorted(names):
+        value = get_config(prefix + key)
+        if value is None:
+            continue
+        try:
+            raw[key] = json.loads(value)
+        except (TypeError, json.JSONDecodeError):
+            raw[key] = value
+        if is_config_secret(prefix + key):
+            secret_keys.add(key)
+    return parse_stack_config(pulumi.get_stack(), raw, secret_keys)
+
+
+def run_program() -> None:
+    from infra.apply import KubeflowArgs, KubeflowDeployment
+    from infra.clusters import provision_cluster
+    from infra.manifests.render import render
+    from infra.manifests.source import resolve_tree
+    from infra.outputs import export_outputs
+
+    cfg = read_stack_config()
+    tree = resolve_tree(cfg.kubeflow.release, cfg.kubeflow.manifests_path)
+    rendered = render(cfg, tree)
+    pulumi.log.info(f"rendered {len(rendered.objects)} objects of Kubeflow {rendered.release} "
+                    f"({len(rendered.components)} components; adjustments: {', '.join(rendered.adjustments)})")
+    cluster = provision_cluster(cfg)
+    KubeflowDeployment("kubeflow", KubeflowArgs(objects=rendered.objects, provider=cluster.k8s_provider),
+                       pulumi.ResourceOptions(depends_on=[cluster]))
+    export_outputs(cfg, rendered, cluster.kubeconfig)

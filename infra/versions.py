@@ -1,0 +1,51 @@
+"""Reads `versions.toml`, the single source of every pinned version."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+VERSIONS_FILE = Path(__file__).with_name("versions.toml")
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Kubeflow release: where its manifests come from and what it pins."""
+
+    tag: str
+    archive_url: str
+    sha256: str
+    kustomize: str
+    dex: str
+    oauth2_proxy: str
+    kubernetes: str
+
+
+@dataclass(frozen=True)
+class Versions:
+    python: dict[str, str]
+    default_release: str
+    releases: dict[str, Release]
+    kind_node_image: str
+    images: dict[str, str]
+    tools: dict[str, dict[str, Any]]
+
+    def release(self, tag: str) -> Release:
+        try:
+            return self.releases[tag]
+        except KeyError:
+            known = ", ".join(sorted(self.releases))
+            raise KeyError(f"Kubeflow release {tag} is not in {VERSIONS_FILE.name}; known: {known}") from None
+
+
+@cache
+def load_versions(path: Path = VERSIONS_FILE) -> Versions:
+    data = tomllib.loads(path.read_text())
+    releases = {tag: Release(tag=tag, **spec) for tag, spec in data["kubeflow"]["releases"].items()}
+    return Versions(python=dict(data["python"]), default_release=data["kubeflow"]["default_release"],
+                    releases=releases, kind_node_image=data["kind"]["node_image"],
+                    images=dict(data.get("images", {})),
+                    tools=dict(data.get("tools", {})))

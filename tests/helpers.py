@@ -1,0 +1,34 @@
+"""Constants and builders shared by the project's tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MANIFESTS = REPO.parent / "shared" / "kubeflow-manifests" / "v1.11.0"
+
+# Two users with passwords the tests know; values are secret in the stacks that use them.
+ALICE = {"email": "alice@example.org", "username": "alice", "password": "alice-Secret-1"}
+BOB = {"email": "bob@example.org", "username": "bob", "password": "bob-Secret-22"}
+CLIENT_SECRET = "a-test-client-secret-0123456789"
+
+
+def base_raw(**overrides: Any) -> dict[str, Any]:
+    """A valid non-dev stack config with two users, as raw Pulumi config."""
+    raw: dict[str, Any] = {
+        "cluster": {"provider": "existing", "name": "test",
+                    "existing": {"kubeconfig": "/dev/null"}},
+        "kubeflow": {"release": "v1.11.0", "components": "full"},
+        "storage": {"mode": "existing", "defaultClass": "fast",
+                    "claims": {"katib-mysql": {"size": "5Gi"},
+                               "mysql-pv-claim": {"size": "7Gi", "storageClass": "premium"}}},
+        "auth": {"users": [dict(ALICE), dict(BOB)], "oidcClient": {"secret": CLIENT_SECRET}},
+        "profiles": [
+            {"owner": ALICE["email"], "quota": {"cpu": "8", "memory": "16Gi", "gpu": "1", "pvcs": 5,
+                                                 "storage": "100Gi"}},
+            {"owner": BOB["email"]},
+        ],
+    }
+    raw.update(overrides)
+    return raw

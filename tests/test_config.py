@@ -1,0 +1,136 @@
+"""T0: the stack config model accepts good config and names every mistake with its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config import (
+    UPSTREAM_DEFAULT_CLIENT_SECRET,
+    UPSTREAM_DEFAULT_PASSWORD,
+    ConfigError,
+    parse_stack_config,
+    profile_name_for,
+)
+from tests.helpers import ALICE, REPO, base_raw
+
+
+def errors_of(raw: dict[str, Any], secret_keys: set[str] | None = None, stack: str = "prod") -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config(stack, raw, {"auth"} if secret_keys is None else secret_keys)
+    return [str(p) for p in info.value.problems]
+
+
+def test_valid_config_is_typed(stack_config_factory):
+    cfg = stack_config_factory()
+    assert cfg.cluster.provider == "existing"
+    assert [u.email for u in cfg.auth.users] == ["alice@example.org", "bob@example.org"]
+    assert cfg.storage.claims["mysql-pv-claim"].storage_class == "premium"
+    assert cfg.profiles[0].name == "kubeflow-alice-example-org"
+    assert cfg.profiles[0].quota.cpu == "8"
+    assert "alice-Secret-1" not in repr(cfg)  # secrets never show in reprs or logs
+
+
+MISTAKES = [
+    ("unknown provider", {"cluster": {"provider": "openstack"}}, "cluster.provider = 'openstack': must be one of"),
+    ("bad cluster name", {"cluster": {"provider": "existing", "name": "My_Cluster",
+                                      "existing": {"kubeconfig": "/x"}}}, "cluster.name = 'My_Cluster'"),
+    ("existing without kubeconfig", {"cluster": {"provider": "existing", "existing": {}}},
+     "cluster.existing.kubeconfig = None: is required"),
+    ("unknown storage mode", {"storage": {"mode": "ceph"}}, "storage.mode = 'ceph': must be one of"),
+    ("nfs without server", {"storage": {"mode": "nfs-subdir", "nfs": {"path": "/export"}}},
+     "storage.nfs.server = None: is required"),
+    ("bad claim size", {"storage": {"claims": {"katib-mysql": {"size": "lots"}}}},
+     "storage.claims.katib-mysql.size = 'lots': must be a Kubernetes quantity"),
+    ("unknown component", {"kubeflow": {"include": ["kubeflow-ui"]}},
+     "kubeflow.include[0] = 'kubeflow-ui': unknown component"),
+    ("unknown release", {"kubeflow": {"release": "v0.1.0"}}, "kubeflow.release = 'v0.1.0': no component map"),
+    ("bad release tag", {"kubeflow": {"release": "latest"}}, "kubeflow.release = 'latest': must be a release tag"),
+    ("bad email", {"auth": {"users": [{**ALICE, "email": "alice"}], "oidcClient": {"secret": "x" * 20}}},
+     "auth.users[0].email = 'alice': must be an e-mail address"),
+    ("no users", {"auth": {"oidcClient": {"secret": "x" * 20}}}, "auth.users = None: list at least one user"),
+    ("default password outside dev", {"auth": {"users": [{**ALICE, "password": UPSTREAM_DEFAULT_PASSWORD}],
+                                                "oidcClient": {"secret": "x" * 20}}},
+     "auth.users[0].password = ****: is the public upstream default"),
+    ("default client secret outside dev",
+     {"auth": {"users": [ALICE], "oidcClient": {"secret": UPSTREAM_DEFAULT_CLIENT_SECRET}}},
+     "auth.oidcClient.secret = ****: is the public upstream default"),
+    ("no client secret", {"auth": {"users": [ALICE]}}, "auth.oidcClient.secret = None: set one with"),
+    ("password and hash", {"auth": {"users": [{**ALICE, "passwordHash": "$2y$10$" + "a" * 53}],
+                                    "oidcClient": {"secret": "x" * 20}}},
+     "auth.users[0].passwordHash = ****: set password or passwordHash, not both"),
+    ("not a bcrypt hash", {"auth": {"users": [{"email": "a@b.org", "passwordHash": "md5:abc"}],
+                                    "oidcClient": {"secret": "x" * 20}}},
+     "auth.users[0].passwordHash = ****: must be a bcrypt hash"),
+    ("duplicate user", {"auth": {"users": [ALICE, ALICE], "oidcClient": {"secret": "x" * 20}}},
+     "auth.users[1].email = 'alice@example.org': appears twice"),
+    ("quota typo", {"profiles": [{"owner": "a@b.org", "quota": {"cpus": "4"}}]},
+     "profiles[0].quota.cpus = '4': unknown setting"),
+    ("unknown top-level key", {"clsuter": {}}, "kubeflow-stacks:clsuter = {}: unknown setting"),
+    ("local-path on a cloud", {"cluster": {"provider": "eks", "eks": {"region": "eu-west-1"}},
+                               "storage": {"mode": "local-path"}}, "storage.mode = 'local-path'"),
+    ("gke without project", {"cluster": {"provider": "gke", "gke": {"region": "europe-west1"}}},
+     "cluster.gke.project = None: is required"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [(o, e) for _, o, e in MISTAKES],
+                         ids=[n for n, _, _ in MISTAKES])
+def test_each_mistake_is_named_with_its_fix(overrides, expected):
+    messages = errors_of(base_raw(**overrides))
+    assert any(expected in m for m in messages), messages
+
+
+def test_password_in_plain_text_config_is_refused():
+    messages = errors_of(base_raw(), secret_keys=set())
+    assert any("auth.users[0].password = ****: is stored as plain text; set it as a secret with "
+               "`pulumi config set --secret --path 'auth.users[0].password'" in m for m in messages), messages
+    assert not any("alice-Secret-1" in m for m in messages)
+
+
+def test_all_problems_reported_at_once():
+    raw = base_raw(cluster={"provider": "nope"}, storage={"mode": "nope"})
+    assert len(errors_of(raw)) == 2
+
+
+def test_dev_stack_gets_upstream_demo_user():
+    cfg = parse_stack_config("dev", {"devStack": True}, set())
+    assert [u.email for u in cfg.auth.users] == ["user@example.com"]
+    assert cfg.auth.users[0].password.reveal() == UPSTREAM_DEFAULT_PASSWORD
+    assert cfg.auth.client_secret.reveal() == UPSTREAM_DEFAULT_CLIENT_SECRET
+    assert [p.name for p in cfg.profiles] == ["kubeflow-user-example-com"]
+
+
+def test_profile_names_follow_upstream():
+    assert profile_name_for("user@example.com") == "kubeflow-user-example-com"
+    assert profile_name_for("First.Last@Corp.io") == "kubeflow-first-last-corp-io"
+
+
+def _stack_files() -> list[Path]:
+    return sorted((REPO / "stacks").glob("Pulumi.*.yaml"))
+
+
+def test_every_expected_stack_exists():
+    names = {p.name.split(".")[1] for p in _stack_files()}
+    assert names == {"dev", "minikube", "existing", "sim", "eks", "gke", "aks"}
+
+
+@pytest.mark.parametrize("path", _stack_files(), ids=lambda p: p.name)
+def test_stack_files_validate(path: Path):
+    """Each stack file parses; non-dev stacks ask for exactly the secrets a user must set."""
+    raw = {k.split(":", 1)[1]: v for k, v in yaml.safe_load(path.read_text())["config"].items()}
+    stack = path.name.split(".")[1]
+    if raw.get("devStack"):
+        cfg = parse_stack_config(stack, raw, set())
+        assert cfg.dev
+        return
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config(stack, raw, set())
+    keys = sorted(p.key for p in info.value.problems)
+    assert keys == ["auth.oidcClient.secret", "auth.users"], info.value
+    raw["auth"] = {"users": [ALICE], "oidcClient": {"secret": "s" * 24}}
+    cfg = parse_stack_config(stack, raw, {"auth"})
+    assert cfg.cluster.provider == raw["cluster"]["provider"]
