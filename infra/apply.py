@@ -107,12 +107,18 @@ class KubeObject(pulumi.CustomResource):
     """Any Kubernetes object, applied by the Kubernetes provider as its own typed resource."""
 
     def __init__(self, name: str, obj: Obj, opts: pulumi.ResourceOptions | None = None) -> None:
+        self.obj = obj
         props: dict[str, Any] = dict(obj)
         if obj["kind"] == "Secret":
             for field in ("data", "stringData"):
                 if field in props:
                     props[field] = pulumi.Output.secret(props[field])
         super().__init__(type_token(obj), name, props, opts)
+
+    @property
+    def string_data(self) -> pulumi.Output[Any]:
+        """A Secret's stringData as registered (secret), for checks of what the engine was given."""
+        return self.__dict__["stringData"]
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,18 @@ first resource is registered.
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 
 from infra.config import PROJECT, StackConfig, parse_stack_config
+
+if TYPE_CHECKING:
+    from infra.apply import KubeflowDeployment
+    from infra.clusters import Cluster
+    from infra.manifests.render import Rendered
 
 CONFIG_KEYS = ("devStack", "cluster", "kubeflow", "storage", "auth", "profiles")
 
@@ -37,19 +44,33 @@ def read_stack_config() -> StackConfig:
     return parse_stack_config(pulumi.get_stack(), raw, secret_keys)
 
 
-def run_program() -> None:
+@dataclass
+class StackResources:
+    rendered: Rendered
+    cluster: Cluster
+    kubeflow: KubeflowDeployment
+
+
+def build_stack(cfg: StackConfig, tree: Path) -> StackResources:
+    """Render first (so bad input fails before any registration), then the cluster, then Kubeflow."""
     from infra.apply import KubeflowArgs, KubeflowDeployment
     from infra.clusters import provision_cluster
     from infra.manifests.render import render
+
+    rendered = render(cfg, tree)
+    pulumi.log.info(f"rendered {len(rendered.objects)} objects of Kubeflow {rendered.release} "
+                    f"({len(rendered.components)} components; adjustments: {', '.join(rendered.adjustments)})")
+    cluster = provision_cluster(cfg)
+    kubeflow = KubeflowDeployment("kubeflow", KubeflowArgs(objects=rendered.objects, provider=cluster.k8s_provider),
+                                  pulumi.ResourceOptions(depends_on=[cluster]))
+    return StackResources(rendered, cluster, kubeflow)
+
+
+def run_program() -> None:
     from infra.manifests.source import resolve_tree
     from infra.outputs import export_outputs
 
     cfg = read_stack_config()
     tree = resolve_tree(cfg.kubeflow.release, cfg.kubeflow.manifests_path)
-    rendered = render(cfg, tree)
-    pulumi.log.info(f"rendered {len(rendered.objects)} objects of Kubeflow {rendered.release} "
-                    f"({len(rendered.components)} components; adjustments: {', '.join(rendered.adjustments)})")
-    cluster = provision_cluster(cfg)
-    KubeflowDeployment("kubeflow", KubeflowArgs(objects=rendered.objects, provider=cluster.k8s_provider),
-                       pulumi.ResourceOptions(depends_on=[cluster]))
-    export_outputs(cfg, rendered, cluster.kubeconfig)
+    stack = build_stack(cfg, tree)
+    export_outputs(cfg, stack.rendered, stack.cluster.kubeconfig)

@@ -1,0 +1,165 @@
+"""T0: the Pulumi program under Pulumi's own mocks: what each cluster provider registers, how the
+Kubeflow component is parented and phased, and which outputs are secret."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.apply import PHASES, group_by_phase, phase_of
+from infra.config import ConfigError, parse_stack_config
+from tests.helpers import base_raw
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers every registration with its own inputs, and records what was registered."""
+
+    def __init__(self) -> None:
+        self.registered: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.registered.append(args)
+        outputs = dict(args.inputs)
+        if args.typ == "pulumi-python:dynamic:Resource":
+            outputs["kubeconfig"] = "apiVersion: v1\nkind: Config\n"
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+    def types(self) -> list[str]:
+        return [r.typ for r in self.registered]
+
+
+def _resolve(output: pulumi.Output) -> Any:
+    return _sync_await(output.future())
+
+
+def _is_secret(output: pulumi.Output) -> bool:
+    return _sync_await(output.is_secret())
+
+
+def in_pulumi(fn: Callable[[], Any]) -> Any:
+    """Run `fn` as a Pulumi program under the mocks and wait for every registration to finish."""
+    box: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> None:
+        box["result"] = fn()
+
+    program()
+    return box["result"]
+
+
+@pytest.fixture
+def mocks() -> RecordingMocks:
+    m = RecordingMocks()
+    pulumi.runtime.set_mocks(m, project="kubeflow-stacks", stack="test", preview=False)
+    return m
+
+
+def _build(provider_raw: dict[str, Any], manifests_tree: Path, components: str = "core"):
+    from infra.program import build_stack
+
+    raw = base_raw(cluster=provider_raw, kubeflow={"components": components},
+                   storage={"mode": "static", "defaultClass": "kf"})
+    return build_stack(parse_stack_config("test", raw, {"auth"}), manifests_tree)
+
+
+@pytest.mark.parametrize(("cluster", "expected_dynamic"), [
+    ({"provider": "kind", "name": "k"}, 1),
+    ({"provider": "sim", "name": "s"}, 1),
+    ({"provider": "minikube", "name": "m"}, 1),
+])
+def test_local_cluster_providers_register_a_lifecycle_and_a_provider(mocks, manifests_tree, cluster,
+                                                                     expected_dynamic):
+    secret = in_pulumi(lambda: _is_secret(_build(cluster, manifests_tree).cluster.kubeconfig))
+    types = mocks.types()
+    assert types.count("pulumi-python:dynamic:Resource") == expected_dynamic
+    assert types.count("pulumi:providers:kubernetes") == 1
+    assert secret
+    [dyn] = [r for r in mocks.registered if r.typ == "pulumi-python:dynamic:Resource"]
+    assert dyn.inputs["name"] == cluster["name"]
+    assert "kubeconfig" not in dyn.inputs or dyn.inputs["kubeconfig"] is None
+
+
+def test_kind_cluster_inputs_carry_apiserver_settings(mocks, manifests_tree):
+    in_pulumi(lambda: _build({"provider": "kind", "name": "k", "kind": {"workers": 2}}, manifests_tree))
+    [dyn] = [r for r in mocks.registered if r.typ == "pulumi-python:dynamic:Resource"]
+    assert dyn.inputs["workers"] == 2
+    assert dyn.inputs["serviceAccountIssuer"] == "https://kubernetes.default.svc"
+    assert dyn.inputs["nodeImage"].startswith("kindest/node:")
+
+
+def test_existing_cluster_creates_nothing_but_a_provider(mocks, manifests_tree, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    cluster = {"provider": "existing", "name": "e", "existing": {"kubeconfig": str(kubeconfig), "context": "ctx"}}
+    secret = in_pulumi(lambda: _is_secret(_build(cluster, manifests_tree).cluster.kubeconfig))
+    assert "pulumi-python:dynamic:Resource" not in mocks.types()
+    [prov] = [r for r in mocks.registered if r.typ == "pulumi:providers:kubernetes"]
+    assert prov.inputs["context"] == "ctx"
+    assert secret
+
+
+def test_kubeflow_objects_are_parented_by_phase(mocks, manifests_tree):
+    def program():
+        stack = _build({"provider": "sim", "name": "s"}, manifests_tree)
+        urns = [_resolve(r.urn) for phase in stack.kubeflow.phases.values() for r in phase.resources]
+        return stack, urns, _resolve(stack.kubeflow.phases["platform"].urn)
+
+    stack, urns, platform_urn = in_pulumi(program)
+    assert list(stack.kubeflow.phases) == [p for p in PHASES if p in stack.kubeflow.phases]
+    # Mocks name only the immediate parent in a URN, so check each link of the chain.
+    assert platform_urn.endswith("kubeflow-stacks:kubeflow:KubeflowDeployment$"
+                                 "kubeflow-stacks:kubeflow:ApplyPhase::kubeflow-platform")
+    assert [u for u in urns if u.endswith("kubeflow-stacks:kubeflow:ApplyPhase$kubernetes:apps/v1:Deployment::auth/dex")]
+    k8s_objects = [r for r in mocks.registered if r.typ.startswith("kubernetes:")]
+    assert len(k8s_objects) == len(stack.rendered.objects)
+
+
+def test_secret_objects_are_secret_inputs(mocks, manifests_tree):
+    def program():
+        stack = _build({"provider": "sim", "name": "s"}, manifests_tree)
+        return [(_resolve(r.urn), _is_secret(r.string_data)) for phase in stack.kubeflow.phases.values()
+                for r in phase.resources if r.obj["kind"] == "Secret" and "stringData" in r.obj]
+
+    secrets = in_pulumi(program)
+    assert any(urn.endswith("::auth/dex-passwords") for urn, _ in secrets)
+    assert all(secret for _, secret in secrets)
+
+
+def test_invalid_config_registers_nothing(mocks, manifests_tree):
+    from infra.program import build_stack
+
+    cfg = parse_stack_config("test", base_raw(storage={"claims": {"no-such-claim": {"size": "1Gi"}}}), {"auth"})
+    with pytest.raises(ConfigError, match="storage.claims.no-such-claim"):
+        in_pulumi(lambda: build_stack(cfg, manifests_tree))
+    assert mocks.registered == []
+
+
+def test_phase_order_respects_dependencies(manifests_tree):
+    from infra.manifests.render import render
+
+    rendered = render(parse_stack_config("test", base_raw(), {"auth"}), manifests_tree)
+    phases = group_by_phase(rendered.objects)
+    index = {p: i for i, p in enumerate(PHASES)}
+
+    def where(kind: str, name: str) -> int:
+        [obj] = [o for o in rendered.objects if o["kind"] == kind and o["metadata"]["name"] == name]
+        return index[phase_of(obj)]
+
+    assert all(o["kind"] in ("Namespace", "CustomResourceDefinition") for o in phases["definitions"])
+    assert where("Deployment", "cert-manager-webhook") < where("ClusterIssuer", "kubeflow-self-signing-issuer")
+    assert where("Certificate", "katib-webhook-cert") < where("Deployment", "katib-controller")
+    assert where("Deployment", "istiod") < where("Gateway", "kubeflow-gateway")
+    assert where("MutatingWebhookConfiguration", "istio-sidecar-injector") < where("Deployment", "ml-pipeline")
+    assert where("Deployment", "dex") < where("Deployment", "oauth2-proxy")
+    assert where("Deployment", "controller") < where("Deployment", "kserve-controller-manager")
+    assert where("Deployment", "profiles-deployment") < where("Profile", "kubeflow-alice-example-org")
+    assert all(phase_of(o) != "definitions" for o in rendered.objects if o["kind"] == "ServiceAccount")
