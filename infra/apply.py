@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
 Obj = dict[str, Any]
 
@@ -41,6 +42,7 @@ BUILTIN_GROUPS = {
 }
 CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 
 
 def group_of(obj: Obj) -> str:
@@ -94,12 +96,23 @@ def type_token(obj: Obj) -> str:
     return f"kubernetes:{api if '/' in api else 'core/' + api}:{obj['kind']}"
 
 
+def _annotated(obj: Obj, key: str, value: str) -> Obj:
+    annotations = obj["metadata"].get("annotations") or {}
+    return {**obj, "metadata": {**obj["metadata"], "annotations": {**annotations, key: value}}}
+
+
 def with_awaits(obj: Obj) -> Obj:
-    """Ask Pulumi to wait for cert-manager to inject a webhook's CA before later phases call it."""
+    """Tune Pulumi's awaits to the phase design.
+
+    A webhook configuration whose CA cert-manager injects is awaited until the CA is there, so later
+    phases never call a webhook clients cannot trust. A Service is not awaited: Pulumi would wait
+    for pods behind it, and pods come in later phases; their readiness is awaited there instead.
+    """
     annotations = obj["metadata"].get("annotations") or {}
     if obj["kind"] in WEBHOOK_KINDS and CA_INJECT_ANNOTATION in annotations and obj.get("webhooks"):
-        obj = {**obj, "metadata": {**obj["metadata"], "annotations": {
-            **annotations, WAIT_FOR_ANNOTATION: "jsonpath={.webhooks[0].clientConfig.caBundle}"}}}
+        return _annotated(obj, WAIT_FOR_ANNOTATION, "jsonpath={.webhooks[0].clientConfig.caBundle}")
+    if obj["kind"] == "Service" and group_of(obj) == "":
+        return _annotated(obj, SKIP_AWAIT_ANNOTATION, "true")
     return obj
 
 
@@ -128,6 +141,29 @@ class KubeflowArgs:
     create_timeout: str = "15m"
 
 
+class _BarrierProvider(ResourceProvider):
+    """Creates nothing: a phase barrier only exists to be depended on."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(f"phase-{props['phase']}", {"phase": props["phase"]})
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=olds.get("phase") != news.get("phase"))
+
+
+class PhaseBarrier(Resource):
+    """One resource that depends on every object of a phase, so the next phase depends on it alone.
+
+    Depending on the phase component itself would copy all of its children into every object's
+    dependency list: O(n^2) edges, a state file of tens of MB, and an engine that crawls.
+    """
+
+    def __init__(self, name: str, phase: str, members: Sequence[pulumi.Resource],
+                 opts: pulumi.ResourceOptions) -> None:
+        super().__init__(_BarrierProvider(), name, {"phase": phase},
+                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(members))))
+
+
 class KubeflowDeployment(pulumi.ComponentResource):
     """The rendered objects of a Kubeflow release, applied phase by phase."""
 
@@ -150,8 +186,9 @@ class ApplyPhase(pulumi.ComponentResource):
                  after: ApplyPhase | None, opts: pulumi.ResourceOptions) -> None:
         super().__init__("kubeflow-stacks:kubeflow:ApplyPhase", name, None, opts)
         child_opts = pulumi.ResourceOptions(
-            parent=self, provider=args.provider, depends_on=[after] if after else [],
+            parent=self, provider=args.provider, depends_on=[after.barrier] if after else [],
             delete_before_replace=True,
             custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
         self.resources = [KubeObject(resource_name(o), with_awaits(o), child_opts) for o in objects]
+        self.barrier = PhaseBarrier(f"{name}-done", name, self.resources, pulumi.ResourceOptions(parent=self))
         self.register_outputs({"count": len(objects)})

@@ -14,7 +14,6 @@ COMMAND_MODULES = (
     "infra.toolchain.command",
     "infra.local_target.command",
     "infra.bench.command",
-    "infra.commands.env",
 )
 
 

@@ -12,6 +12,9 @@ import pytest
 from infra.config import StackConfig, parse_stack_config
 from tests.helpers import SHARED_MANIFESTS, base_raw
 
+# pytester runs the smoke suite's plugin in-process (tests/test_smoke_plugin.py).
+pytest_plugins = ("pytester",)
+
 
 @pytest.fixture(scope="session")
 def manifests_tree() -> Path:

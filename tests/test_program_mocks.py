@@ -35,6 +35,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def types(self) -> list[str]:
         return [r.typ for r in self.registered]
 
+    def clusters(self) -> list[pulumi.runtime.MockResourceArgs]:
+        """Dynamic resources that are cluster lifecycles (the others are phase barriers)."""
+        return [r for r in self.registered if r.typ == "pulumi-python:dynamic:Resource" and "phase" not in r.inputs]
+
 
 def _resolve(output: pulumi.Output) -> Any:
     return _sync_await(output.future())
@@ -79,18 +83,17 @@ def _build(provider_raw: dict[str, Any], manifests_tree: Path, components: str =
 def test_local_cluster_providers_register_a_lifecycle_and_a_provider(mocks, manifests_tree, cluster,
                                                                      expected_dynamic):
     secret = in_pulumi(lambda: _is_secret(_build(cluster, manifests_tree).cluster.kubeconfig))
-    types = mocks.types()
-    assert types.count("pulumi-python:dynamic:Resource") == expected_dynamic
-    assert types.count("pulumi:providers:kubernetes") == 1
+    assert len(mocks.clusters()) == expected_dynamic
+    assert mocks.types().count("pulumi:providers:kubernetes") == 1
     assert secret
-    [dyn] = [r for r in mocks.registered if r.typ == "pulumi-python:dynamic:Resource"]
+    [dyn] = mocks.clusters()
     assert dyn.inputs["name"] == cluster["name"]
     assert "kubeconfig" not in dyn.inputs or dyn.inputs["kubeconfig"] is None
 
 
 def test_kind_cluster_inputs_carry_apiserver_settings(mocks, manifests_tree):
     in_pulumi(lambda: _build({"provider": "kind", "name": "k", "kind": {"workers": 2}}, manifests_tree))
-    [dyn] = [r for r in mocks.registered if r.typ == "pulumi-python:dynamic:Resource"]
+    [dyn] = mocks.clusters()
     assert dyn.inputs["workers"] == 2
     assert dyn.inputs["serviceAccountIssuer"] == "https://kubernetes.default.svc"
     assert dyn.inputs["nodeImage"].startswith("kindest/node:")
@@ -101,7 +104,7 @@ def test_existing_cluster_creates_nothing_but_a_provider(mocks, manifests_tree, 
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     cluster = {"provider": "existing", "name": "e", "existing": {"kubeconfig": str(kubeconfig), "context": "ctx"}}
     secret = in_pulumi(lambda: _is_secret(_build(cluster, manifests_tree).cluster.kubeconfig))
-    assert "pulumi-python:dynamic:Resource" not in mocks.types()
+    assert mocks.clusters() == []
     [prov] = [r for r in mocks.registered if r.typ == "pulumi:providers:kubernetes"]
     assert prov.inputs["context"] == "ctx"
     assert secret
@@ -121,6 +124,8 @@ def test_kubeflow_objects_are_parented_by_phase(mocks, manifests_tree):
     assert [u for u in urns if u.endswith("kubeflow-stacks:kubeflow:ApplyPhase$kubernetes:apps/v1:Deployment::auth/dex")]
     k8s_objects = [r for r in mocks.registered if r.typ.startswith("kubernetes:")]
     assert len(k8s_objects) == len(stack.rendered.objects)
+    barriers = [r.inputs["phase"] for r in mocks.registered if "phase" in r.inputs]
+    assert barriers == [f"kubeflow-{p}" for p in stack.kubeflow.phases]
 
 
 def test_secret_objects_are_secret_inputs(mocks, manifests_tree):

@@ -15,7 +15,7 @@ import pulumi
 import yaml
 
 from infra.clusters.base import Cluster
-from infra.clusters.local import LocalClusterProvider, LocalClusterResource
+from infra.clusters.local import LocalClusterProvider, LocalClusterResource, whole
 from infra.config import StackConfig
 from infra.paths import clusters_dir
 from infra.run import run
@@ -32,10 +32,12 @@ def kind_config(props: dict[str, Any]) -> dict[str, Any]:
     control: dict[str, Any] = {"role": "control-plane", "image": props["nodeImage"],
                                "kubeadmConfigPatches": [yaml.safe_dump(patch, sort_keys=False)]}
     if props.get("extraPortMappings"):
-        control["extraPortMappings"] = props["extraPortMappings"]
+        control["extraPortMappings"] = [
+            {**m, "containerPort": whole(m["containerPort"]), "hostPort": whole(m["hostPort"])}
+            for m in props["extraPortMappings"]]
     nodes = [control] + [{"role": "control-plane", "image": props["nodeImage"]}
-                         for _ in range(props["controlPlanes"] - 1)]
-    nodes += [{"role": "worker", "image": props["nodeImage"]} for _ in range(props["workers"])]
+                         for _ in range(whole(props["controlPlanes"]) - 1)]
+    nodes += [{"role": "worker", "image": props["nodeImage"]} for _ in range(whole(props["workers"]))]
     return {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "name": props["name"],
             "nodes": nodes}
 

@@ -14,6 +14,11 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 
+def whole(value: Any) -> int:
+    """Numbers come back from the engine as floats (protobuf Struct); counts are whole numbers."""
+    return int(value)
+
+
 class LocalClusterProvider(ResourceProvider, abc.ABC):
     """create/read/diff/update/delete in terms of four small cluster operations."""
 
@@ -38,7 +43,13 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
         return f"{self.kind}:{props['name']}"
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        kubeconfig = self.create_cluster(props)
+        try:
+            kubeconfig = self.create_cluster(props)
+        except Exception:
+            # Leave nothing half-created: a failed create must not strand a running cluster.
+            if self.cluster_exists(props):
+                self.delete_cluster(props)
+            raise
         return CreateResult(self.cluster_id(props), {**props, "kubeconfig": kubeconfig})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

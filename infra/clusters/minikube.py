@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 
 from infra.clusters.base import Cluster
-from infra.clusters.local import LocalClusterProvider, LocalClusterResource
+from infra.clusters.local import LocalClusterProvider, LocalClusterResource, whole
 from infra.config import StackConfig
 from infra.paths import clusters_dir
 from infra.run import run
@@ -18,7 +18,7 @@ CREATE_TIMEOUT_S = 1200
 
 def minikube_start_args(props: dict[str, Any]) -> list[str]:
     return ["start", "--profile", props["name"], "--driver", props["driver"],
-            "--cpus", str(props["cpus"]), "--memory", props["memory"], "--disk-size", props["disk"],
+            "--cpus", str(whole(props["cpus"])), "--memory", props["memory"], "--disk-size", props["disk"],
             "--kubernetes-version", props["kubernetesVersion"], "--wait", "all"]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 
 from infra.clusters.base import Cluster
-from infra.clusters.local import LocalClusterProvider, LocalClusterResource
+from infra.clusters.local import LocalClusterProvider, LocalClusterResource, whole
 from infra.config import StackConfig
 from infra.paths import clusters_dir
 from infra.run import run
@@ -44,6 +44,11 @@ class SimClusterProvider(LocalClusterProvider):
 
         name = props["name"]
         kubeconfig = sim_workdir(name) / "kubeconfig"
+        if self.cluster_exists(props) and kubeconfig.exists():
+            # A create that was interrupted after the cluster came up: adopt it, as kind users expect.
+            _kwokctl(name, "start", "cluster", timeout=120)
+            self._scale(props)
+            return kubeconfig.read_text()
         binaries = {f"--{flag}-binary": str(tool_path(tool)) for flag, tool in (
             ("kube-apiserver", "kube-apiserver"), ("kube-controller-manager", "kube-controller-manager"),
             ("kube-scheduler", "kube-scheduler"), ("etcd", "etcd"), ("kwok-controller", "kwok"))}
@@ -56,10 +61,10 @@ class SimClusterProvider(LocalClusterProvider):
         return kubeconfig.read_text()
 
     def _scale(self, props: dict[str, Any]) -> None:
-        _kwokctl(props["name"], "scale", "node", "--replicas", str(props["nodes"]),
+        _kwokctl(props["name"], "scale", "node", "--replicas", str(whole(props["nodes"])),
                  "--param", f'.allocatable.cpu="{props["nodeCpu"]}"',
                  "--param", f'.allocatable.memory="{props["nodeMemory"]}"',
-                 "--param", f'.allocatable.pods="{props["nodePods"]}"', timeout=120)
+                 "--param", f'.allocatable.pods="{whole(props["nodePods"])}"', timeout=120)
 
     def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         self._scale(new)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def apply_patches(rendered: Rendered, cfg: StackConfig) -> None:
-    from infra.patches import auth, profiles, sim, storage
+    from infra.patches import auth, normalize, profiles, sim, storage
 
-    for patch in (storage.apply, auth.apply, profiles.apply, sim.apply):
+    for patch in (normalize.apply, storage.apply, auth.apply, profiles.apply, sim.apply):
         patch(rendered, cfg)

@@ -52,11 +52,13 @@ def apply(rendered: Rendered, cfg: StackConfig) -> None:
 
 def storage_class(name: str, provisioner: str, *, binding: str = "WaitForFirstConsumer",
                   parameters: dict[str, str] | None = None, reclaim: str = "Delete") -> Obj:
+    """The stack's default class. Expansion is allowed so a larger claim size in config applies."""
     sc: Obj = {
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": name, "labels": dict(LABELS),
                      "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
         "provisioner": provisioner, "reclaimPolicy": reclaim, "volumeBindingMode": binding,
+        "allowVolumeExpansion": True,
     }
     if parameters:
         sc["parameters"] = parameters

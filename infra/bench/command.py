@@ -1,0 +1,164 @@
+"""`kfstack bench deploy`: Pulumi against the upstream apply loop, on fresh simulated clusters.
+
+Measures, in one run: (a) `pulumi up` of the full release; (b) upstream's method, the rendered
+objects applied with `kubectl apply --server-side --force-conflicts`, repeated with a 20 s sleep
+until it succeeds, then waited on until every Deployment is available; (c) a no-op `pulumi up`;
+(d) `pulumi destroy`; (e) render, cold and warm. Prints a table with ratios against (b) and
+writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+UPSTREAM_RETRY_SLEEP_S = 20
+UPSTREAM_MAX_PASSES = 30
+AVAILABLE_TIMEOUT_S = 900
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks (prints figures, writes JSON)")
+    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    d = bench.add_parser("deploy", help="pulumi up vs upstream's kubectl apply loop on fresh sim clusters",
+                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--manifests", metavar="PATH", help="Kubeflow manifests tree (default: $KFSTACK_MANIFESTS)")
+    d.add_argument("-o", "--output", default="bench-deploy.json", help="JSON results file")
+    d.add_argument("--skip-upstream", action="store_true", help="skip (b), the upstream apply loop")
+    d.set_defaults(func=main)
+
+
+def timed(label: str, fn: Callable[[], Any], results: dict[str, Any]) -> Any:
+    print(f"--> {label} ...", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    value = fn()
+    results[label] = round(time.monotonic() - t0, 1)
+    print(f"    {label}: {results[label]:.1f}s", file=sys.stderr, flush=True)
+    return value
+
+
+def bench_config(cluster: str, manifests: str) -> dict[str, Any]:
+    return {"devStack": True, "cluster": {"provider": "sim", "name": cluster, "sim": {"nodes": 2}},
+            "kubeflow": {"release": "v1.11.0", "components": "full", "manifests": manifests},
+            "storage": {"mode": "static", "defaultClass": "kf-static"}}
+
+
+def render_times(cfg_raw: dict[str, Any], manifests: Path, results: dict[str, Any]) -> list[dict[str, Any]]:
+    from infra.config import parse_stack_config
+    from infra.manifests.render import render
+    from infra.paths import cache_root
+
+    cfg = parse_stack_config("bench", cfg_raw, set())
+    shutil.rmtree(cache_root() / "render", ignore_errors=True)
+    timed("render-cold", lambda: render(cfg, manifests), results)
+    return timed("render-warm", lambda: render(cfg, manifests), results).objects
+
+
+def upstream_apply(objects: list[dict[str, Any]], workdir: Path, results: dict[str, Any]) -> None:
+    """Upstream's loop on a fresh sim cluster: apply until it succeeds, then wait for Deployments."""
+    from infra.clusters.sim import SimClusterProvider
+    from infra.run import CommandError, run
+    from infra.toolchain import tool_path
+
+    props = {"name": "kfbench-upstream", "nodes": 2, "nodeCpu": "16", "nodeMemory": "64Gi", "nodePods": 250}
+    provider = SimClusterProvider()
+    if provider.cluster_exists(props):
+        provider.delete_cluster(props)
+    kubeconfig = workdir / "upstream.kubeconfig"
+    kubeconfig.write_text(provider.create_cluster(props))
+    manifest = workdir / "upstream.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    kubectl = [str(tool_path("kubectl")), "--kubeconfig", str(kubeconfig)]
+    try:
+        t0 = time.monotonic()
+        passes = 0
+        while True:
+            passes += 1
+            try:
+                run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(manifest)], timeout=900)
+                break
+            except CommandError:
+                if passes >= UPSTREAM_MAX_PASSES:
+                    raise
+                time.sleep(UPSTREAM_RETRY_SLEEP_S)
+        results["upstream-applied"] = round(time.monotonic() - t0, 1)
+        results["upstream-passes"] = passes
+        run([*kubectl, "wait", "--for=condition=Available", "deployment", "--all", "--all-namespaces",
+             f"--timeout={AVAILABLE_TIMEOUT_S}s"], timeout=AVAILABLE_TIMEOUT_S + 30)
+        results["upstream-available"] = round(time.monotonic() - t0, 1)
+        t1 = time.monotonic()
+        run([*kubectl, "delete", "--ignore-not-found", "--wait=false", "-f", str(manifest)], timeout=900)
+        results["upstream-delete"] = round(time.monotonic() - t1, 1)
+    finally:
+        provider.delete_cluster(props)
+
+
+def machine() -> str:
+    import os
+
+    mem = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) // 2**20
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, {mem} GiB, {platform.python_implementation()} " \
+           f"{platform.python_version()}, {platform.platform()}"
+
+
+def main(args: argparse.Namespace) -> int:
+    import os
+
+    from infra.automation import temp_stack
+
+    manifests = Path(args.manifests or os.environ.get("KFSTACK_MANIFESTS", "")).resolve()
+    if not (manifests / "common").is_dir():
+        print("need a manifests tree: --manifests PATH or KFSTACK_MANIFESTS", file=sys.stderr)
+        return 2
+    results: dict[str, Any] = {"machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="kfstack-bench-") as tmp:
+        work = Path(tmp)
+        ts = temp_stack(work, prefix="bench")
+        cluster = f"kfbench-{ts.name.split('-')[1]}"
+        raw = bench_config(cluster, str(manifests))
+        objects = render_times(raw, manifests, results)
+        results["objects"] = len(objects)
+        if not args.skip_upstream:
+            upstream_apply(objects, work, results)
+        ts.set_config(raw)
+        try:
+            timed("pulumi-up", lambda: ts.stack.up(), results)
+            timed("pulumi-up-noop", lambda: ts.stack.up(), results)
+        finally:
+            timed("pulumi-destroy", lambda: ts.stack.destroy(), results)
+            ts.stack.workspace.remove_stack(ts.name, force=True)
+    print_table(results)
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+def print_table(r: dict[str, Any]) -> None:
+    base = r.get("upstream-available")
+    rows = [("(a) pulumi up, full release", r.get("pulumi-up")),
+            ("(b) upstream apply loop, all applied", r.get("upstream-applied")),
+            ("(b) upstream apply loop, Deployments available", base),
+            ("(c) no-op pulumi up", r.get("pulumi-up-noop")),
+            ("(d) pulumi destroy", r.get("pulumi-destroy")),
+            ("    upstream kubectl delete", r.get("upstream-delete")),
+            ("(e) render, cold", r.get("render-cold")),
+            ("(e) render, warm", r.get("render-warm"))]
+    print(f"\nmachine: {r['machine']}; objects: {r.get('objects')}; upstream passes: {r.get('upstream-passes')}")
+    print(f"{'measure':<50} {'seconds':>8} {'vs (b)':>8}")
+    for label, value in rows:
+        ratio = f"{value / base:.2f}x" if value is not None and base else "-"
+        shown = f"{value:.1f}" if value is not None else "-"
+        print(f"{label:<50} {shown:>8} {ratio:>8}")

@@ -1,0 +1,131 @@
+"""`kfstack doctor`: preflight checks, each failure with its fix."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.paths import cache_root
+from infra.run import CommandError, run
+
+# What Kubeflow's own docs ask of a cluster host; kind runs every node on this machine.
+MIN_CPUS = 4
+MIN_MEMORY_GIB = 12
+MIN_DISK_GIB = 50
+MIN_INOTIFY_WATCHES = 1_280_000
+MIN_INOTIFY_INSTANCES = 2_280
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def check_cpu() -> Check:
+    n = os.cpu_count() or 0
+    return Check("cpu", n >= MIN_CPUS, f"{n} CPUs", f"Kubeflow needs {MIN_CPUS}+ CPUs; use a bigger machine "
+                 "or the `sim` stack", required=False)
+
+
+def check_memory() -> Check:
+    kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            kib = int(line.split()[1])
+    gib = kib / 2**20
+    return Check("memory", gib >= MIN_MEMORY_GIB, f"{gib:.1f} GiB", f"Kubeflow needs {MIN_MEMORY_GIB}+ GiB",
+                 required=False)
+
+
+def check_disk() -> Check:
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free / 2**30
+    return Check("disk", free >= MIN_DISK_GIB, f"{free:.0f} GiB free under {root}",
+                 f"free {MIN_DISK_GIB} GiB (images and volumes) or set KFSTACK_CACHE elsewhere", required=False)
+
+
+def check_inotify() -> list[Check]:
+    watches = _read_int("/proc/sys/fs/inotify/max_user_watches")
+    instances = _read_int("/proc/sys/fs/inotify/max_user_instances")
+    return [
+        Check("fs.inotify.max_user_watches", (watches or 0) >= MIN_INOTIFY_WATCHES, str(watches),
+              f"sudo sysctl fs.inotify.max_user_watches={MIN_INOTIFY_WATCHES}", required=False),
+        Check("fs.inotify.max_user_instances", (instances or 0) >= MIN_INOTIFY_INSTANCES, str(instances),
+              f"sudo sysctl fs.inotify.max_user_instances={MIN_INOTIFY_INSTANCES}", required=False),
+    ]
+
+
+def check_container_runtime() -> Check:
+    for name in ("docker", "podman"):
+        path = shutil.which(name)
+        if not path:
+            continue
+        try:
+            out = run([path, "info", "--format", "{{.ServerVersion}}"], timeout=20).stdout.strip()
+            return Check("container runtime", True, f"{name} {out}")
+        except CommandError as exc:
+            return Check("container runtime", False, f"{name} installed but its engine does not answer "
+                         f"(exit {exc.returncode})", f"start the {name} engine (kind and minikube need it)",
+                         required=False)
+    return Check("container runtime", False, "neither docker nor podman found",
+                 "install Docker or Podman for kind/minikube stacks (not needed for sim)", required=False)
+
+
+def check_tools() -> list[Check]:
+    try:
+        from infra.toolchain import tool_status
+    except ImportError:
+        return [Check("toolchain", False, "toolchain module missing", "reinstall the project")]
+    checks = []
+    for status in tool_status():
+        detail = (f"{status.installed} via {status.route} at {status.path}" if status.ok
+                  else f"{status.installed or 'not installed'} (wants {status.wanted})")
+        checks.append(Check(f"tool {status.name}", status.ok, detail, f"kfstack tools install {status.name}",
+                            required=status.default))
+    return checks
+
+
+CHECKS: list[Callable[[], Check | list[Check]]] = [
+    check_tools, check_container_runtime, check_cpu, check_memory, check_disk, check_inotify]
+
+
+def run_checks() -> list[Check]:
+    results: list[Check] = []
+    for check in CHECKS:
+        out = check()
+        results.extend(out if isinstance(out, list) else [out])
+    return results
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="preflight checks: tools, container runtime, CPU, memory, disk, inotify",
+                       description="Check this machine can run a stack; every failed check prints its fix.")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    results = run_checks()
+    width = max(len(c.name) for c in results)
+    for c in results:
+        mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+        print(f"{mark} {c.name:<{width}}  {c.detail}" + ("" if c.ok else f"\n     fix: {c.fix}"))
+    failed = [c for c in results if not c.ok and c.required]
+    print(f"\n{len(results) - len([c for c in results if not c.ok])} ok, "
+          f"{len([c for c in results if not c.ok and not c.required])} warnings, {len(failed)} failed")
+    return 1 if failed else 0

@@ -1,0 +1,11 @@
+"""The pinned external tools: declared in infra/versions.toml, installed into the per-user cache.
+
+Use `tool_path("kubectl")` to run a tool and `tools_env()` for the environment of commands that
+find tools on PATH (Pulumi finds its language host and plugins that way).
+"""
+
+from infra.toolchain.locate import ToolMissingError, ToolStatus, tool_path, tool_status, tools_env
+from infra.toolchain.model import ToolchainError, load_toolchain
+
+__all__ = ["ToolMissingError", "ToolStatus", "ToolchainError", "load_toolchain", "tool_path", "tool_status",
+           "tools_env"]

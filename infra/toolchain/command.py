@@ -1,0 +1,89 @@
+"""`kfstack tools`: install, list and locate the pinned external tools."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+from infra import paths
+from infra.toolchain import install as installer
+from infra.toolchain.locate import tool_path, tool_status, tools_env
+from infra.toolchain.model import ToolchainError
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _install(args: argparse.Namespace) -> int:
+    sources = installer.sources_dir(args.sources)
+    start = time.monotonic()
+    _say(f"toolchain: cache {paths.tools_dir()}, route {args.route}, sources {sources or '(none)'}")
+    try:
+        outcomes = installer.install(args.names, route=args.route, sources=sources, force=args.force, say=_say)
+    except ToolchainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("installed", "present", "failed", "skipped")}
+    built = ", ".join(f"{o.tool.name} {o.seconds:.0f}s ({o.route})" for o in outcomes if o.status == "installed")
+    _say(f"toolchain: {counts['installed']} installed, {counts['present']} already present, "
+         f"{counts['failed']} failed, {counts['skipped']} skipped in {time.monotonic() - start:.1f}s"
+         + (f"; built: {built}" if built else ""))
+    for outcome in outcomes:
+        if outcome.status in ("failed", "skipped"):
+            print(f"  {outcome.tool.name}: {outcome.status}: {outcome.error.splitlines()[0]}", file=sys.stderr)
+    return 1 if counts["failed"] or counts["skipped"] else 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = [("tool", "version", "installed", "route", "path")]
+    for status in tool_status():
+        installed = "yes" if status.ok else (f"no (has {status.installed})" if status.installed else "no")
+        if not status.default and not status.ok:
+            installed += ", optional"
+        rows.append((status.name, status.wanted, installed, status.route or "-", str(status.path or "-")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    try:
+        print(tool_path(args.binary))
+    except ToolchainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    for key, value in tools_env().items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser("tools", help="install, list and locate the pinned external tools",
+                                   description="The pinned toolchain of infra/versions.toml, installed into "
+                                               f"{paths.tools_dir()}.")
+    sub = parser.add_subparsers(dest="tools_command", required=True, metavar="ACTION")
+
+    inst = sub.add_parser("install", help="install tools (default: every default tool); skips what is present")
+    inst.add_argument("names", nargs="*", metavar="NAME", help="tool or binary names (default: the default set)")
+    inst.add_argument("--route", choices=["auto", "release", "module", "source"], default="auto",
+                      help="auto: a checksummed release if reachable, else the Go module, else the source tree")
+    inst.add_argument("--sources", metavar="DIR",
+                      help=f"source trees for the source route (default: ${installer.SOURCES_ENV})")
+    inst.add_argument("--force", action="store_true", help="reinstall even when the pinned version is present")
+    inst.set_defaults(func=_install)
+
+    sub.add_parser("list", help="each tool: version, installed?, route, path").set_defaults(func=_list)
+
+    path = sub.add_parser("path", help="print the path of an installed binary")
+    path.add_argument("binary")
+    path.set_defaults(func=_path)
+
+    sub.add_parser("env", help="print `export` lines for eval: PATH and Pulumi settings").set_defaults(func=_env)

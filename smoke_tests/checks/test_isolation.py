@@ -1,0 +1,63 @@
+"""Tenant isolation at the gateway: a token of another namespace is refused with 403 on the user's
+model endpoint and pipelines; no token gets a login redirect, 401 or 403; the owner's token works
+(so the 403 is authorization, not a broken token)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from infra.config import Secret
+from smoke_tests.inference import ModelEndpoint, predict
+from smoke_tests.login import new_http_session
+from smoke_tests.target import KFP, Target
+
+pytestmark = pytest.mark.isolation
+
+LOGIN_PATHS = ("/oauth2/start", "/dex/auth", "/oauth2/sign_in")
+
+
+def assert_rejected_without_token(resp: requests.Response) -> None:
+    if resp.status_code in (301, 302, 303, 307, 308):
+        assert any(p in resp.headers["Location"] for p in LOGIN_PATHS), resp.headers["Location"]
+    else:
+        assert resp.status_code in (401, 403), (resp.status_code, resp.text[:300])
+
+
+def test_owner_token_is_accepted(served_models: dict[str, ModelEndpoint], owner_token: Secret) -> None:
+    assert predict(served_models["iris"], "v1", token=owner_token.reveal()).status_code == 200
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_foreign_token_is_forbidden_on_model(served_models: dict[str, ModelEndpoint], foreign_token: Secret,
+                                             protocol: str) -> None:
+    resp = predict(served_models["iris"], protocol, token=foreign_token.reveal())
+    assert resp.status_code == 403, resp.text[:300]
+
+
+def test_no_token_is_rejected_on_model(served_models: dict[str, ModelEndpoint]) -> None:
+    assert_rejected_without_token(predict(served_models["iris"], "v1", token=None))
+
+
+def test_forged_token_is_rejected_on_model(served_models: dict[str, ModelEndpoint]) -> None:
+    forged = "eyJhbGciOiJSUzI1NiJ9.eyJlbWFpbCI6InVzZXJAZXhhbXBsZS5jb20ifQ.c2lnbmF0dXJl"
+    assert_rejected_without_token(predict(served_models["iris"], "v1", token=forged))
+
+
+def _runs_url(target: Target) -> str:
+    return f"{target.gateway_url}/pipeline/apis/v2beta1/runs?namespace={target.user(0).profile}"
+
+
+def test_foreign_token_is_forbidden_on_pipelines(kf_target: Target, request: pytest.FixtureRequest) -> None:
+    kf_target.require(KFP)
+    foreign_token: Secret = request.getfixturevalue("foreign_token")
+    resp = new_http_session(kf_target.gateway_url).get(
+        _runs_url(kf_target), headers={"Authorization": f"Bearer {foreign_token.reveal()}"},
+        allow_redirects=False, timeout=30)
+    assert resp.status_code == 403, resp.text[:300]
+
+
+def test_no_token_is_rejected_on_pipelines(kf_target: Target) -> None:
+    kf_target.require(KFP)
+    resp = new_http_session(kf_target.gateway_url).get(_runs_url(kf_target), allow_redirects=False, timeout=30)
+    assert_rejected_without_token(resp)

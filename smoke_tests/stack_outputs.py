@@ -1,0 +1,59 @@
+"""Reading a Pulumi stack's outputs, the contract between the Pulumi program and the smoke suite."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.run import run
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    kubeconfig: str
+    ingress_namespace: str
+    ingress_service: str
+    ingress_port: int
+    users: list[dict[str, str]]
+    kubeflow_version: str | None
+    components: tuple[str, ...]
+    dex_issuer: str | None
+    cluster_provider: str | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> StackOutputs:
+        missing = [k for k in ("kubeconfig", "ingress", "users") if k not in data]
+        if missing:
+            raise ValueError(f"stack outputs lack {', '.join(missing)}; is the stack up (`pulumi up`)?")
+        ingress = data["ingress"]
+        return cls(kubeconfig=data["kubeconfig"], ingress_namespace=ingress["namespace"],
+                   ingress_service=ingress["service"], ingress_port=int(ingress["port"]),
+                   users=list(data["users"]), kubeflow_version=data.get("kubeflowVersion"),
+                   components=tuple(data.get("components") or ()), dex_issuer=data.get("dexIssuer"),
+                   cluster_provider=data.get("clusterProvider"))
+
+
+def read_stack_outputs(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> StackOutputs:
+    """`pulumi stack output --json --show-secrets` (the kubeconfig is a secret output)."""
+    from infra.local_target.binaries import binary
+
+    try:
+        pulumi = str(binary("pulumi"))
+    except RuntimeError:
+        pulumi = "pulumi"
+    result = run([pulumi, "stack", "output", "--json", "--show-secrets", "-s", stack],
+                 timeout=timeout, cwd=cwd)
+    return StackOutputs.parse(json.loads(result.stdout))
+
+
+def write_kubeconfig(content: str, directory: Path) -> Path:
+    """The stack's kubeconfig in a private file of the suite's own (never the user's current context)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "kubeconfig"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(content)
+    return path

@@ -1,0 +1,257 @@
+"""The toolchain model, release checksums and the Go build plans, without network or real builds."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.toolchain import gobuild, release
+from infra.toolchain.install import choose_route
+from infra.toolchain.model import Platform, ToolchainError, load_toolchain, parse_tool
+
+LINUX = Platform("linux", "amd64")
+DIGEST = "ab" * 32
+
+
+def tool_table(**overrides: Any) -> dict[str, Any]:
+    table: dict[str, Any] = {
+        "version": "v1.2.3",
+        "binaries": ["demo"],
+        "release": {"url": "https://example.invalid/{version}/demo-{os}-{arch}",
+                    "sha256": {"linux-amd64": DIGEST}},
+        "module": {"packages": {"demo": "example.invalid/demo/cmd/demo"}},
+    }
+    table.update(overrides)
+    return table
+
+
+# --- the real versions file -----------------------------------------------------------------------
+
+def test_versions_file_declares_every_tool_the_project_needs() -> None:
+    tools = load_toolchain()
+    wanted = {"pulumi", "pulumi-language-python", "pulumi-resource-kubernetes", "kind", "kubectl",
+              "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "kwokctl",
+              "kustomize", "dex", "oauth2-proxy", "minikube", "pulumi-language-python-exec",
+              "pulumi-resource-pulumi-python"}
+    provided = {b for t in tools.tools.values() for b in t.binaries}
+    assert wanted <= provided
+    assert [t.name for t in tools.tools.values() if not t.default] == ["minikube"]
+
+
+def test_tools_that_the_proxy_refuses_have_a_source_route() -> None:
+    tools = load_toolchain()
+    for name in ("pulumi-language-python", "pulumi-resource-kubernetes", "dex", "oauth2-proxy"):
+        assert tools.get(name).source is not None, name
+        assert tools.get(name).module is None, name
+
+
+def test_binary_names_resolve_to_their_tool() -> None:
+    tools = load_toolchain()
+    assert tools.get("kube-apiserver").name == "kubernetes"
+    assert tools.get("kwokctl").name == "kwok"
+    with pytest.raises(ToolchainError, match="unknown tool or binary 'nope'"):
+        tools.get("nope")
+
+
+def test_provider_install_brings_pulumi_first() -> None:
+    tools = load_toolchain()
+    ordered = tools.with_requirements([tools.get("pulumi-resource-kubernetes")])
+    assert [t.name for t in ordered] == ["pulumi", "pulumi-resource-kubernetes"]
+
+
+# --- model validation ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"version": "1.2.3"}, "not of the form v1.2.3"),
+    ({"colour": "red"}, "unknown key"),
+    ({"binaries": ["demo", "other"]}, "must build exactly the binaries"),
+    ({"release": {"url": "https://x/{version}", "sha256": {"linux-amd64": "ABC"}}}, "lower-case hex"),
+    ({"release": None, "module": None}, "has no route"),
+    ({"link_vars": ["main.version = {version}"]}, "no spaces"),
+    ({"pulumi_plugin": "kubernetes"}, "must be '<kind> <name>'"),
+])
+def test_bad_tool_tables_fail_with_the_key(overrides: dict[str, Any], message: str) -> None:
+    table = {k: v for k, v in tool_table(**overrides).items() if v is not None}
+    with pytest.raises(ToolchainError, match=message):
+        parse_tool("demo", table)
+
+
+# --- route choice -------------------------------------------------------------------------------
+
+def test_auto_takes_a_reachable_checksummed_release() -> None:
+    assert choose_route(parse_tool("demo", tool_table()), "auto", LINUX, probe=lambda url: True) == "release"
+
+
+def test_auto_falls_back_to_module_when_release_unreachable() -> None:
+    assert choose_route(parse_tool("demo", tool_table()), "auto", LINUX, probe=lambda url: False) == "module"
+
+
+def test_auto_does_not_probe_a_release_without_checksum() -> None:
+    tool = parse_tool("demo", tool_table(release={"url": "https://x/{version}/demo", "sha256": {}}))
+
+    def probe(url: str) -> bool:
+        raise AssertionError("probed a release that would be refused anyway")
+
+    assert choose_route(tool, "auto", LINUX, probe=probe) == "module"
+
+
+def test_auto_uses_source_when_there_is_no_module() -> None:
+    tool = parse_tool("demo", {"version": "v1.2.3", "binaries": ["demo"],
+                               "source": {"dir": "demo-{version}", "packages": {"demo": "./cmd/demo"}}})
+    assert choose_route(tool, "auto", LINUX, probe=lambda url: True) == "source"
+
+
+def test_auto_uses_release_only_for_the_platforms_with_checksums() -> None:
+    tool = parse_tool("demo", tool_table())
+    assert choose_route(tool, "auto", Platform("darwin", "arm64"), probe=lambda url: True) == "module"
+
+
+def test_explicit_route_must_exist() -> None:
+    with pytest.raises(ToolchainError, match="demo has no source route; it has: release, module"):
+        choose_route(parse_tool("demo", tool_table()), "source", LINUX)
+
+
+# --- release assets, refusal and checksums ------------------------------------------------------
+
+def test_release_urls_use_the_tools_spelling_of_os_and_arch() -> None:
+    tools = load_toolchain()
+    (pulumi,) = release.assets(tools.get("pulumi"), LINUX)
+    assert pulumi.url == "https://get.pulumi.com/releases/sdk/pulumi-v3.259.0-linux-x64.tar.gz"
+    assert pulumi.archive == "tar.gz"
+    (etcd_mac,) = release.assets(tools.get("etcd"), Platform("darwin", "arm64"))
+    assert etcd_mac.url.endswith("/v3.5.21/etcd-v3.5.21-darwin-arm64.zip")
+    kubernetes = release.assets(tools.get("kubernetes"), LINUX)
+    assert [a.key for a in kubernetes] == ["kubectl-linux-amd64", "kube-apiserver-linux-amd64",
+                                           "kube-controller-manager-linux-amd64", "kube-scheduler-linux-amd64"]
+    assert kubernetes[0].url == "https://dl.k8s.io/release/v1.34.2/bin/linux/amd64/kubectl"
+
+
+def test_release_without_recorded_checksum_is_refused(tmp_path: Path) -> None:
+    tool = load_toolchain().get("pulumi")
+    reason = release.refusal(tool, LINUX)
+    assert reason is not None and "no published SHA-256 recorded for pulumi v3.259.0" in reason
+    assert reason.endswith(", or use --route module")
+    with pytest.raises(release.ReleaseRefusedError, match=r"tools\.pulumi\.release\.sha256"):
+        release.install_release(tool, LINUX, tmp_path / "bin", tmp_path / "work")
+    assert not (tmp_path / "work").exists()  # refused before downloading anything
+
+
+def test_partially_checksummed_tool_names_the_missing_assets() -> None:
+    reason = release.refusal(load_toolchain().get("kubernetes"), LINUX)
+    assert reason is not None
+    assert "kube-apiserver-linux-amd64" in reason and "kubectl-linux-amd64" not in reason
+
+
+def test_tool_without_release_route_is_refused() -> None:
+    assert "no release route" in (release.refusal(load_toolchain().get("dex"), LINUX) or "")
+
+
+def test_checksum_verification_on_a_local_file(tmp_path: Path) -> None:
+    path = tmp_path / "asset"
+    path.write_bytes(b"published bytes")
+    good = hashlib.sha256(b"published bytes").hexdigest()
+    release.verify_sha256(path, good)
+    release.verify_sha256(path, good.upper())
+    with pytest.raises(release.ChecksumMismatchError, match=f"expected {DIGEST}"):
+        release.verify_sha256(path, DIGEST, source="https://example.invalid/asset")
+    with pytest.raises(release.ReleaseRefusedError):
+        release.verify_sha256(path, "")
+
+
+def _tar(path: Path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_extract_finds_binaries_anywhere_in_a_tarball(tmp_path: Path) -> None:
+    archive = tmp_path / "a.tar.gz"
+    _tar(archive, {"pulumi/pulumi": b"cli", "pulumi/pulumi-language-python-exec": b"shim", "pulumi/x": b""})
+    out = tmp_path / "bin"
+    out.mkdir()
+    release.extract(archive, "tar.gz", ("pulumi", "pulumi-language-python-exec"), out)
+    assert (out / "pulumi").read_bytes() == b"cli"
+    assert (out / "pulumi-language-python-exec").stat().st_mode & 0o111
+    assert not (out / "x").exists()
+    with pytest.raises(ToolchainError, match="does not contain kubectl"):
+        release.extract(archive, "tar.gz", ("kubectl",), out)
+
+
+def test_extract_from_zip(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("etcd-v3.5.21-darwin-arm64/etcd", b"etcd")
+    out = tmp_path / "bin"
+    out.mkdir()
+    release.extract(archive, "zip", ("etcd",), out)
+    assert (out / "etcd").read_bytes() == b"etcd"
+
+
+# --- Go build plans -----------------------------------------------------------------------------
+
+def test_kubernetes_ldflags_carry_the_version() -> None:
+    flags = gobuild.ldflags(load_toolchain().get("kubernetes"))
+    assert flags.startswith("-s -w ")
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        assert f"-X {pkg}.gitVersion=v1.34.2" in flags
+        assert f"-X {pkg}.gitMajor=1" in flags
+        assert f"-X {pkg}.gitMinor=34" in flags
+
+
+def test_provider_ldflags_use_the_bare_version() -> None:
+    flags = gobuild.ldflags(load_toolchain().get("pulumi-resource-kubernetes"))
+    assert flags == "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.30.0"
+
+
+def test_kubernetes_wrapper_module_replaces_every_staging_repo() -> None:
+    tool = load_toolchain().get("kubernetes")
+    assert tool.module is not None and tool.module.uses_wrapper
+    gomod = gobuild.wrapper_gomod(tool, tool.module)
+    assert gomod.startswith("module kfstack.local/kubernetes\n\ngo 1.24\n\nrequire (\n\tk8s.io/kubernetes v1.34.2\n)\n")
+    replaces = [line for line in gomod.splitlines() if line.startswith("replace ")]
+    assert len(replaces) == 31
+    assert "replace k8s.io/client-go => k8s.io/client-go v0.34.2" in replaces
+    assert all(line.endswith(" v0.34.2") for line in replaces)
+    assert "{" not in gomod
+
+
+def test_pulumi_wrapper_module_repeats_upstream_replaces() -> None:
+    tool = load_toolchain().get("pulumi")
+    assert tool.module is not None
+    gomod = gobuild.wrapper_gomod(tool, tool.module)
+    assert "\tgithub.com/pulumi/pulumi/pkg/v3 v3.259.0\n\tgithub.com/pulumi/pulumi/sdk/v3 v3.259.0\n" in gomod
+    assert "replace golang.org/x/text => golang.org/x/text v0.39.0" in gomod
+
+
+def test_plain_modules_use_go_install() -> None:
+    tools = load_toolchain()
+    for name in ("kind", "kwok", "kustomize"):
+        route = tools.get(name).module
+        assert route is not None and not route.uses_wrapper, name
+    assert gobuild.installed_name("sigs.k8s.io/kustomize/kustomize/v5") == "kustomize"
+    assert gobuild.installed_name("sigs.k8s.io/kind") == "kind"
+
+
+def test_source_route_edits_of_the_language_host() -> None:
+    tool = load_toolchain().get("pulumi-language-python")
+    assert tool.source is not None
+    assert [tool.expand(a) for a in tool.source.mod_edit_args()] == [
+        "-dropreplace=github.com/pulumi/pulumi/pkg/v3", "-dropreplace=github.com/pulumi/pulumi/sdk/v3",
+        "-require=github.com/pulumi/pulumi/pkg/v3@v3.259.0", "-require=github.com/pulumi/pulumi/sdk/v3@v3.259.0",
+    ]
+
+
+def test_go_env_forces_mod_mod_and_merges_gonosumdb(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GONOSUMDB", "corp.example")
+    env = gobuild.go_env(["github.com/fluxcd/pkg"], gobin=Path("/x/bin"))
+    assert env["GOFLAGS"].split()[0] == "-mod=mod"
+    assert env["GONOSUMDB"] == "corp.example,github.com/fluxcd/pkg"
+    assert env["GOBIN"] == "/x/bin"
