@@ -1,8 +1,8 @@
 """Ordered apply: rendered objects become Pulumi resources in explicit phases, not retry loops.
 
-Each phase is a ComponentResource; every object in a phase depends on the previous phase, and
-Pulumi's own awaits (CRDs established, Deployments available, ...) make "depends on" mean
-"is ready". The phases follow what the objects need from each other:
+Each phase ends in a barrier resource that depends on every object of the phase; every object of
+the next phase depends on that barrier, and Pulumi's own awaits (CRDs established, Deployments
+available, ...) make "depends on" mean "is ready". The phases follow what the objects need from each other:
 
 1. definitions: namespaces and CRDs (Pulumi waits for each CRD to be established).
 2. foundation: accounts, RBAC, config, secrets, services, storage (no webhooks).
@@ -134,13 +134,6 @@ class KubeObject(pulumi.CustomResource):
         return self.__dict__["stringData"]
 
 
-@dataclass(frozen=True)
-class KubeflowArgs:
-    objects: Sequence[Obj]
-    provider: pulumi.ProviderResource
-    create_timeout: str = "15m"
-
-
 class _BarrierProvider(ResourceProvider):
     """Creates nothing: a phase barrier only exists to be depended on."""
 
@@ -154,8 +147,8 @@ class _BarrierProvider(ResourceProvider):
 class PhaseBarrier(Resource):
     """One resource that depends on every object of a phase, so the next phase depends on it alone.
 
-    Depending on the phase component itself would copy all of its children into every object's
-    dependency list: O(n^2) edges, a state file of tens of MB, and an engine that crawls.
+    Depending on a component would copy all of its children into every object's dependency list:
+    O(n^2) edges, a state file of tens of MB, and an engine that crawls.
     """
 
     def __init__(self, name: str, phase: str, members: Sequence[pulumi.Resource],
@@ -164,31 +157,35 @@ class PhaseBarrier(Resource):
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(members))))
 
 
+@dataclass(frozen=True)
+class KubeflowArgs:
+    objects: Sequence[Obj]
+    provider: pulumi.ProviderResource
+    create_timeout: str = "15m"
+
+
 class KubeflowDeployment(pulumi.ComponentResource):
-    """The rendered objects of a Kubeflow release, applied phase by phase."""
+    """The rendered objects of a Kubeflow release, applied phase by phase.
+
+    Every object is a direct child of this component, so its URN does not depend on its phase:
+    moving an object to another phase in a later version changes its dependencies, never its
+    identity (a new URN would mean create-then-delete of the same cluster object).
+    """
 
     def __init__(self, name: str, args: KubeflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:kubeflow:KubeflowDeployment", name, None, opts)
-        self.phases: dict[str, ApplyPhase] = {}
-        previous: ApplyPhase | None = None
+        self.phases: dict[str, list[KubeObject]] = {}
+        self.barriers: dict[str, PhaseBarrier] = {}
+        previous: PhaseBarrier | None = None
         for phase, objs in group_by_phase(args.objects).items():
             if not objs:
                 continue
-            previous = ApplyPhase(f"{name}-{phase}", objs, args, previous,
-                                  pulumi.ResourceOptions(parent=self))
-            self.phases[phase] = previous
-        self.object_count = pulumi.Output.from_input(len(args.objects))
+            child_opts = pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[previous] if previous else [],
+                delete_before_replace=True,
+                custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
+            members = [KubeObject(resource_name(o), with_awaits(o), child_opts) for o in objs]
+            previous = PhaseBarrier(f"{name}-{phase}", phase, members, pulumi.ResourceOptions(parent=self))
+            self.phases[phase] = members
+            self.barriers[phase] = previous
         self.register_outputs({"objectCount": len(args.objects), "phases": list(self.phases)})
-
-
-class ApplyPhase(pulumi.ComponentResource):
-    def __init__(self, name: str, objects: Sequence[Obj], args: KubeflowArgs,
-                 after: ApplyPhase | None, opts: pulumi.ResourceOptions) -> None:
-        super().__init__("kubeflow-stacks:kubeflow:ApplyPhase", name, None, opts)
-        child_opts = pulumi.ResourceOptions(
-            parent=self, provider=args.provider, depends_on=[after.barrier] if after else [],
-            delete_before_replace=True,
-            custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
-        self.resources = [KubeObject(resource_name(o), with_awaits(o), child_opts) for o in objects]
-        self.barrier = PhaseBarrier(f"{name}-done", name, self.resources, pulumi.ResourceOptions(parent=self))
-        self.register_outputs({"count": len(objects)})

@@ -46,12 +46,15 @@ class TempStack:
     env: dict[str, str] = field(default_factory=dict)
 
     def set_config(self, raw: Mapping[str, Any], secret_paths: Mapping[str, str] | None = None) -> None:
-        """Set top-level keys (as objects) and secret values by path, in one CLI call."""
-        import json
+        """Replace the stack's config: objects go into the stack file as YAML (as `pulumi config set
+        --path` would leave them), then each secret is set (encrypted) at its path."""
+        import yaml
 
-        values = {f"{PROJECT}:{k}": auto.ConfigValue(json.dumps(v) if not isinstance(v, str) else v)
-                  for k, v in raw.items()}
-        self.stack.set_all_config(values)
+        settings_file = self.work_dir / f"Pulumi.{self.name}.yaml"
+        settings = yaml.safe_load(settings_file.read_text()) if settings_file.exists() else {}
+        settings = settings or {}
+        settings["config"] = {f"{PROJECT}:{k}": v for k, v in raw.items()}
+        settings_file.write_text(yaml.safe_dump(settings, sort_keys=False))
         for path, value in (secret_paths or {}).items():
             self.stack.set_config(f"{PROJECT}:{path}", auto.ConfigValue(value, secret=True), path=True)
 

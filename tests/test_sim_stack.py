@@ -8,6 +8,7 @@ One stack is brought up for the module; the tests run in order against it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config as kube_config
+from kubernetes import client
+from kubernetes import config as kube_config
 from pulumi import automation as auto
 
 from infra.auth.passwords import verify
@@ -101,10 +103,15 @@ def sim(manifests_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     s.configure()
     yield s
     # Finalizer: whatever happened, leave no cluster and no stack behind.
-    try:
+    with contextlib.suppress(Exception):
+        run(["pulumi", "cancel", "--yes", "-s", ts.name], cwd=ts.work_dir, env=ts.env, timeout=120)
+    with contextlib.suppress(auto.CommandError):
         ts.stack.destroy(on_output=_log(base / "destroy.log"))
-    except auto.CommandError:
-        pass
+    from infra.clusters.sim import SimClusterProvider
+
+    props = {"name": s.cluster_name}
+    if SimClusterProvider().cluster_exists(props):
+        SimClusterProvider().delete_cluster(props)
     ts.stack.workspace.remove_stack(ts.name, force=True)
 
 
@@ -124,6 +131,8 @@ def test_interrupted_up_converges(sim: Sim):
         assert proc.poll() is None, f"up ended before it could be interrupted:\n{log_path.read_text()[-3000:]}"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
+    # What Pulumi documents after a crash: release the dead process's lock, drop pending creates.
+    run(["pulumi", "cancel", "--yes", "-s", sim.ts.name], cwd=sim.ts.work_dir, env=sim.ts.env, timeout=120)
     run(["pulumi", "refresh", "--yes", "--clear-pending-creates", "-s", sim.ts.name],
         cwd=sim.ts.work_dir, env=sim.ts.env, timeout=UP_TIMEOUT_S)
     result = sim.ts.stack.up(on_output=_log(sim.ts.work_dir / "up.log"))
@@ -139,7 +148,7 @@ def test_every_rendered_object_exists(sim: Sim):
         resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
         try:
             resource.get(name=meta["name"], namespace=meta.get("namespace"))
-        except Exception as exc:  # noqa: BLE001 - report every missing object, not the first
+        except Exception as exc:  # report every missing object, not the first
             missing.append(f"{object_key(obj)}: {exc.__class__.__name__}")
     assert missing == []
 

@@ -41,6 +41,10 @@ class Cluster(pulumi.ComponentResource):
             context=context,
             # A cluster that is gone takes its objects with it; let destroy finish.
             delete_unreachable=True,
+            # An update interrupted before its state was saved left objects Pulumi does not know
+            # yet; creating them again adopts them instead of failing. Object URNs never change
+            # (see infra/apply.py), so this cannot turn a rename into a delete.
+            upsert_existing_objects=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
         )
         self.register_outputs({"kubeconfig": self.kubeconfig})

@@ -97,7 +97,8 @@ class KindClusterArgs:
 class KindCluster(Cluster):
     def __init__(self, name: str, args: KindClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:clusters:KindCluster", name, None, opts)
-        self.cluster = LocalClusterResource(KindClusterProvider(), f"{name}-kind", args.props(), pulumi.ResourceOptions(parent=self))
+        self.cluster = LocalClusterResource(KindClusterProvider(), f"{name}-kind", args.props(),
+                                            pulumi.ResourceOptions(parent=self))
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster])
 
     @classmethod

@@ -49,7 +49,7 @@ def _config_via_pulumi(stack: str) -> StackConfig:
         out = run([tool_path("pulumi"), "config", "--show-secrets", "--json", "-s", stack],
                   timeout=120, cwd=REPO_ROOT, env=tools_env()).stdout
     except CommandError as exc:
-        raise SystemExit(f"could not read stack {stack}'s secrets (is PULUMI_CONFIG_PASSPHRASE set?):\n{exc}")
+        raise SystemExit(f"could not read stack {stack}'s secrets (is PULUMI_CONFIG_PASSPHRASE set?):\n{exc}") from exc
     values = json.loads(out)
     raw: dict[str, Any] = {}
     secret_keys: set[str] = set()
