@@ -44,6 +44,12 @@ class TempStack:
     work_dir: Path
     stack: auto.Stack
     env: dict[str, str] = field(default_factory=dict)
+    state_dir: Path | None = None
+
+    def state_file_text(self) -> str:
+        """The stack's state exactly as the file backend stores it (secrets encrypted)."""
+        assert self.state_dir is not None
+        return (self.state_dir / ".pulumi" / "stacks" / PROJECT / f"{self.name}.json").read_text()
 
     def set_config(self, raw: Mapping[str, Any], secret_paths: Mapping[str, str] | None = None) -> None:
         """Replace the stack's config: objects go into the stack file as YAML (as `pulumi config set
@@ -78,4 +84,4 @@ def temp_stack(base_dir: Path, *, prefix: str = "t", env: Mapping[str, str] | No
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), project_settings=settings, env_vars=full_env,
                                     pulumi_command=command)
     stack = auto.Stack.create(name, workspace)
-    return TempStack(name, work_dir, stack, full_env)
+    return TempStack(name, work_dir, stack, full_env, state)

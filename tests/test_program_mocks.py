@@ -25,11 +25,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.registered.append(args)
         outputs = dict(args.inputs)
-        if args.typ == "pulumi-python:dynamic:Resource":
+        if args.typ in ("pulumi-python:dynamic:Resource", "eks:index:Cluster"):
             outputs["kubeconfig"] = "apiVersion: v1\nkind: Config\n"
+        if args.typ == "gcp:container/cluster:Cluster":
+            outputs.update(endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "Q0E="})
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
+            return {"kubeconfigs": [{"name": "clusterUser", "value": "YXBpVmVyc2lvbjogdjEK"}]}
         return {}
 
     def types(self) -> list[str]:
@@ -67,11 +71,11 @@ def mocks() -> RecordingMocks:
     return m
 
 
-def _build(provider_raw: dict[str, Any], manifests_tree: Path, components: str = "core"):
+def _build(provider_raw: dict[str, Any], manifests_tree: Path, components: str = "core", storage: str = "static"):
     from infra.program import build_stack
 
     raw = base_raw(cluster=provider_raw, kubeflow={"components": components},
-                   storage={"mode": "static", "defaultClass": "kf"})
+                   storage={"mode": storage, "defaultClass": "kf"})
     return build_stack(parse_stack_config("test", raw, {"auth"}), manifests_tree)
 
 
@@ -89,6 +93,27 @@ def test_local_cluster_providers_register_a_lifecycle_and_a_provider(mocks, mani
     [dyn] = mocks.clusters()
     assert dyn.inputs["name"] == cluster["name"]
     assert "kubeconfig" not in dyn.inputs or dyn.inputs["kubeconfig"] is None
+
+
+@pytest.mark.parametrize(("cluster", "expected"), [
+    ({"provider": "eks", "name": "e", "eks": {"region": "eu-west-1", "nodes": 3}},
+     {"eks:index:Cluster": 1, "aws:eks/addon:Addon": 1, "pulumi:providers:aws": 1}),
+    ({"provider": "gke", "name": "g", "gke": {"region": "europe-west1", "project": "p"}},
+     {"gcp:container/cluster:Cluster": 1, "gcp:container/nodePool:NodePool": 1, "pulumi:providers:gcp": 1}),
+    ({"provider": "aks", "name": "a", "aks": {"region": "westeurope"}},
+     {"azure-native:resources:ResourceGroup": 1, "azure-native:containerservice:ManagedCluster": 1}),
+])
+def test_managed_clusters_register_the_cloud_resources(mocks, manifests_tree, cluster, expected):
+    secret = in_pulumi(lambda: _is_secret(_build(cluster, manifests_tree, storage="existing").cluster.kubeconfig))
+    types = mocks.types()
+    assert {t: types.count(t) for t in expected} == expected
+    assert types.count("pulumi:providers:kubernetes") == 1
+    [sc] = [r for r in mocks.registered if r.typ == "kubernetes:storage.k8s.io/v1:StorageClass"]
+    assert sc.inputs["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
+    assert secret
+    if cluster["provider"] == "eks":
+        [eks] = [r for r in mocks.registered if r.typ == "eks:index:Cluster"]
+        assert (eks.inputs["instanceType"], eks.inputs["desiredCapacity"]) == ("m6i.2xlarge", 3)
 
 
 def test_kind_cluster_inputs_carry_apiserver_settings(mocks, manifests_tree):

@@ -45,6 +45,10 @@ class Cluster(pulumi.ComponentResource):
             # yet; creating them again adopts them instead of failing. Object URNs never change
             # (see infra/apply.py), so this cannot turn a rename into a delete.
             upsert_existing_objects=True,
+            # New Dex users or a new client secret update these in place (the checksum annotation
+            # on Dex and oauth2-proxy rolls their pods) instead of deleting and recreating them.
+            enable_config_map_mutable=True,
+            enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
         )
         self.register_outputs({"kubeconfig": self.kubeconfig})
