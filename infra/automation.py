@@ -18,12 +18,44 @@ from pulumi import automation as auto
 from infra.config import PROJECT
 from infra.paths import REPO_ROOT
 
+LOGS_PLACEHOLDER = """Not a directory on purpose: kubeflow-stacks keeps Pulumi from writing its automatic
+debug log here. Pulumi 3.259 logs every resource's properties, gzip-compressed, on every run; for
+Kubeflow's ~650 objects that was 45% of the engine's CPU and 0.5 GB per run (a no-op preview took
+58 s with it, 18 s without). See docs/benchmarks.md.
+"""
+
+
+def project_pulumi_home() -> Path:
+    """The Pulumi home the project's own runs use (tests, benchmarks): in the user cache, with the
+    pinned Kubernetes plugin registered and the automatic debug log switched off."""
+    import shutil
+
+    from infra.paths import cache_root
+    from infra.run import run
+    from infra.toolchain import tool_path, tools_env
+    from infra.versions import load_versions
+
+    home = cache_root() / "pulumi-home"
+    home.mkdir(parents=True, exist_ok=True)
+    logs = home / "logs"
+    if logs.is_dir() and not logs.is_symlink():
+        shutil.rmtree(logs)
+    if not logs.exists():
+        logs.write_text(LOGS_PLACEHOLDER)
+    version = load_versions().python["pulumi-kubernetes"]
+    plugin = home / "plugins" / f"resource-kubernetes-v{version}" / "pulumi-resource-kubernetes"
+    if not plugin.exists():
+        run([tool_path("pulumi"), "plugin", "install", "resource", "kubernetes", version,
+             "--file", tool_path("pulumi-resource-kubernetes"), "--reinstall"],
+            timeout=300, env={**tools_env(), "PULUMI_HOME": str(home)})
+    return home
+
 
 def pulumi_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for every Pulumi command the project runs: pinned tools first, no downloads."""
     from infra.toolchain import tools_env
 
-    env = {**tools_env(), "PULUMI_SKIP_UPDATE_CHECK": "true",
+    env = {**tools_env(), "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_HOME": str(project_pulumi_home()),
            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
            # The file backend rewrites the whole state (tens of MB: CRD schemas) after every step;
            # skipping intermediate checkpoints cut a full deploy from >15 min to 2 min here. A crash
