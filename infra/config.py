@@ -16,7 +16,8 @@ PROJECT = "kubeflow-stacks"
 
 # The upstream example's credentials. They are public, so only dev stacks may use them.
 UPSTREAM_DEFAULT_PASSWORD = "12341234"
-UPSTREAM_DEFAULT_CLIENT_SECRET = "pUBnBOY80SnXgjibTYM9ZWNzY2xreNGQok"
+# SHA-256 of upstream's public example OIDC client secret: recognised and refused, never shipped.
+UPSTREAM_CLIENT_SECRET_SHA256 = "462a0aa7e3ad7e72bcc06fd22a504044f4a4c79033231b9dc8900ad84fbe29b9"
 UPSTREAM_DEFAULT_CLIENT_ID = "kubeflow-oidc-authservice"
 
 CLUSTER_PROVIDERS = ("kind", "minikube", "existing", "sim", "eks", "gke", "aks")
@@ -424,7 +425,7 @@ def _storage(r: _Reader, raw: Mapping[str, Any]) -> StorageConfig:
                          claims=claims)
 
 
-def _auth(r: _Reader, raw: Mapping[str, Any], dev: bool) -> AuthConfig:
+def _auth(r: _Reader, raw: Mapping[str, Any], dev: bool, stack: str) -> AuthConfig:
     data = r.section(raw, "auth")
     r.unknown("auth", data, {"users", "oidcClient", "issuer", "connectors", "cookieSecret"})
     users: list[DexUser] = []
@@ -479,12 +480,12 @@ def _auth(r: _Reader, raw: Mapping[str, Any], dev: bool) -> AuthConfig:
     client_secret = r.secret(client, "auth", "auth.oidcClient", "secret")
     if client_secret is None:
         if dev:
-            client_secret = Secret(UPSTREAM_DEFAULT_CLIENT_SECRET)
+            client_secret = Secret(dev_client_secret(stack))
         else:
             r.fail("auth.oidcClient.secret", None, "set one with `pulumi config set --secret --path "
                    "'auth.oidcClient.secret' \"$(openssl rand -base64 24)\"`")
             client_secret = Secret("")
-    elif not dev and client_secret.reveal() == UPSTREAM_DEFAULT_CLIENT_SECRET:
+    elif not dev and is_upstream_client_secret(client_secret.reveal()):
         r.fail("auth.oidcClient.secret", "****", "is the public upstream default; generate another "
                "(allowed only on stacks with devStack: true)")
     redirects = client.get("redirectURIs", ["/oauth2/callback"])
@@ -573,6 +574,20 @@ def _check_components(r: _Reader, kubeflow: KubeflowConfig) -> None:
                        f"{', '.join(cmap.components)}")
 
 
+def is_upstream_client_secret(value: str) -> bool:
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest() == UPSTREAM_CLIENT_SECRET_SHA256
+
+
+def dev_client_secret(stack: str) -> str:
+    """A dev stack's OIDC client secret when none is set: stable per stack (so updates change
+    nothing), not upstream's public one. Dev stacks only: anyone can derive it."""
+    import hashlib
+
+    return hashlib.sha256(f"kubeflow-stacks/dev-oidc-client/{stack}".encode()).hexdigest()[:32]
+
+
 def profile_name_for(email: str) -> str:
     """Upstream's naming: user@example.com owns the namespace kubeflow-user-example-com."""
     local = re.sub(r"[^a-z0-9]+", "-", email.lower()).strip("-")
@@ -604,7 +619,7 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any],
     cluster = _cluster(r, raw)
     kubeflow = _kubeflow(r, raw)
     storage = _storage(r, raw)
-    auth = _auth(r, raw, dev_value)
+    auth = _auth(r, raw, dev_value, stack)
     profiles = _profiles(r, raw, auth)
     _check_components(r, kubeflow)
     if cluster.provider in ("eks", "gke", "aks") and storage.mode == "local-path":

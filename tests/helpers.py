@@ -32,3 +32,7 @@ def base_raw(**overrides: Any) -> dict[str, Any]:
     }
     raw.update(overrides)
     return raw
+
+
+# Upstream's public example OIDC client secret (tests only: the project refuses it, never ships it).
+UPSTREAM_CLIENT_SECRET = "pUBnBOY80SnXgjibTYM9ZWNzY2xreNGQok"

@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from infra.config import (
-    UPSTREAM_DEFAULT_CLIENT_SECRET,
     UPSTREAM_DEFAULT_PASSWORD,
     ConfigError,
+    dev_client_secret,
     parse_stack_config,
     profile_name_for,
 )
-from tests.helpers import ALICE, REPO, base_raw
+from tests.helpers import ALICE, REPO, UPSTREAM_CLIENT_SECRET, base_raw
 
 
 def errors_of(raw: dict[str, Any], secret_keys: set[str] | None = None, stack: str = "prod") -> list[str]:
@@ -56,7 +56,7 @@ MISTAKES = [
                                                 "oidcClient": {"secret": "x" * 20}}},
      "auth.users[0].password = ****: is the public upstream default"),
     ("default client secret outside dev",
-     {"auth": {"users": [ALICE], "oidcClient": {"secret": UPSTREAM_DEFAULT_CLIENT_SECRET}}},
+     {"auth": {"users": [ALICE], "oidcClient": {"secret": UPSTREAM_CLIENT_SECRET}}},
      "auth.oidcClient.secret = ****: is the public upstream default"),
     ("no client secret", {"auth": {"users": [ALICE]}}, "auth.oidcClient.secret = None: set one with"),
     ("password and hash", {"auth": {"users": [{**ALICE, "passwordHash": "$2y$10$" + "a" * 53}],
@@ -100,7 +100,8 @@ def test_dev_stack_gets_upstream_demo_user():
     cfg = parse_stack_config("dev", {"devStack": True}, set())
     assert [u.email for u in cfg.auth.users] == ["user@example.com"]
     assert cfg.auth.users[0].password.reveal() == UPSTREAM_DEFAULT_PASSWORD
-    assert cfg.auth.client_secret.reveal() == UPSTREAM_DEFAULT_CLIENT_SECRET
+    assert cfg.auth.client_secret.reveal() == dev_client_secret("dev") != UPSTREAM_CLIENT_SECRET
+    assert parse_stack_config("dev", {"devStack": True}, set()).auth.client_secret == cfg.auth.client_secret
     assert [p.name for p in cfg.profiles] == ["kubeflow-user-example-com"]
 
 
