@@ -26,6 +26,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
+from infra.manifests.render import group_of
+
 Obj = dict[str, Any]
 
 PHASES = ("definitions", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
@@ -43,11 +45,6 @@ BUILTIN_GROUPS = {
 CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
-
-
-def group_of(obj: Obj) -> str:
-    api = obj["apiVersion"]
-    return api.split("/")[0] if "/" in api else ""
 
 
 def phase_of(obj: Obj) -> str:

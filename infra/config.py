@@ -7,6 +7,7 @@ the value and the fix. Nothing here touches Pulumi, so the render path and the t
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -496,8 +497,6 @@ def _auth(r: _Reader, raw: Mapping[str, Any], dev: bool, stack: str) -> AuthConf
     if cookie is None:
         # oauth2-proxy needs 16, 24 or 32 bytes; derive one from the client secret so that it is
         # stable across updates (a random one would change on every `pulumi up`).
-        import hashlib
-
         cookie = Secret(hashlib.sha256(b"cookie:" + client_secret.reveal().encode()).hexdigest()[:32])
     elif len(cookie.reveal()) not in (16, 24, 32):
         r.fail("auth.cookieSecret", "****", "must be 16, 24 or 32 characters long")
@@ -575,16 +574,12 @@ def _check_components(r: _Reader, kubeflow: KubeflowConfig) -> None:
 
 
 def is_upstream_client_secret(value: str) -> bool:
-    import hashlib
-
     return hashlib.sha256(value.encode()).hexdigest() == UPSTREAM_CLIENT_SECRET_SHA256
 
 
 def dev_client_secret(stack: str) -> str:
     """A dev stack's OIDC client secret when none is set: stable per stack (so updates change
     nothing), not upstream's public one. Dev stacks only: anyone can derive it."""
-    import hashlib
-
     return hashlib.sha256(f"kubeflow-stacks/dev-oidc-client/{stack}".encode()).hexdigest()[:32]
 
 
@@ -595,8 +590,6 @@ def profile_name_for(email: str) -> str:
 
 
 def _stable_user_id(email: str) -> str:
-    import hashlib
-
     return str(int(hashlib.sha256(email.encode()).hexdigest()[:12], 16))
 
 

@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from infra.automation import TempStack, temp_stack
 from infra.config import parse_stack_config
 from infra.manifests.render import Rendered, object_key, render
 from infra.run import run
+from smoke_tests.wait import wait_until
 from tests.helpers import ALICE, BOB, CLIENT_SECRET
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
@@ -122,13 +122,13 @@ def test_interrupted_up_converges(sim: Sim):
         proc = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "-s", sim.ts.name],
                                 cwd=sim.ts.work_dir, env={**os.environ, **sim.ts.env},
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + UP_TIMEOUT_S
         # Wait until objects are being created in the cluster, then kill the whole process group.
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log_path.read_text().count(" created (") >= 60:
-                break
-            time.sleep(1)
-        assert proc.poll() is None, f"up ended before it could be interrupted:\n{log_path.read_text()[-3000:]}"
+        def creating() -> tuple[bool, int]:
+            if proc.poll() is not None:
+                raise AssertionError(f"up ended before it could be interrupted:\n{log_path.read_text()[-3000:]}")
+            return log_path.read_text().count(" created (") >= 60, log_path.read_text().count(" created (")
+
+        wait_until(creating, timeout=UP_TIMEOUT_S, interval=1, what="pulumi up to create 60 objects")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     # What Pulumi documents after a crash: release the dead process's lock, drop pending creates.

@@ -58,9 +58,15 @@ class Rendered:
         return yaml.safe_dump_all(self.objects, sort_keys=False, default_flow_style=False)
 
 
+def group_of(obj: Obj) -> str:
+    """An object's API group ("" for the core group)."""
+    api = obj["apiVersion"]
+    return api.split("/")[0] if "/" in api else ""
+
+
 def object_key(obj: Obj) -> str:
     """A stable identity: group/Kind:namespace/name."""
-    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else "core"
+    group = group_of(obj) or "core"
     meta = obj["metadata"]
     ns = meta.get("namespace", "")
     return f"{group}/{obj['kind']}:{ns}/{meta['name']}" if ns else f"{group}/{obj['kind']}:{meta['name']}"
