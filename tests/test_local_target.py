@@ -14,8 +14,8 @@ import requests
 from infra.auth.generate import oauth2_proxy_settings, render_oauth2_proxy_cfg
 from infra.local_target import configs
 from infra.local_target.binaries import MissingBinary, binary, env_override
+from infra.process import pid_alive
 from infra.run import run
-from smoke_tests.process import pid_alive
 
 CREDS = configs.new_credentials()
 CONFIG = configs.stack_config(CREDS)

@@ -27,7 +27,7 @@ from infra.automation import TempStack, temp_stack
 from infra.config import parse_stack_config
 from infra.manifests.render import Rendered, object_key, render
 from infra.run import run
-from smoke_tests.wait import wait_until
+from infra.wait import wait_until
 from tests.helpers import ALICE, BOB, CLIENT_SECRET
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]

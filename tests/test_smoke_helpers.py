@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from infra.wait import WaitTimeout, wait_until
 from smoke_tests.inference import predictions, request_body
 from smoke_tests.redact import MASK, Redactor
 from smoke_tests.settings import SmokeSettings, problems, resolve
 from smoke_tests.target import password_for, users_from_option
-from smoke_tests.wait import WaitTimeout, wait_until
 
 
 def test_wait_returns_the_observation_that_satisfied_it() -> None:

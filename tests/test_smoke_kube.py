@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from infra.wait import wait_until
 from smoke_tests.kube import (
     api_client,
     crash_looping,
@@ -21,7 +22,6 @@ from smoke_tests.kube import (
     workload_states,
 )
 from smoke_tests.target import KubeAccess
-from smoke_tests.wait import wait_until
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 

@@ -27,9 +27,9 @@ import yaml
 from infra.local_target import configs
 from infra.local_target.binaries import binary
 from infra.paths import cache_root
+from infra.process import free_port, pid_alive, spawn, stop_pid, stop_process
 from infra.run import run
-from smoke_tests.process import free_port, pid_alive, spawn, stop_pid, stop_process
-from smoke_tests.wait import WaitTimeout, wait_until
+from infra.wait import WaitTimeout, wait_until
 
 STATE_FILE = "state.json"
 IRIS_MODEL = "sklearn-iris"

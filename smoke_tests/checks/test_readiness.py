@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from infra.wait import wait_until
 from smoke_tests.kube import (
     KUBEFLOW_NAMESPACES,
     crash_looping,
@@ -15,7 +16,6 @@ from smoke_tests.kube import (
 )
 from smoke_tests.settings import SmokeSettings
 from smoke_tests.target import Target
-from smoke_tests.wait import wait_until
 
 pytestmark = pytest.mark.readiness
 

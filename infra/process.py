@@ -84,7 +84,7 @@ def pid_alive(pid: int) -> bool:
 
 def stop_pid(pid: int, *, grace: float = 10.0) -> bool:
     """Stop a process this project started earlier (recorded in a state file) by its id only."""
-    from smoke_tests.wait import WaitTimeout, wait_until
+    from infra.wait import WaitTimeout, wait_until
 
     if not pid_alive(pid):
         return False
