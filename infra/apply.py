@@ -4,7 +4,8 @@ Each phase ends in a barrier resource that depends on every object of the phase;
 the next phase depends on that barrier, and Pulumi's own awaits (CRDs established, Deployments
 available, ...) make "depends on" mean "is ready". The phases follow what the objects need from each other:
 
-1. definitions: namespaces and CRDs (Pulumi waits for each CRD to be established).
+1. definitions: namespaces, and the CRDs as one resource that waits until all are established
+   (infra/definitions.py says why they are not one resource each).
 2. foundation: accounts, RBAC, config, secrets, services, storage (no webhooks).
 3. cert-manager: its workloads and webhooks; its webhook's CA bundle is awaited.
 4. certificates: Issuers and Certificates, which need cert-manager's webhook, and which other
@@ -26,6 +27,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
+from infra.definitions import CustomResourceDefinitions
 from infra.manifests.render import group_of
 
 Obj = dict[str, Any]
@@ -158,6 +160,8 @@ class PhaseBarrier(Resource):
 class KubeflowArgs:
     objects: Sequence[Obj]
     provider: pulumi.ProviderResource
+    kubeconfig: pulumi.Input[str]
+    context: str | None = None
     create_timeout: str = "15m"
 
 
@@ -173,16 +177,24 @@ class KubeflowDeployment(pulumi.ComponentResource):
         super().__init__("kubeflow-stacks:kubeflow:KubeflowDeployment", name, None, opts)
         self.phases: dict[str, list[KubeObject]] = {}
         self.barriers: dict[str, PhaseBarrier] = {}
+        self.definitions: CustomResourceDefinitions | None = None
         previous: PhaseBarrier | None = None
         for phase, objs in group_by_phase(args.objects).items():
             if not objs:
                 continue
+            after = [previous] if previous else []
             child_opts = pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[previous] if previous else [],
-                delete_before_replace=True,
+                parent=self, provider=args.provider, depends_on=after, delete_before_replace=True,
                 custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
-            members = [KubeObject(resource_name(o), with_awaits(o), child_opts) for o in objs]
+            crds = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
+            objs = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
+            members: list[pulumi.Resource] = [KubeObject(resource_name(o), with_awaits(o), child_opts) for o in objs]
+            if crds:
+                self.definitions = CustomResourceDefinitions(
+                    f"{name}-crds", crds, args.kubeconfig, args.context,
+                    pulumi.ResourceOptions(parent=self, depends_on=after))
+                members.append(self.definitions)
             previous = PhaseBarrier(f"{name}-{phase}", phase, members, pulumi.ResourceOptions(parent=self))
-            self.phases[phase] = members
+            self.phases[phase] = [m for m in members if isinstance(m, KubeObject)]
             self.barriers[phase] = previous
         self.register_outputs({"objectCount": len(args.objects), "phases": list(self.phases)})

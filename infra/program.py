@@ -61,8 +61,10 @@ def build_stack(cfg: StackConfig, tree: Path) -> StackResources:
     pulumi.log.info(f"rendered {len(rendered.objects)} objects of Kubeflow {rendered.release} "
                     f"({len(rendered.components)} components; adjustments: {', '.join(rendered.adjustments)})")
     cluster = provision_cluster(cfg)
-    kubeflow = KubeflowDeployment("kubeflow", KubeflowArgs(objects=rendered.objects, provider=cluster.k8s_provider),
-                                  pulumi.ResourceOptions(depends_on=[cluster]))
+    kubeflow = KubeflowDeployment(
+        "kubeflow", KubeflowArgs(objects=rendered.objects, provider=cluster.k8s_provider,
+                                 kubeconfig=cluster.kubeconfig, context=cluster.context),
+        pulumi.ResourceOptions(depends_on=[cluster]))
     return StackResources(rendered, cluster, kubeflow)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +32,26 @@ def stack_config_factory() -> Callable[..., StackConfig]:
         return parse_stack_config(stack, base_raw(**overrides), set(secret_keys))
 
     return make
+
+
+@pytest.fixture(scope="module")
+def sim_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A small KWOK cluster (real kube-apiserver, etcd and controllers) for one test module; its
+    kubeconfig file. Skips when the pinned toolchain is not installed."""
+    try:
+        from infra.clusters.sim import SimClusterProvider
+        from infra.toolchain import tool_path
+
+        for tool in ("kwokctl", "kwok", "kube-apiserver", "etcd"):
+            tool_path(tool)
+    except Exception as exc:
+        pytest.skip(f"the simulated cluster needs the pinned toolchain: {exc}")
+    provider = SimClusterProvider()
+    props = {"name": f"kftest-{secrets.token_hex(3)}", "nodes": 1, "nodeCpu": "16", "nodeMemory": "64Gi",
+             "nodePods": 110}
+    path = tmp_path_factory.mktemp("kwok") / "kubeconfig"
+    path.write_text(provider.create_cluster(props), encoding="utf-8")
+    try:
+        yield path
+    finally:
+        provider.delete_cluster(props)

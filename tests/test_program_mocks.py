@@ -40,8 +40,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return [r.typ for r in self.registered]
 
     def clusters(self) -> list[pulumi.runtime.MockResourceArgs]:
-        """Dynamic resources that are cluster lifecycles (the others are phase barriers)."""
-        return [r for r in self.registered if r.typ == "pulumi-python:dynamic:Resource" and "phase" not in r.inputs]
+        """Dynamic resources that are cluster lifecycles (the others are phase barriers and the CRDs)."""
+        return [r for r in self.registered if r.typ == "pulumi-python:dynamic:Resource"
+                and "phase" not in r.inputs and "definitions" not in r.inputs]
 
 
 def _resolve(output: pulumi.Output) -> Any:
@@ -147,7 +148,13 @@ def test_kubeflow_objects_are_parented_by_phase(mocks, manifests_tree):
     dex_suffix = "kubeflow-stacks:kubeflow:KubeflowDeployment$kubernetes:apps/v1:Deployment::auth/dex"
     assert [u for u in urns if u.endswith(dex_suffix)]
     k8s_objects = [r for r in mocks.registered if r.typ.startswith("kubernetes:")]
-    assert len(k8s_objects) == len(stack.rendered.objects)
+    # CRDs are one resource (infra/definitions.py); every other object is its own.
+    [crds] = [r for r in mocks.registered if "definitions" in r.inputs]
+    rendered_crds = {o["metadata"]["name"] for o in stack.rendered.find("CustomResourceDefinition")}
+    assert len(rendered_crds) > 50
+    assert set(crds.inputs["definitions"]) == rendered_crds
+    assert not [r for r in k8s_objects if r.typ.endswith(":CustomResourceDefinition")]
+    assert len(k8s_objects) + len(rendered_crds) == len(stack.rendered.objects)
     barriers = [r.inputs["phase"] for r in mocks.registered if "phase" in r.inputs]
     assert barriers == list(stack.kubeflow.phases)
 

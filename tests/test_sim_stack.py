@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -222,6 +223,8 @@ def test_outputs_are_correct_and_secret_where_they_should_be(sim: Sim):
     for user in (ALICE, BOB):
         assert user["password"] not in state
     assert CLIENT_SECRET not in state
+    # The kubeconfig is an input and output of the cluster and of the CRD resource: encrypted in both.
+    assert json.dumps(out["kubeconfig"].value)[1:-1] not in state
     assert '"ciphertext"' in state
 
 

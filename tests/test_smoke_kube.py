@@ -4,8 +4,6 @@ namespace and object factories' cleanup, and the readiness checks themselves run
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +27,8 @@ CHECKS = Path(__file__).resolve().parent.parent / "smoke_tests" / "checks"
 
 
 @pytest.fixture(scope="module")
-def kwok(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAccess]:
-    try:
-        from infra.clusters.sim import SimClusterProvider
-        from infra.toolchain import tool_path
-
-        for tool in ("kwokctl", "kwok", "kube-apiserver", "etcd"):
-            tool_path(tool)
-    except Exception as exc:
-        pytest.skip(f"the simulated cluster needs the pinned toolchain: {exc}")
-    provider = SimClusterProvider()
-    props = {"name": f"kfsmoke-{secrets.token_hex(3)}", "nodes": 1, "nodeCpu": "16", "nodeMemory": "64Gi",
-             "nodePods": 110}
-    path = tmp_path_factory.mktemp("kwok") / "kubeconfig"
-    path.write_text(provider.create_cluster(props), encoding="utf-8")
-    try:
-        yield KubeAccess(path)
-    finally:
-        provider.delete_cluster(props)
+def kwok(sim_kubeconfig: Path) -> KubeAccess:
+    return KubeAccess(sim_kubeconfig)
 
 
 @pytest.fixture(scope="module")

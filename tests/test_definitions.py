@@ -1,0 +1,120 @@
+"""The CRD resource's provider against a real API server (KWOK): create, no-op diff, update with a
+changed and a removed definition, refresh after a deletion behind Pulumi's back, adoption of
+definitions that already exist, delete. The full release goes through it in tests/test_sim_stack.py."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes import config as kube_config
+
+from infra.definitions import FIELD_MANAGER, DefinitionsProvider, definition_bodies
+
+pytestmark = [pytest.mark.sim, pytest.mark.slow]
+
+GROUP = "defs.kubeflow-stacks.test"
+
+
+def crd(plural: str, kind: str, *, extra_field: str | None = None) -> dict[str, Any]:
+    spec_props: dict[str, Any] = {"size": {"type": "integer"}}
+    if extra_field:
+        spec_props[extra_field] = {"type": "string"}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {"group": GROUP, "scope": "Namespaced",
+                 "names": {"plural": plural, "singular": plural[:-1], "kind": kind, "listKind": f"{kind}List"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "properties": {"spec": {"type": "object", "properties": spec_props}}}}}]},
+    }
+
+
+def props(kubeconfig: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"definitions": definition_bodies(objects), "kubeconfig": kubeconfig, "context": None}
+
+
+def live(api: client.ApiClient) -> dict[str, Any]:
+    items = client.ApiextensionsV1Api(api).list_custom_resource_definition().items
+    return {c.metadata.name: c for c in items if c.spec.group == GROUP}
+
+
+def spec_fields(definition: Any) -> set[str]:
+    return set(definition.spec.versions[0].schema.open_apiv3_schema.properties["spec"].properties)
+
+
+def test_definitions_lifecycle(sim_kubeconfig: Path) -> None:
+    kubeconfig = sim_kubeconfig.read_text()
+    api = kube_config.new_client_from_config(str(sim_kubeconfig))
+    provider = DefinitionsProvider()
+    widgets, gadgets = crd("widgets", "Widget"), crd("gadgets", "Gadget")
+
+    created = provider.create(props(kubeconfig, [widgets, gadgets]))
+    found = live(api)
+    assert set(found) == {f"widgets.{GROUP}", f"gadgets.{GROUP}"}
+    for definition in found.values():
+        assert any(c.type == "Established" and c.status == "True" for c in definition.status.conditions)
+        assert FIELD_MANAGER in {m.manager for m in definition.metadata.managed_fields}
+    # A custom resource of the new kind is accepted at once.
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, "v1", "default", "widgets", {"apiVersion": f"{GROUP}/v1", "kind": "Widget",
+                                            "metadata": {"name": "w1"}, "spec": {"size": 3}})
+    outs = created.outs
+    assert "definitions" not in outs  # digests only: the bodies stay in the inputs
+    assert not provider.diff(created.id, outs, props(kubeconfig, [gadgets, widgets])).changes
+
+    changed = crd("widgets", "Widget", extra_field="colour")
+    news = props(kubeconfig, [changed])
+    assert provider.diff(created.id, outs, news).changes
+    outs = provider.update(created.id, outs, news).outs
+    found = live(api)
+    assert set(found) == {f"widgets.{GROUP}"}  # gadgets removed, widgets changed
+    assert spec_fields(found[f"widgets.{GROUP}"]) == {"size", "colour"}
+    assert not provider.diff(created.id, outs, news).changes
+
+    # Deleted behind Pulumi's back: refresh drops it, the next diff restores it.
+    client.ApiextensionsV1Api(api).delete_custom_resource_definition(f"widgets.{GROUP}")
+    from infra.definitions import DefinitionsClient
+
+    DefinitionsClient(kubeconfig, None).wait_gone([f"widgets.{GROUP}"])
+    refreshed = provider.read(created.id, {**outs}).outs
+    assert refreshed["digests"] == {}
+    assert provider.diff(created.id, refreshed, news).changes
+    outs = provider.update(created.id, refreshed, news).outs
+    assert set(live(api)) == {f"widgets.{GROUP}"}
+
+    # A create over definitions that already exist (an interrupted update) adopts them.
+    again = provider.create(copy.deepcopy(news))
+    assert again.outs["digests"] == outs["digests"]
+
+    provider.delete(created.id, outs)
+    assert live(api) == {}
+
+
+def test_delete_on_a_cluster_that_is_gone_is_not_an_error() -> None:
+    gone = ("apiVersion: v1\nkind: Config\ncurrent-context: gone\nclusters:\n- name: gone\n  cluster:\n"
+            "    server: https://127.0.0.1:1\ncontexts:\n- name: gone\n  context: {cluster: gone, user: gone}\n"
+            "users:\n- name: gone\n  user: {token: x}\n")
+    DefinitionsProvider().delete("customresourcedefinitions", {"digests": {f"widgets.{GROUP}": "0"},
+                                                                "kubeconfig": gone, "context": None})
+
+
+def test_an_api_error_on_delete_is_raised(sim_kubeconfig: Path) -> None:
+    """Only an unreachable cluster means "nothing to delete"; a refusal must fail the destroy."""
+    import yaml
+    from kubernetes.client.exceptions import ApiException
+
+    config = yaml.safe_load(sim_kubeconfig.read_text())
+    server = config["clusters"][0]["cluster"]["server"]
+    forged = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "not-a-valid-token"}}]})
+    with pytest.raises(ApiException) as info:
+        DefinitionsProvider().delete("customresourcedefinitions", {
+            "digests": {f"widgets.{GROUP}": "0"}, "kubeconfig": forged, "context": None})
+    assert info.value.status in (401, 403)
