@@ -4,9 +4,12 @@ Each phase ends in a barrier resource that depends on every object of the phase;
 the next phase depends on that barrier, and Pulumi's own awaits (CRDs established, Deployments
 available, ...) make "depends on" mean "is ready". The phases follow what the objects need from each other:
 
-1. definitions: namespaces, and the CRDs as one resource that waits until all are established
-   (infra/definitions.py says why they are not one resource each).
-2. foundation: accounts, RBAC, config, secrets, services, storage (no webhooks).
+1. base: namespaces, storage classes and static volumes. A claim whose pre-bound volume does not
+   exist yet stays Pending until the volume binder's next resync (15 s by default).
+2. foundation: accounts, RBAC, config, secrets, services, storage (no webhooks, no custom
+   resources); and the CRDs, as one resource that waits until all are established
+   (infra/definitions.py says why they are not one resource each). CRDs need only the cluster, so
+   they are applied from the start, beside the namespaces; the foundation's barrier waits for them.
 3. cert-manager: its workloads and webhooks; its webhook's CA bundle is awaited.
 4. certificates: Issuers and Certificates, which need cert-manager's webhook, and which other
    components' workloads need (their webhook serving certs).
@@ -32,8 +35,9 @@ from infra.manifests.render import group_of
 
 Obj = dict[str, Any]
 
-PHASES = ("definitions", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
+PHASES = ("base", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
           "webhooks", "resources")
+BASE_KINDS = {"Namespace", "StorageClass", "PersistentVolume"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 WEBHOOK_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
 PLATFORM_NAMESPACES = {"auth", "knative-serving", "kubeflow-storage"}
@@ -54,8 +58,10 @@ def phase_of(obj: Obj) -> str:
     kind, group = obj["kind"], group_of(obj)
     ns = obj["metadata"].get("namespace", "")
     name = obj["metadata"]["name"]
-    if kind in ("Namespace", "CustomResourceDefinition"):
-        return "definitions"
+    if kind in BASE_KINDS:
+        return "base"
+    if kind == "CustomResourceDefinition":
+        return "foundation"
     if group == "cert-manager.io":
         return "certificates"
     if group not in BUILTIN_GROUPS:
@@ -190,9 +196,10 @@ class KubeflowDeployment(pulumi.ComponentResource):
             objs = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
             members: list[pulumi.Resource] = [KubeObject(resource_name(o), with_awaits(o), child_opts) for o in objs]
             if crds:
+                # CRDs need nothing but the cluster (their kubeconfig input): applied from the start,
+                # while namespaces and the rest of the foundation go in; the foundation's barrier waits for them.
                 self.definitions = CustomResourceDefinitions(
-                    f"{name}-crds", crds, args.kubeconfig, args.context,
-                    pulumi.ResourceOptions(parent=self, depends_on=after))
+                    f"{name}-crds", crds, args.kubeconfig, args.context, pulumi.ResourceOptions(parent=self))
                 members.append(self.definitions)
             previous = PhaseBarrier(f"{name}-{phase}", phase, members, pulumi.ResourceOptions(parent=self))
             self.phases[phase] = [m for m in members if isinstance(m, KubeObject)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -68,12 +69,11 @@ class DefinitionsClient:
         with ThreadPoolExecutor(APPLY_THREADS) as pool:
             list(pool.map(self.apply, bodies))
 
-    def present(self) -> dict[str, bool]:
-        """Every CRD in the cluster -> whether it is established."""
-        listing = self._call("GET", CRD_PATH, header_params={"Accept": "application/json"})
-        return {item["metadata"]["name"]: any(c.get("type") == "Established" and c.get("status") == "True"
-                                              for c in (item.get("status") or {}).get("conditions") or [])
-                for item in listing.get("items") or []}
+    def names(self) -> set[str]:
+        """Names of the CRDs in the cluster (metadata only: their full list is megabytes)."""
+        accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+        listing = self._call("GET", CRD_PATH, header_params={"Accept": accept})
+        return {item["metadata"]["name"] for item in listing.get("items") or []}
 
     def delete(self, name: str) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -85,23 +85,48 @@ class DefinitionsClient:
                 raise
 
     def wait_established(self, names: Sequence[str]) -> None:
-        from infra.wait import wait_until
+        """Watch the CRDs (current state first, then changes) until each named one is established.
 
-        def check() -> tuple[bool, list[str]]:
-            present = self.present()
-            waiting = sorted(n for n in names if not present.get(n))
-            return not waiting, waiting
+        A watch, not polling: each poll would read every CRD's schema again, and parsing megabytes
+        twice a second took more CPU than the API server needed to establish them."""
+        from infra.wait import WaitTimeout
 
-        wait_until(check, timeout=ESTABLISH_TIMEOUT_S, interval=0.5, what="CustomResourceDefinitions established")
+        pending = set(names)
+        deadline = time.monotonic() + ESTABLISH_TIMEOUT_S
+        attempts = 0
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout("CustomResourceDefinitions established", ESTABLISH_TIMEOUT_S, attempts,
+                                  sorted(pending), None)
+            attempts += 1
+            stream = self._call("GET", CRD_PATH, header_params={"Accept": "application/json"},
+                                query_params=[("watch", "true"), ("timeoutSeconds", str(max(1, int(remaining))))],
+                                _preload_content=False)
+            try:
+                for line in stream:
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") in ("ADDED", "MODIFIED") and established(obj):
+                        pending.discard(obj["metadata"]["name"])
+                        if not pending:
+                            break
+            finally:
+                stream.release_conn()
 
     def wait_gone(self, names: Sequence[str]) -> None:
         from infra.wait import wait_until
 
         def check() -> tuple[bool, list[str]]:
-            left = sorted(set(names) & set(self.present()))
+            left = sorted(set(names) & self.names())
             return not left, left
 
         wait_until(check, timeout=DELETE_TIMEOUT_S, interval=1.0, what="CustomResourceDefinitions deleted")
+
+
+def established(obj: Obj) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -150,7 +175,7 @@ class DefinitionsProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Refresh: a definition deleted behind Pulumi's back drops out, so the next update restores it."""
-        present = self._client(props).present()
+        present = self._client(props).names()
         digests = {n: d for n, d in (props.get("digests") or {}).items() if n in present}
         return ReadResult(id_, {**props, "digests": digests})
 

@@ -190,7 +190,10 @@ def test_phase_order_respects_dependencies(manifests_tree):
         [obj] = [o for o in rendered.objects if o["kind"] == kind and o["metadata"]["name"] == name]
         return index[phase_of(obj)]
 
-    assert all(o["kind"] in ("Namespace", "CustomResourceDefinition") for o in phases["definitions"])
+    assert {o["kind"] for o in phases["base"]} <= {"Namespace", "StorageClass", "PersistentVolume"}
+    assert all(phase_of(o) == "base" for o in rendered.find("Namespace"))
+    # CRDs come before any custom resource (certificates onwards), beside the foundation objects.
+    assert all(phase_of(o) == "foundation" for o in rendered.find("CustomResourceDefinition"))
     assert where("Deployment", "cert-manager-webhook") < where("ClusterIssuer", "kubeflow-self-signing-issuer")
     assert where("Certificate", "katib-webhook-cert") < where("Deployment", "katib-controller")
     assert where("Deployment", "istiod") < where("Gateway", "kubeflow-gateway")
@@ -198,4 +201,17 @@ def test_phase_order_respects_dependencies(manifests_tree):
     assert where("Deployment", "dex") < where("Deployment", "oauth2-proxy")
     assert where("Deployment", "controller") < where("Deployment", "kserve-controller-manager")
     assert where("Deployment", "profiles-deployment") < where("Profile", "kubeflow-alice-example-org")
-    assert all(phase_of(o) != "definitions" for o in rendered.objects if o["kind"] == "ServiceAccount")
+    assert all(phase_of(o) != "base" for o in rendered.objects if o["kind"] == "ServiceAccount")
+
+
+def test_static_volumes_and_their_class_come_before_the_claims(manifests_tree):
+    """A claim created before its pre-bound volume waits for the binder's resync (15 s)."""
+    from infra.manifests.render import render
+
+    cfg = parse_stack_config("test", base_raw(storage={"mode": "static", "defaultClass": "kf-static"}), {"auth"})
+    rendered = render(cfg, manifests_tree)
+    index = {p: i for i, p in enumerate(PHASES)}
+    volumes = rendered.find("PersistentVolume") + rendered.find("StorageClass")
+    claims = rendered.find("PersistentVolumeClaim")
+    assert len(volumes) == 4 and len(claims) == 3
+    assert max(index[phase_of(v)] for v in volumes) < min(index[phase_of(c)] for c in claims)

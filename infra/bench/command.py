@@ -115,6 +115,7 @@ def record_timeline(timeline: Timeline, results: dict[str, Any]) -> None:
         results["pulumi-up-cluster"] = cluster
         results["pulumi-up-kubeflow"] = round(results["pulumi-up"] - cluster, 1)
     results["pulumi-up-phases"] = dict(timeline.phase_durations())
+    results["pulumi-up-steps"] = dict(timeline.steps)
 
 
 def machine() -> str:

@@ -25,10 +25,12 @@ class Timeline:
         self._lock = threading.Lock()
         self.marks: dict[str, float] = {}
         self.resources_done = 0
+        self.steps: dict[str, list[float]] = {}  # URN -> [started, finished] (seconds)
 
     def start(self) -> None:
         self._t0 = time.monotonic()
         self.marks.clear()
+        self.steps.clear()
         self.resources_done = 0
 
     def label_of(self, urn: str, type_: str) -> str | None:
@@ -42,15 +44,22 @@ class Timeline:
         return None
 
     def __call__(self, event: Any) -> None:
+        pre = getattr(event, "resource_pre_event", None)
+        if pre is not None:
+            with self._lock:
+                self.steps.setdefault(pre.metadata.urn, [round(time.monotonic() - self._t0, 2)])
+            return
         out = getattr(event, "res_outputs_event", None)
         if out is None:
             return
         meta = out.metadata
         label = self.label_of(meta.urn, meta.type)
+        now = time.monotonic() - self._t0
         with self._lock:
             self.resources_done += 1
+            self.steps.setdefault(meta.urn, [round(now, 2)]).append(round(now, 2))
             if label and label not in self.marks:
-                self.marks[label] = round(time.monotonic() - self._t0, 1)
+                self.marks[label] = round(now, 1)
 
     def phase_durations(self) -> list[tuple[str, float]]:
         """(part, seconds) in order: the cluster, then each phase from the end of the one before."""
