@@ -31,7 +31,7 @@ FIELD_MANAGER = "kubeflow-stacks"
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 ESTABLISH_TIMEOUT_S = 300.0
 DELETE_TIMEOUT_S = 600.0
-APPLY_THREADS = 8
+APPLY_THREADS = 4
 
 Obj = dict[str, Any]
 

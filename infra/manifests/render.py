@@ -72,6 +72,11 @@ def object_key(obj: Obj) -> str:
     return f"{group}/{obj['kind']}:{ns}/{meta['name']}" if ns else f"{group}/{obj['kind']}:{meta['name']}"
 
 
+# libyaml's safe loader reads the same documents as PyYAML's pure-Python one, five times faster: a
+# cold render of the full release spent 10 of its 16 s parsing kustomize's 10 MB of output.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def kustomization(tree: Path, workdir: Path, paths: Sequence[str], components: Sequence[str]) -> Obj:
     """A kustomization in `workdir` over upstream paths (kustomize wants them relative)."""
     rel = lambda p: os.path.relpath(tree / p, workdir)  # noqa: E731
@@ -99,7 +104,7 @@ def kustomize_build(tree: Path, paths: Sequence[str], components: Sequence[str])
         (workdir / "kustomization.yaml").write_text(
             yaml.safe_dump(kustomization(tree, workdir, paths, components), sort_keys=False))
         out = run([kustomize, "build", str(workdir)], timeout=KUSTOMIZE_TIMEOUT_S).stdout
-    objects = [d for d in yaml.safe_load_all(out) if d]
+    objects = [d for d in yaml.load_all(out, Loader=YAML_LOADER) if d]
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp_file = cached.with_suffix(f".{os.getpid()}.tmp")
     tmp_file.write_text(json.dumps(objects))
