@@ -30,7 +30,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
-from infra.definitions import CustomResourceDefinitions
+from infra.definitions import FIELD_MANAGER, CustomResourceDefinitions
 from infra.manifests.render import group_of
 
 Obj = dict[str, Any]
@@ -51,6 +51,7 @@ BUILTIN_GROUPS = {
 CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
 
 
 def phase_of(obj: Obj) -> str:
@@ -119,6 +120,17 @@ def with_awaits(obj: Obj) -> Obj:
     if obj["kind"] == "Service" and group_of(obj) == "":
         return _annotated(obj, SKIP_AWAIT_ANNOTATION, "true")
     return obj
+
+
+def with_field_manager(obj: Obj) -> Obj:
+    """Apply every object as one stable field manager, `kubeflow-stacks`.
+
+    The provider otherwise names a random manager per resource and keeps the name in the state. An
+    update interrupted before its state was saved then re-creates (adopts) objects under a new
+    name, the old name keeps co-owning their fields, and the next change of such a field fails as
+    a server-side apply conflict. (T2's interrupted-update test found this for static volumes.)
+    """
+    return _annotated(obj, FIELD_MANAGER_ANNOTATION, FIELD_MANAGER)
 
 
 class KubeObject(pulumi.CustomResource):
@@ -194,7 +206,8 @@ class KubeflowDeployment(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
             crds = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
             objs = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
-            members: list[pulumi.Resource] = [KubeObject(resource_name(o), with_awaits(o), child_opts) for o in objs]
+            members: list[pulumi.Resource] = [
+                KubeObject(resource_name(o), with_field_manager(with_awaits(o)), child_opts) for o in objs]
             if crds:
                 # CRDs need nothing but the cluster (their kubeconfig input): applied from the start,
                 # while namespaces and the rest of the foundation go in; the foundation's barrier waits for them.

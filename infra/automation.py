@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,23 +97,43 @@ class TempStack:
             self.stack.set_config(f"{PROJECT}:{path}", auto.ConfigValue(value, secret=True), path=True)
 
 
-def temp_stack(base_dir: Path, *, prefix: str = "t", env: Mapping[str, str] | None = None) -> TempStack:
-    """A new stack with a random name, a file backend under `base_dir`, and the repo's program."""
+def _workspace_parts(base_dir: Path, prefix: str, env: Mapping[str, str] | None) -> tuple[str, Path, Path, dict]:
+    """A random stack name, its work dir, a file backend under `base_dir`, and the Pulumi env."""
     name = f"{prefix}-{secrets.token_hex(3)}"
     work_dir = base_dir / name
     state = base_dir / "state"
     work_dir.mkdir(parents=True)
     state.mkdir(exist_ok=True)
+    return name, work_dir, state, pulumi_env({"PULUMI_CONFIG_PASSPHRASE": "kfstack-test", **(env or {})})
+
+
+def _pulumi_command() -> auto.PulumiCommand:
+    from infra.toolchain import tool_path
+
+    return auto.PulumiCommand(root=str(tool_path("pulumi").parent.parent))  # <root>/bin/pulumi
+
+
+def temp_stack(base_dir: Path, *, prefix: str = "t", env: Mapping[str, str] | None = None) -> TempStack:
+    """A new stack with a random name, a file backend under `base_dir`, and the repo's program."""
+    name, work_dir, state, full_env = _workspace_parts(base_dir, prefix, env)
     settings = auto.ProjectSettings(
         name=PROJECT, main=str(REPO_ROOT),
         runtime=auto.ProjectRuntimeInfo(name="python", options={
             "toolchain": "pip", "virtualenv": str(REPO_ROOT / ".venv")}),
         backend=auto.ProjectBackend(url=f"file://{state}"))
-    full_env = pulumi_env({"PULUMI_CONFIG_PASSPHRASE": "kfstack-test", **(env or {})})
-    from infra.toolchain import tool_path
-
-    command = auto.PulumiCommand(root=str(tool_path("pulumi").parent.parent))  # <root>/bin/pulumi
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), project_settings=settings, env_vars=full_env,
-                                    pulumi_command=command)
+                                    pulumi_command=_pulumi_command())
     stack = auto.Stack.create(name, workspace)
+    return TempStack(name, work_dir, stack, full_env, state)
+
+
+def inline_stack(base_dir: Path, program: Callable[[], None], *, prefix: str = "i",
+                 env: Mapping[str, str] | None = None) -> TempStack:
+    """A throwaway stack whose program is a Python function run in this process (for tests that
+    exercise one Pulumi behaviour against a real API server without the whole project)."""
+    name, work_dir, state, full_env = _workspace_parts(base_dir, prefix, env)
+    settings = auto.ProjectSettings(name=f"{PROJECT}-inline", runtime="python",
+                                    backend=auto.ProjectBackend(url=f"file://{state}"))
+    stack = auto.create_stack(name, project_name=settings.name, program=program, opts=auto.LocalWorkspaceOptions(
+        work_dir=str(work_dir), project_settings=settings, env_vars=full_env, pulumi_command=_pulumi_command()))
     return TempStack(name, work_dir, stack, full_env, state)

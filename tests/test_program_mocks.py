@@ -155,6 +155,9 @@ def test_kubeflow_objects_are_parented_by_phase(mocks, manifests_tree):
     assert set(crds.inputs["definitions"]) == rendered_crds
     assert not [r for r in k8s_objects if r.typ.endswith(":CustomResourceDefinition")]
     assert len(k8s_objects) + len(rendered_crds) == len(stack.rendered.objects)
+    # One stable field manager, so objects adopted after an interrupted update can still change.
+    managers = {r.inputs["metadata"]["annotations"].get("pulumi.com/patchFieldManager") for r in k8s_objects}
+    assert managers == {"kubeflow-stacks"}
     barriers = [r.inputs["phase"] for r in mocks.registered if "phase" in r.inputs]
     assert barriers == list(stack.kubeflow.phases)
 
