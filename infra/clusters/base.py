@@ -42,8 +42,9 @@ class Cluster(pulumi.ComponentResource):
             # A cluster that is gone takes its objects with it; let destroy finish.
             delete_unreachable=True,
             # An update interrupted before its state was saved left objects Pulumi does not know
-            # yet; creating them again adopts them instead of failing. Object URNs never change
-            # (see infra/apply.py), so this cannot turn a rename into a delete.
+            # yet; creating them again adopts them instead of failing, under the same field manager
+            # (infra/apply.py `with_field_manager`). Object URNs never change (see infra/apply.py),
+            # so this cannot turn a rename into a delete.
             upsert_existing_objects=True,
             # New Dex users or a new client secret update these in place (the checksum annotation
             # on Dex and oauth2-proxy rolls their pods) instead of deleting and recreating them.
