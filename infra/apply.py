@@ -180,6 +180,7 @@ class KubeflowArgs:
     provider: pulumi.ProviderResource
     kubeconfig: pulumi.Input[str]
     context: str | None = None
+    deleted_with: pulumi.Resource | None = None  # see Cluster.deleted_with
     create_timeout: str = "15m"
 
 
@@ -203,6 +204,7 @@ class KubeflowDeployment(pulumi.ComponentResource):
             after = [previous] if previous else []
             child_opts = pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=after, delete_before_replace=True,
+                deleted_with=args.deleted_with,
                 custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
             crds = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
             objs = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
@@ -212,7 +214,8 @@ class KubeflowDeployment(pulumi.ComponentResource):
                 # CRDs need nothing but the cluster (their kubeconfig input): applied from the start,
                 # while namespaces and the rest of the foundation go in; the foundation's barrier waits for them.
                 self.definitions = CustomResourceDefinitions(
-                    f"{name}-crds", crds, args.kubeconfig, args.context, pulumi.ResourceOptions(parent=self))
+                    f"{name}-crds", crds, args.kubeconfig, args.context,
+                    pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with))
                 members.append(self.definitions)
             previous = PhaseBarrier(f"{name}-{phase}", phase, members, pulumi.ResourceOptions(parent=self))
             self.phases[phase] = [m for m in members if isinstance(m, KubeObject)]

@@ -63,7 +63,8 @@ def build_stack(cfg: StackConfig, tree: Path) -> StackResources:
     cluster = provision_cluster(cfg)
     kubeflow = KubeflowDeployment(
         "kubeflow", KubeflowArgs(objects=rendered.objects, provider=cluster.k8s_provider,
-                                 kubeconfig=cluster.kubeconfig, context=cluster.context),
+                                 kubeconfig=cluster.kubeconfig, context=cluster.context,
+                                 deleted_with=cluster.deleted_with),
         pulumi.ResourceOptions(depends_on=[cluster]))
     return StackResources(rendered, cluster, kubeflow)
 

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
+from kubernetes.dynamic.exceptions import NotFoundError
 from pulumi import automation as auto
 
 from infra.auth.passwords import verify
@@ -263,6 +264,34 @@ def test_config_change_has_exactly_the_expected_diff(sim: Sim):
     assert claim.spec.resources.requests["storage"] == "6Gi"
     config = yaml.safe_load(core.read_namespaced_config_map("dex", "auth").data["config.yaml"])
     assert CAROL["email"] in {u["email"] for u in config["staticPasswords"]}
+
+
+def test_excluding_components_deletes_their_objects(sim: Sim):
+    """Objects a stack no longer renders are deleted from the cluster, CRDs and custom resources
+    included (destroy skips this on a cluster it deletes anyway; see Cluster.deleted_with)."""
+    before = sim.rendered()
+    sim.raw = {**sim.raw, "kubeflow": {**sim.raw["kubeflow"], "exclude": ["trainer", "spark-operator"]}}
+    sim.configure()
+    after = {object_key(o) for o in sim.rendered().objects}
+    gone = [o for o in before.objects if object_key(o) not in after]
+    assert {o["kind"] for o in gone} >= {"CustomResourceDefinition", "ClusterTrainingRuntime", "Deployment"}
+    result = sim.ts.stack.up(on_output=_log(sim.ts.work_dir / "exclude.log"))
+    assert result.summary.result == "succeeded"
+    dynamic = _dynamic(sim.api or sim.connect())
+    still_there = []
+    for obj in gone:
+        if obj["kind"] != "CustomResourceDefinition" and any(
+                c["kind"] == "CustomResourceDefinition" and c["spec"]["names"]["kind"] == obj["kind"] for c in gone):
+            continue  # its kind went with its CRD: nothing of it can exist
+        resource = dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        meta = obj["metadata"]
+        namespace = meta.get("namespace", "default") if resource.namespaced else None
+        try:
+            resource.get(name=meta["name"], namespace=namespace)
+            still_there.append(object_key(obj))
+        except NotFoundError:
+            pass
+    assert still_there == []
 
 
 def test_destroy_leaves_nothing(sim: Sim):

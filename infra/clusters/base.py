@@ -31,9 +31,15 @@ class Cluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     k8s_provider: k8s.Provider
     context: str | None = None
+    # The resource whose deletion takes every in-cluster object with it (a local cluster the stack
+    # owns): `pulumi destroy` then skips deleting ~650 objects one by one. None where objects must
+    # really be deleted: an existing cluster, and cloud clusters, whose controllers made load
+    # balancers and disks for Services and claims that only deleting those objects cleans up.
+    deleted_with: pulumi.Resource | None = None
 
     def _finish(self, name: str, kubeconfig: pulumi.Input[str], *, context: str | None = None,
-                depends_on: list[pulumi.Resource] | None = None) -> None:
+                depends_on: list[pulumi.Resource] | None = None, deleted_with: pulumi.Resource | None = None) -> None:
+        self.deleted_with = deleted_with
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.k8s_provider = k8s.Provider(
             f"{name}-k8s",

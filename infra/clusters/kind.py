@@ -99,7 +99,7 @@ class KindCluster(Cluster):
         super().__init__("kubeflow-stacks:clusters:KindCluster", name, None, opts)
         self.cluster = LocalClusterResource(KindClusterProvider(), f"{name}-kind", args.props(),
                                             pulumi.ResourceOptions(parent=self))
-        self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster])
+        self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> KindCluster:

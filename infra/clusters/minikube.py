@@ -65,7 +65,7 @@ class MinikubeCluster(Cluster):
             "name": args.cluster_name, "driver": args.driver, "cpus": args.cpus, "memory": args.memory,
             "disk": args.disk, "kubernetesVersion": args.kubernetes_version,
         }, pulumi.ResourceOptions(parent=self))
-        self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster])
+        self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> MinikubeCluster:

@@ -96,7 +96,7 @@ class SimCluster(Cluster):
             "name": args.cluster_name, "nodes": args.nodes, "nodeCpu": args.node_cpu,
             "nodeMemory": args.node_memory, "nodePods": args.node_pods,
         }, pulumi.ResourceOptions(parent=self))
-        self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster])
+        self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> SimCluster:
