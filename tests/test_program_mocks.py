@@ -80,6 +80,10 @@ def _build(provider_raw: dict[str, Any], manifests_tree: Path, components: str =
     return build_stack(parse_stack_config("test", raw, {"auth"}), manifests_tree)
 
 
+def _built_and_secret(stack: Any) -> tuple[Any, bool]:
+    return stack, _is_secret(stack.cluster.kubeconfig)
+
+
 @pytest.mark.parametrize(("cluster", "expected_dynamic"), [
     ({"provider": "kind", "name": "k"}, 1),
     ({"provider": "sim", "name": "s"}, 1),
@@ -87,8 +91,10 @@ def _build(provider_raw: dict[str, Any], manifests_tree: Path, components: str =
 ])
 def test_local_cluster_providers_register_a_lifecycle_and_a_provider(mocks, manifests_tree, cluster,
                                                                      expected_dynamic):
-    secret = in_pulumi(lambda: _is_secret(_build(cluster, manifests_tree).cluster.kubeconfig))
+    stack, secret = in_pulumi(lambda: _built_and_secret(_build(cluster, manifests_tree)))
     assert len(mocks.clusters()) == expected_dynamic
+    # The stack owns this cluster: destroy deletes it, and every object with it.
+    assert stack.cluster.deleted_with is stack.cluster.cluster
     assert mocks.types().count("pulumi:providers:kubernetes") == 1
     assert secret
     [dyn] = mocks.clusters()
@@ -105,7 +111,9 @@ def test_local_cluster_providers_register_a_lifecycle_and_a_provider(mocks, mani
      {"azure-native:resources:ResourceGroup": 1, "azure-native:containerservice:ManagedCluster": 1}),
 ])
 def test_managed_clusters_register_the_cloud_resources(mocks, manifests_tree, cluster, expected):
-    secret = in_pulumi(lambda: _is_secret(_build(cluster, manifests_tree, storage="existing").cluster.kubeconfig))
+    stack, secret = in_pulumi(lambda: _built_and_secret(_build(cluster, manifests_tree, storage="existing")))
+    # Deleting a cloud cluster would orphan the load balancers and disks its controllers made.
+    assert stack.cluster.deleted_with is None
     types = mocks.types()
     assert {t: types.count(t) for t in expected} == expected
     assert types.count("pulumi:providers:kubernetes") == 1
@@ -129,7 +137,8 @@ def test_existing_cluster_creates_nothing_but_a_provider(mocks, manifests_tree, 
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     cluster = {"provider": "existing", "name": "e", "existing": {"kubeconfig": str(kubeconfig), "context": "ctx"}}
-    secret = in_pulumi(lambda: _is_secret(_build(cluster, manifests_tree).cluster.kubeconfig))
+    stack, secret = in_pulumi(lambda: _built_and_secret(_build(cluster, manifests_tree)))
+    assert stack.cluster.deleted_with is None  # destroy must delete every object it applied
     assert mocks.clusters() == []
     [prov] = [r for r in mocks.registered if r.typ == "pulumi:providers:kubernetes"]
     assert prov.inputs["context"] == "ctx"
