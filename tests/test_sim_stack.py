@@ -28,6 +28,7 @@ from infra.auth.passwords import verify
 from infra.automation import TempStack, temp_stack
 from infra.config import parse_stack_config
 from infra.manifests.render import Rendered, object_key, render
+from infra.process import descendants
 from infra.run import run
 from infra.wait import wait_until
 from tests.helpers import ALICE, BOB, CLIENT_SECRET
@@ -131,7 +132,11 @@ def test_interrupted_up_converges(sim: Sim):
             return log_path.read_text().count(" created (") >= 60, log_path.read_text().count(" created (")
 
         wait_until(creating, timeout=UP_TIMEOUT_S, interval=1, what="pulumi up to create 60 objects")
+        tree = descendants(proc.pid)  # plugins run in their own process groups: kill them too
         os.killpg(proc.pid, signal.SIGKILL)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=60)
     # What Pulumi documents after a crash: release the dead process's lock, drop pending creates.
     run(["pulumi", "cancel", "--yes", "-s", sim.ts.name], cwd=sim.ts.work_dir, env=sim.ts.env, timeout=120)

@@ -84,3 +84,28 @@ def test_payloads_for_both_protocols(protocol: str) -> None:
         assert body == {"inputs": [{"name": "input-0", "shape": [2, 2], "datatype": "FP64",
                                     "data": [1.0, 2.0, 3.0, 4.0]}]}
         assert predictions("v2", {"outputs": [{"name": "output-0", "data": [1, 0]}]}) == [1, 0]
+
+
+def test_descendants_include_children_that_left_the_process_group() -> None:
+    import contextlib
+    import os
+    import signal
+    import subprocess
+
+    from infra.process import descendants, pid_alive
+
+    parent = subprocess.Popen(["bash", "-c", "sleep 60 & setsid sleep 61 & wait"], start_new_session=True)
+    try:
+        found = wait_until(lambda: (len(descendants(parent.pid)) == 2, descendants(parent.pid)),
+                           timeout=10, interval=0.1, what="both sleeps started")
+        own_group = [pid for pid in found if os.getpgid(pid) == parent.pid]
+        assert len(own_group) == 1  # setsid took the other one out of the group killpg would reach
+    finally:
+        tree = descendants(parent.pid)
+        os.killpg(parent.pid, signal.SIGKILL)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+    assert wait_until(lambda: (not any(pid_alive(p) for p in tree), tree), timeout=10, interval=0.1,
+                      what="the whole tree gone")

@@ -70,11 +70,17 @@ class SimClusterProvider(LocalClusterProvider):
         self._scale(new)
 
     def delete_cluster(self, props: dict[str, Any]) -> None:
+        import shutil
+
         name = props["name"]
         _kwokctl(name, "delete", "cluster", "--kubeconfig", str(sim_workdir(name) / "kubeconfig"),
                  timeout=120)
+        shutil.rmtree(sim_workdir(name), ignore_errors=True)  # what kwokctl leaves: a kubeconfig stub
 
     def cluster_exists(self, props: dict[str, Any]) -> bool:
+        # Each cluster lives in its own KWOK_WORKDIR: no directory, no cluster.
+        if not sim_workdir(props["name"]).is_dir():
+            return False
         return props["name"] in _kwokctl(props["name"], "get", "clusters", timeout=60).split()
 
 
