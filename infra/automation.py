@@ -77,11 +77,12 @@ class TempStack:
     stack: auto.Stack
     env: dict[str, str] = field(default_factory=dict)
     state_dir: Path | None = None
+    project: str = PROJECT
 
     def state_file_text(self) -> str:
         """The stack's state exactly as the file backend stores it (secrets encrypted)."""
         assert self.state_dir is not None
-        return (self.state_dir / ".pulumi" / "stacks" / PROJECT / f"{self.name}.json").read_text()
+        return (self.state_dir / ".pulumi" / "stacks" / self.project / f"{self.name}.json").read_text()
 
     def set_config(self, raw: Mapping[str, Any], secret_paths: Mapping[str, str] | None = None) -> None:
         """Replace the stack's config: objects go into the stack file as YAML (as `pulumi config set
@@ -124,7 +125,7 @@ def temp_stack(base_dir: Path, *, prefix: str = "t", env: Mapping[str, str] | No
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), project_settings=settings, env_vars=full_env,
                                     pulumi_command=_pulumi_command())
     stack = auto.Stack.create(name, workspace)
-    return TempStack(name, work_dir, stack, full_env, state)
+    return TempStack(name, work_dir, stack, full_env, state, settings.name)
 
 
 def inline_stack(base_dir: Path, program: Callable[[], None], *, prefix: str = "i",
@@ -136,4 +137,4 @@ def inline_stack(base_dir: Path, program: Callable[[], None], *, prefix: str = "
                                     backend=auto.ProjectBackend(url=f"file://{state}"))
     stack = auto.create_stack(name, project_name=settings.name, program=program, opts=auto.LocalWorkspaceOptions(
         work_dir=str(work_dir), project_settings=settings, env_vars=full_env, pulumi_command=_pulumi_command()))
-    return TempStack(name, work_dir, stack, full_env, state)
+    return TempStack(name, work_dir, stack, full_env, state, settings.name)

@@ -45,6 +45,10 @@ def digest(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def digests_of(bodies: dict[str, str]) -> dict[str, str]:
+    return {name: digest(body) for name, body in bodies.items()}
+
+
 class DefinitionsClient:
     """The few CRD calls the provider needs, through the `kubernetes` client and a kubeconfig text."""
 
@@ -143,11 +147,9 @@ class DefinitionsProvider(ResourceProvider):
         return DefinitionsClient(props["kubeconfig"], props.get("context"))
 
     @staticmethod
-    def _outs(props: dict[str, Any], names: Sequence[str] | None = None) -> dict[str, Any]:
-        bodies: dict[str, str] = props["definitions"]
-        keep = set(bodies) if names is None else set(names)
-        return {"digests": {n: digest(b) for n, b in bodies.items() if n in keep},
-                "kubeconfig": props["kubeconfig"], "context": props.get("context")}
+    def _outs(props: dict[str, Any]) -> dict[str, Any]:
+        return {"digests": digests_of(props["definitions"]), "kubeconfig": props["kubeconfig"],
+                "context": props.get("context")}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = self._client(props)
@@ -157,14 +159,13 @@ class DefinitionsProvider(ResourceProvider):
         return CreateResult("customresourcedefinitions", self._outs(props))
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        new_digests = {n: digest(b) for n, b in news["definitions"].items()}
-        return DiffResult(changes=new_digests != olds.get("digests"), replaces=[])
+        return DiffResult(changes=digests_of(news["definitions"]) != olds.get("digests"), replaces=[])
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self._client(news)
         old_digests: dict[str, str] = olds.get("digests") or {}
         bodies: dict[str, str] = news["definitions"]
-        changed = [n for n, b in bodies.items() if old_digests.get(n) != digest(b)]
+        changed = [n for n, d in digests_of(bodies).items() if old_digests.get(n) != d]
         client.apply_all([bodies[n] for n in changed])
         removed = sorted(set(old_digests) - set(bodies))
         for name in removed:

@@ -68,6 +68,11 @@ def stop_process(proc: subprocess.Popen[str], *, grace: float = 10.0) -> int | N
     return proc.returncode
 
 
+def _stat_fields(stat_file: Path) -> list[str]:
+    """/proc/<pid>/stat after the command name (which may hold spaces): state, ppid, ..."""
+    return stat_file.read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+
+
 def pid_alive(pid: int) -> bool:
     """Whether the process exists and has not exited (an unreaped zombie counts as exited)."""
     try:
@@ -77,8 +82,7 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return _stat_fields(Path(f"/proc/{pid}/stat"))[0] != "Z"
     return True
 
 
@@ -102,12 +106,10 @@ def stop_pid(pid: int, *, grace: float = 10.0) -> bool:
 def descendants(pid: int) -> list[int]:
     """Every process below `pid` (from /proc), including those that left its process group, as
     Pulumi's plugins do: killing the group alone leaves them running."""
-    from pathlib import Path
-
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            parent = int(_stat_fields(stat)[1])
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(parent, []).append(int(stat.parent.name))

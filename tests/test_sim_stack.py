@@ -151,14 +151,19 @@ def test_every_rendered_object_exists(sim: Sim):
     dyn = _dynamic(api)
     missing = []
     for obj in sim.rendered().objects:
-        meta = obj["metadata"]
-        resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
         try:
-            namespace = meta.get("namespace", "default") if resource.namespaced else None
-            resource.get(name=meta["name"], namespace=namespace)
+            _get_live(dyn, obj)
         except Exception as exc:  # report every missing object, not the first
             missing.append(f"{object_key(obj)}: {exc.__class__.__name__}")
     assert missing == []
+
+
+def _get_live(dyn: Any, obj: dict[str, Any]) -> Any:
+    """The cluster's copy of a rendered object (raises if it is not there)."""
+    meta = obj["metadata"]
+    resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+    namespace = meta.get("namespace", "default") if resource.namespaced else None
+    return resource.get(name=meta["name"], namespace=namespace)
 
 
 def _dynamic(api: client.ApiClient) -> Any:
@@ -283,16 +288,13 @@ def test_excluding_components_deletes_their_objects(sim: Sim):
     result = sim.ts.stack.up(on_output=_log(sim.ts.work_dir / "exclude.log"))
     assert result.summary.result == "succeeded"
     dynamic = _dynamic(sim.api or sim.connect())
+    kinds_gone = {c["spec"]["names"]["kind"] for c in gone if c["kind"] == "CustomResourceDefinition"}
     still_there = []
     for obj in gone:
-        if obj["kind"] != "CustomResourceDefinition" and any(
-                c["kind"] == "CustomResourceDefinition" and c["spec"]["names"]["kind"] == obj["kind"] for c in gone):
+        if obj["kind"] in kinds_gone:
             continue  # its kind went with its CRD: nothing of it can exist
-        resource = dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        meta = obj["metadata"]
-        namespace = meta.get("namespace", "default") if resource.namespaced else None
         try:
-            resource.get(name=meta["name"], namespace=namespace)
+            _get_live(dynamic, obj)
             still_there.append(object_key(obj))
         except NotFoundError:
             pass

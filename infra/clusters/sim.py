@@ -6,6 +6,7 @@ simulated by kwok, so Deployments become available and Jobs complete without any
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,6 @@ class SimClusterProvider(LocalClusterProvider):
         self._scale(new)
 
     def delete_cluster(self, props: dict[str, Any]) -> None:
-        import shutil
-
         name = props["name"]
         _kwokctl(name, "delete", "cluster", "--kubeconfig", str(sim_workdir(name) / "kubeconfig"),
                  timeout=120)
