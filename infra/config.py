@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.errors import UserError
+
 PROJECT = "kubeflow-stacks"
 
 # The upstream example's credentials. They are public, so only dev stacks may use them.
@@ -22,6 +24,7 @@ UPSTREAM_CLIENT_SECRET_SHA256 = "462a0aa7e3ad7e72bcc06fd22a504044f4a4c79033231b9
 UPSTREAM_DEFAULT_CLIENT_ID = "kubeflow-oidc-authservice"
 
 CLUSTER_PROVIDERS = ("kind", "minikube", "existing", "sim", "eks", "gke", "aks")
+LOCAL_PROVIDERS = ("kind", "minikube", "sim")
 COMPONENT_SETS = ("full", "core")
 STORAGE_MODES = ("existing", "local-path", "nfs-subdir", "static")
 CONNECTOR_TYPES = ("ldap", "github", "oidc")
@@ -67,7 +70,7 @@ class Problem:
         return f"{PROJECT}:{self.key} = {shown}: {self.fix}"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Every problem found in a stack's config, reported together before anything is created."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -143,6 +146,8 @@ class ClusterConfig:
     existing: ExistingSettings | None = None
     sim: SimSettings | None = None
     managed: ManagedSettings | None = None
+    # Take over a running kind, minikube or sim cluster of this name (destroy then deletes it).
+    adopt: bool = False
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,16 @@ class _Reader:
             return default
         return value
 
+    def boolean(self, data: Mapping[str, Any], where: str, name: str, default: bool) -> bool:
+        """true/false, also as the strings `pulumi config set` stores without --path."""
+        value = data.get(name, default)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            self.fail(f"{where}.{name}" if where else name, value, "must be true or false")
+            return default
+        return value
+
     def quantity(self, data: Mapping[str, Any], where: str, name: str) -> str | None:
         value = data.get(name)
         if value is None:
@@ -305,7 +320,11 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
     name = r.string(data, "cluster", "name", "kubeflow") or "kubeflow"
     if not _DNS_LABEL.match(name):
         r.fail("cluster.name", name, "must be a DNS label: lower-case letters, digits and '-'")
-    r.unknown("cluster", data, {"provider", "name", *CLUSTER_PROVIDERS})
+    r.unknown("cluster", data, {"provider", "name", "adopt", *CLUSTER_PROVIDERS})
+    adopt = r.boolean(data, "cluster", "adopt", False)
+    if adopt and provider not in LOCAL_PROVIDERS:
+        r.fail("cluster.adopt", adopt, f"applies to clusters the stack creates ({', '.join(LOCAL_PROVIDERS)}); "
+               "remove it (an existing cluster is never created or deleted)")
     sub = r.section(data, provider) if provider in data else {}
     where = f"cluster.{provider}"
     if provider == "kind":
@@ -334,10 +353,10 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
         if "@sha256:" not in kind.node_image and ":" not in kind.node_image.rsplit("/", 1)[-1]:
             r.fail(f"{where}.nodeImage", kind.node_image,
                    "pin the node image with a tag (kindest/node:v1.34.0) or a digest")
-        return ClusterConfig(provider, name, kind=kind)
+        return ClusterConfig(provider, name, kind=kind, adopt=adopt)
     if provider == "minikube":
         r.unknown(where, sub, {"driver", "cpus", "memory", "disk", "kubernetesVersion"})
-        return ClusterConfig(provider, name, minikube=MinikubeSettings(
+        return ClusterConfig(provider, name, adopt=adopt, minikube=MinikubeSettings(
             driver=r.string(sub, where, "driver", "docker") or "docker",
             cpus=r.integer(sub, where, "cpus", 8, minimum=2),
             memory=r.string(sub, where, "memory", "16g") or "16g",
@@ -351,7 +370,7 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
             kubeconfig=kubeconfig, context=r.string(sub, where, "context")))
     if provider == "sim":
         r.unknown(where, sub, {"nodes", "nodeCpu", "nodeMemory", "nodePods"})
-        return ClusterConfig(provider, name, sim=SimSettings(
+        return ClusterConfig(provider, name, adopt=adopt, sim=SimSettings(
             nodes=r.integer(sub, where, "nodes", 1, minimum=1),
             node_cpu=r.quantity(sub, where, "nodeCpu") or SimSettings.node_cpu,
             node_memory=r.quantity(sub, where, "nodeMemory") or SimSettings.node_memory,
@@ -603,12 +622,7 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any],
     r = _Reader(frozenset(secret_keys))
     known = {"devStack", "cluster", "kubeflow", "storage", "auth", "profiles"}
     r.unknown("", raw, known)
-    dev_value = raw.get("devStack", False)
-    if isinstance(dev_value, str):
-        dev_value = dev_value.lower() == "true"
-    if not isinstance(dev_value, bool):
-        r.fail("devStack", dev_value, "must be true or false")
-        dev_value = False
+    dev_value = r.boolean(raw, "", "devStack", False)
     cluster = _cluster(r, raw)
     kubeflow = _kubeflow(r, raw)
     storage = _storage(r, raw)

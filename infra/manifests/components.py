@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.config import KubeflowConfig
+from infra.errors import UserError
 
 RELEASES_DIR = Path(__file__).with_name("releases")
 
@@ -24,7 +25,7 @@ class ComponentMap:
         return self.variants.get(name, {}).get(provider, self.components[name])
 
 
-class UnknownComponentError(ValueError):
+class UnknownComponentError(UserError, ValueError):
     pass
 
 
