@@ -35,6 +35,8 @@ from smoke_tests.settings import OPTIONS, problems, resolve
 GROUP = "kubeflow-stacks"
 MARKERS = {
     "readiness": "every Kubeflow workload ready, none crash-looping, webhooks served",
+    "objects": "the objects the stack made are in the cluster (profiles and their owners)",
+    "outputs": "the stack's outputs are complete and agree with each other",
     "portforward": "the ingress gateway answers through a supervised port-forward",
     "login": "Dex login through the gateway: right password gives a session, wrong one none",
     "pipeline": "KFP experiments and v2 pipeline runs in the user's profile namespace",
