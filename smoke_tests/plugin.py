@@ -22,7 +22,7 @@ from smoke_tests.fixtures.kfp import (  # noqa: F401
     pipeline_run_factory,
 )
 from smoke_tests.fixtures.kube import k8s_object_factory, kube_api, namespace_factory  # noqa: F401
-from smoke_tests.fixtures.models import served_models, trained_models  # noqa: F401
+from smoke_tests.fixtures.models import sample_runs, served_models, trained_models  # noqa: F401
 from smoke_tests.fixtures.storage import artifact_store  # noqa: F401
 from smoke_tests.fixtures.target import (  # noqa: F401
     SETTINGS_KEY,

@@ -124,8 +124,6 @@ LOCAL_UNAVAILABLE = {
     KFP: "the local target has no KFP API server; its sample pipelines ran with kfp.local when it "
          "started, and their exported models are the ones being served",
     ISVC: "the local target serves models with KServe ModelServer processes, not InferenceServices",
-    ARTIFACTS: "the local target has no MinIO/S3 artifact store; kfp.local wrote the artifacts to "
-               "its pipeline root on disk",
     PORTFORWARD: "the local target listens on 127.0.0.1 directly; there is nothing to port-forward",
     STACK_OUTPUTS: "the local target is not a Pulumi stack; there are no stack outputs",
 }

@@ -21,6 +21,13 @@ class LocalModels:
     mnist_model: str
     mnist_samples: str
     mnist_source: str
+    iris_run: str  # kfp.local's run name, the first path segment under the pipeline root
+    mnist_run: str
+
+
+def run_of(root: Path, artifact_path: str) -> str:
+    """The run an artifact belongs to: kfp.local writes <root>/<run>/<task>/<output>."""
+    return Path(artifact_path).resolve().relative_to(root.resolve()).parts[0]
 
 
 def run_all(root: Path, mnist_source: str) -> LocalModels:
@@ -36,7 +43,9 @@ def run_all(root: Path, mnist_source: str) -> LocalModels:
     mnist = build_mnist_pipeline()(source=mnist_source, train_size=6000)
     return LocalModels(hello=str(hello.output), iris_model=iris.outputs["model"].path,
                        mnist_model=mnist.outputs["model"].path,
-                       mnist_samples=mnist.outputs["samples"].path, mnist_source=mnist_source)
+                       mnist_samples=mnist.outputs["samples"].path, mnist_source=mnist_source,
+                       iris_run=run_of(root, iris.outputs["model"].path),
+                       mnist_run=run_of(root, mnist.outputs["model"].path))
 
 
 def main(argv: list[str] | None = None) -> int:
