@@ -33,14 +33,15 @@ def run_of(root: Path, artifact_path: str) -> str:
 def run_all(root: Path, mnist_source: str) -> LocalModels:
     from kfp import local
 
+    from smoke_tests.pipelines.common import LOCAL_PACKAGES
     from smoke_tests.pipelines.hello import hello_pipeline
     from smoke_tests.pipelines.iris import build_iris_pipeline
     from smoke_tests.pipelines.mnist import build_mnist_pipeline
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     hello = hello_pipeline(recipient="local target")
-    iris = build_iris_pipeline()()
-    mnist = build_mnist_pipeline()(source=mnist_source, train_size=6000)
+    iris = build_iris_pipeline(list(LOCAL_PACKAGES))()
+    mnist = build_mnist_pipeline(list(LOCAL_PACKAGES))(source=mnist_source, train_size=6000)
     return LocalModels(hello=str(hello.output), iris_model=iris.outputs["model"].path,
                        mnist_model=mnist.outputs["model"].path,
                        mnist_samples=mnist.outputs["samples"].path, mnist_source=mnist_source,
