@@ -92,6 +92,13 @@ class SmokeReport:
     finished: bool = False
     stop_reason: str = ""
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A check module that cannot be collected is an error of the run, as pytest and JUnit count it."""
+        if report.failed:
+            lines = report.longreprtext.strip().splitlines()
+            self.results[report.nodeid] = CheckResult(report.nodeid, [], outcome=ERROR, failure=report.longreprtext,
+                                                      note=f"collection failed: {lines[-1] if lines else ''}")
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """The checks this run will try (after -m/-k deselection), each NOT RUN until it runs."""
         for item in session.items:

@@ -286,3 +286,16 @@ def test_c_never_reached(kf_target):
     assert "INCOMPLETE" in report
     assert _report_totals(report) == {"passed": 1, "failed": 0, "errors": 0, "not run": 2}
     assert "never finished" in _row(report, "test_b_is_killed")
+
+
+def test_report_counts_a_check_module_that_cannot_be_collected(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(FAKE_TARGET_CONFTEST)
+    pytester.makepyfile(test_good="import pytest\n\n@pytest.mark.login\ndef test_ok(kf_target):\n    pass\n",
+                        test_broken="import no_such_module_here\n")
+    result = pytester.runpytest("--endpoint", "http://127.0.0.1:9", "--smoke-report", "out/smoke.md",
+                                "--diagnostics-dir", "out/diag", "--junitxml", "out/junit.xml")
+    report = (pytester.path / "out" / "smoke.md").read_text()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert _report_totals(report)["errors"] == 1 == _junit_totals(pytester.path / "out" / "junit.xml")["errors"]
+    assert "collection failed: E   ModuleNotFoundError: No module named 'no_such_module_here'" in report
+    assert _report_totals(report)["passed"] == 0
