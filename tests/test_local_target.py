@@ -110,6 +110,19 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         discovery = http.get(state["gateway_url"] + "/dex/.well-known/openid-configuration", timeout=10)
         assert discovery.status_code == 200
         assert discovery.json()["issuer"] == state["gateway_url"] + "/dex"
+        # The store serves what kfp.local wrote into the first namespace's root, to that namespace's key.
+        from infra.config import Secret
+        from smoke_tests.fixtures.storage import ArtifactStore, pipeline_root_of
+
+        store, namespace = state["object_store"], state["users"][0]["profile"]
+        key = store["keys"][namespace]
+        artifacts = ArtifactStore(
+            _client_for(store["endpoint"], key["accesskey"], key["secretkey"]),
+            pipeline_root_of(store["launchers"][namespace]["data"]), namespace, Secret(key["accesskey"]),
+            Secret(key["secretkey"]), store["endpoint"])
+        assert artifacts.find(state["runs"]["iris"], "model/model.joblib").startswith(
+            f"private-artifacts/{namespace}/v2/artifacts/kfstack-smoke-iris-")
+        assert all(key["secretkey"] not in out for out in outputs)
         assert kfstack("local", "status") == 0
     finally:
         assert kfstack("local", "down") == 0
@@ -171,11 +184,15 @@ def store(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
-def _client(endpoint: str, namespace: str, secret: str | None = None) -> Any:
+def _client_for(endpoint: str, access: str, secret: str) -> Any:
     from minio import Minio
 
+    return Minio(endpoint, access_key=access, secret_key=secret, secure=False, region="us-east-1")
+
+
+def _client(endpoint: str, namespace: str, secret: str | None = None) -> Any:
     access, real_secret = KEYS[namespace]
-    return Minio(endpoint, access_key=access, secret_key=secret or real_secret, secure=False, region="us-east-1")
+    return _client_for(endpoint, access, secret or real_secret)
 
 
 def _artifact_store(endpoint: str, namespace: str) -> Any:
