@@ -34,9 +34,9 @@ class FakeKfp:
         return SimpleNamespace(run_id="run-1")
     def get_run(self, run_id):
         tasks = [api.V2beta1PipelineTaskDetail(display_name="say-hello", state="FAILED",
-                                               error=api.GoogleRpcStatus(message="exit code 1: no such module"))]
+                                               error=api.GooglerpcStatus(message="exit code 1: no such module"))]
         return api.V2beta1Run(run_id=run_id, display_name="hello", state="FAILED",
-                              error=api.GoogleRpcStatus(message="1 task failed"),
+                              error=api.GooglerpcStatus(message="1 task failed"),
                               run_details=api.V2beta1RunDetails(task_details=tasks))
     def delete_run(self, run_id):
         pass
