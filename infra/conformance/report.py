@@ -71,7 +71,7 @@ def regressions(runs: Sequence[RunRecord]) -> list[Regression]:
                 if len(values) < MIN_BASELINE:
                     continue
                 median, threshold = threshold_for(values)
-                found.append(Regression(stack, up, phase, seconds, round(median, 1), round(threshold, 1),
+                found.append(Regression(stack, up, phase, seconds, round(median, 2), round(threshold, 2),
                                         len(values)))
     return found
 
