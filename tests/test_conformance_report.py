@@ -100,7 +100,7 @@ def _text(html: str) -> str:
 
 
 def test_report_page_says_what_happened(history: Path, tmp_path: Path):
-    out = write_report(history, tmp_path / "report.html")
+    out = write_report([history], tmp_path / "report.html")
     page = out.read_text()
     text = _text(page)
     # Self-contained and offline: no scripts, styles or images fetched from anywhere.
@@ -128,7 +128,7 @@ def test_report_page_says_what_happened(history: Path, tmp_path: Path):
 
 
 def test_report_of_an_empty_history_says_so(tmp_path: Path):
-    page = write_report(tmp_path / "empty.sqlite", tmp_path / "r.html").read_text()
+    page = write_report([tmp_path / "empty.sqlite"], tmp_path / "r.html").read_text()
     assert "No runs recorded yet." in page
 
 
@@ -137,5 +137,5 @@ def test_too_little_history_flags_nothing(tmp_path: Path):
     with History.open(path) as hist:
         hist.add(make_run(1, applications=30.0))
         hist.add(make_run(2, applications=90.0))
-    page = write_report(path, tmp_path / "r.html").read_text()
+    page = write_report([path], tmp_path / "r.html").read_text()
     assert "Not enough history" in page and "REGRESSION" not in page

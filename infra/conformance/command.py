@@ -60,8 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="One offline HTML page from the history: each check's result over runs, "
                                    "`pulumi up` time per phase over runs, the latest run's timeline grouped by "
                                    "phase, and a regression flag (see infra/conformance/report.py for its margin).")
-    r.add_argument("--history", metavar="PATH", type=Path,
-                   help=f"SQLite history (default: ${ENV_HISTORY}, else the user cache)")
+    r.add_argument("--history", metavar="PATH", type=Path, action="append", default=[],
+                   help=f"SQLite history, repeatable (default: ${ENV_HISTORY}, else the user cache)")
+    r.add_argument("--histories-in", metavar="DIR", type=Path,
+                   help="also every *.sqlite history under DIR (the artifacts of a night's jobs)")
     r.add_argument("-o", "--output", default="reports/conformance/report.html", type=Path, metavar="FILE",
                    help="HTML file to write (default: reports/conformance/report.html)")
     r.add_argument("--stack", help="only this stack's runs")
@@ -98,6 +100,16 @@ def main_report(args: argparse.Namespace) -> int:
     if args.last < 1:
         print("--last must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    path = write_report(args.history, args.output, args.stack, args.last)
+    histories = list(args.history)
+    if args.histories_in:
+        if not args.histories_in.is_dir():
+            print(f"--histories-in {args.histories_in}: not a directory", file=sys.stderr)
+            return EXIT_USAGE
+        found = sorted(args.histories_in.rglob("*.sqlite"))
+        if not found:
+            print(f"--histories-in {args.histories_in}: no *.sqlite history there", file=sys.stderr)
+            return EXIT_USAGE
+        histories += found
+    path = write_report(histories, args.output, args.stack, args.last)
     print(f"wrote {path}")
     return 0

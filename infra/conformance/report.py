@@ -272,12 +272,17 @@ def _phases_table(runs: Sequence[RunRecord], up: str) -> str:
     return _table(["run", "stack", *phases, "total"], rows)
 
 
-def write_report(history: Path | None, output: Path, stack: str | None = None, last: int = 30) -> Path:
+def write_report(histories: Sequence[Path | None], output: Path, stack: str | None = None, last: int = 30) -> Path:
+    """Render the runs of one or more histories (each CI job keeps its own) into one page."""
     from infra.conformance.history import History
 
-    with History.open(history) as hist:
-        runs = hist.runs(stack, limit=last)
-        source = str(hist.path)
+    runs: dict[str, RunRecord] = {}
+    sources = []
+    for path in histories or [None]:
+        with History.open(path) as hist:
+            runs.update({r.run_id: r for r in hist.runs(stack)})
+            sources.append(str(hist.path))
+    ordered = sorted(runs.values(), key=lambda r: (r.started, r.run_id))[-last:]
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report_html(runs, source), encoding="utf-8")
+    output.write_text(report_html(ordered, ", ".join(sources)), encoding="utf-8")
     return output
