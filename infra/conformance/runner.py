@@ -141,6 +141,10 @@ def _pulumi_command() -> auto.PulumiCommand:
 def open_stack(project_dir: Path, stack: str, workdir: Path, env: dict[str, str]) -> auto.Stack:
     """Select the stack (creating it in the project, as `pulumi stack select --create` would, so
     its encryption salt lands in the user's stack file), then open it from the run's workspace."""
+    backend = str((project_settings(project_dir).get("backend") or {}).get("url", ""))
+    if backend.startswith("file://"):
+        # A fresh machine has no state directory yet; the file backend will not create it.
+        Path(backend[len("file://"):]).expanduser().mkdir(parents=True, exist_ok=True)
     opts = auto.LocalWorkspaceOptions(env_vars=env, pulumi_command=_pulumi_command())
     auto.create_or_select_stack(stack, work_dir=str(project_dir.resolve()), opts=opts)
     make_workspace(project_dir, stack, workdir)
@@ -312,8 +316,8 @@ def _run_steps(run: Run, rerun: list[Check]) -> None:
 
     opts, record = run.opts, run.record
     record.tools = tool_versions()
-    with run.step("doctor") as step:
-        _doctor(run, step)
+    with run.step("doctor"):
+        _doctor(run)
     if record.failed_step:
         return  # nothing was created: no teardown to do
     run.env = pulumi_env()
@@ -335,14 +339,20 @@ def _run_steps(run: Run, rerun: list[Check]) -> None:
         run.skip("smoke", f"the {record.failed_step} step failed")
     else:
         _smoke(run, rerun)
+    if opts.twice:
+        # The first stack is always torn down: the second up must work on what that leaves.
+        _teardown(run, "teardown")
+        if not record.teardown_left and record.failed_step not in ("teardown", "teardown-verification"):
+            with run.step("second-up"):
+                run.up("second-up")
+        last = "second-teardown"
+    else:
+        last = "teardown"
     if opts.keep:
-        run.skip("teardown", "--keep")
+        run.skip(last, "--keep: the stack stays up")
         return
-    _teardown(run, "teardown")
-    if opts.twice and record.step("teardown-verification") and not record.teardown_left:
-        with run.step("second-up"):
-            run.up("second-up")
-        _teardown(run, "second-teardown")
+    if not opts.twice or record.step("second-up"):
+        _teardown(run, last)
 
 
 def _default_release() -> str:
@@ -351,7 +361,7 @@ def _default_release() -> str:
     return load_versions().default_release
 
 
-def _doctor(run: Run, step: Step) -> None:
+def _doctor(run: Run) -> None:
     from infra.commands.doctor import run_checks
 
     results = run_checks()

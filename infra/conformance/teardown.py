@@ -50,15 +50,23 @@ def _type_parts(type_token: str) -> tuple[str, str] | None:
     return (api.removeprefix("core/"), kind)
 
 
+def crd_digests(res: dict[str, Any]) -> dict[str, str] | None:
+    """The CRD bundle's {name: digest} (infra/definitions.py), or None for any other resource."""
+    digests = (res.get("outputs") or {}).get("digests")
+    if res.get("type", "").startswith("pulumi-python:dynamic") and isinstance(digests, dict):
+        return digests
+    return None
+
+
 def objects_to_check(resources: Iterable[dict[str, Any]], profiles: Sequence[str] = ()) -> list[ObjectRef]:
     """From a state export's resources: every CRD, namespace, and cluster-scoped object; namespaced
     objects only outside the stack's own namespaces (those go with their namespace)."""
     refs: list[ObjectRef] = []
     for res in resources:
         outputs = res.get("outputs") or {}
-        if res.get("type", "").endswith("CustomResourceDefinitions"):
-            refs += [ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", n)
-                     for n in sorted(outputs.get("digests") or {})]
+        digests = crd_digests(res)
+        if digests is not None:
+            refs += [ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", n) for n in sorted(digests)]
             continue
         parts = _type_parts(res.get("type", ""))
         meta = outputs.get("metadata") or {}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pulumi import automation as auto
 
 from infra.conformance.record import Check, write_junit
-from infra.conformance.teardown import ObjectRef, objects_left, objects_to_check
+from infra.conformance.teardown import ObjectRef, crd_digests, objects_left, objects_to_check
 
 if TYPE_CHECKING:
     from infra.conformance.runner import Run
@@ -207,16 +207,17 @@ def _all_refs(resources: list[dict[str, Any]]) -> list[ObjectRef]:
         meta = (res.get("outputs") or {}).get("metadata") or {}
         if parts and "name" in meta:
             refs.append(ObjectRef(parts[0], parts[1], meta["name"], meta.get("namespace") or None))
-        if res.get("type", "").endswith("CustomResourceDefinitions"):
-            refs += [ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", n)
-                     for n in sorted((res.get("outputs") or {}).get("digests") or {})]
+        digests = crd_digests(res)
+        if digests is not None:
+            refs += [ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", n) for n in sorted(digests)]
     return refs
 
 
 def _crd_digests(resources: list[dict[str, Any]]) -> dict[str, str]:
     for res in resources:
-        if res.get("type", "").endswith("CustomResourceDefinitions"):
-            return dict((res.get("outputs") or {}).get("digests") or {})
+        digests = crd_digests(res)
+        if digests is not None:
+            return dict(digests)
     return {}
 
 
