@@ -119,7 +119,7 @@ def test_report_page_says_what_happened(history: Path, tmp_path: Path):
     # Pictures: inline SVG with their labels as text.
     assert page.count("<svg") == 3
     assert "pulumi up (up) by phase over runs" in page
-    timeline = page.split("Timeline of the latest run (20261205T030000Z-sim)")[1]
+    timeline = page.split("Timeline of the latest pulumi up (run 20261205T030000Z-sim, up)")[1]
     for label in ("cluster (1)", "base (1)", "foundation (1)", "applications (2)"):
         assert label in timeline
     # Phases over runs, as numbers too.

@@ -214,11 +214,11 @@ def report_html(runs: Sequence[RunRecord], source: str = "") -> str:
     ups = list(dict.fromkeys(up for r in runs for up in r.phases if r.phases[up]))
     for up in ups:
         parts += [f"<h2>pulumi up ({_e(up)}) by phase over runs</h2>", phases_figure(runs, up), _phases_table(runs, up)]
-    latest = runs[-1]
-    for up, rows in latest.timelines.items():
-        if rows:
-            parts += [f"<h2>Timeline of the latest run ({_e(latest.run_id)}), pulumi up ({_e(up)})</h2>",
-                      timeline_figure(latest, up)]
+    latest = next((r for r in reversed(runs) if any(r.timelines.values())), None)
+    if latest is not None:
+        up = [u for u, rows in latest.timelines.items() if rows][-1]
+        parts += [f"<h2>Timeline of the latest pulumi up (run {_e(latest.run_id)}, {_e(up)})</h2>",
+                  timeline_figure(latest, up)]
     parts.append("</body></html>")
     return "\n".join(parts)
 
