@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Cluster lifecycles the project owns: `pulumi destroy` deletes the cluster itself.
@@ -83,9 +84,14 @@ def plan_from_state(deployment: dict[str, Any], config: dict[str, Any], outputs:
     """A plan from `pulumi stack export`'s deployment, the stack's config and its outputs."""
     cluster = config.get("cluster") or {}
     profiles = [p for p in outputs.get("profiles") or [] if isinstance(p, str)]
+    kubeconfig = outputs.get("kubeconfig")
+    existing = cluster.get("existing") or {}
+    if not kubeconfig and isinstance(existing.get("kubeconfig"), str):
+        # An up that failed before its outputs: the existing cluster's own kubeconfig file.
+        path = Path(existing["kubeconfig"]).expanduser()
+        kubeconfig = path.read_text(encoding="utf-8") if path.is_file() else None
     return TeardownPlan(provider=str(cluster.get("provider", "")), cluster_name=str(cluster.get("name", "")),
-                        kubeconfig=outputs.get("kubeconfig"),
-                        objects=objects_to_check(deployment.get("resources") or [], profiles))
+                        kubeconfig=kubeconfig, objects=objects_to_check(deployment.get("resources") or [], profiles))
 
 
 def cluster_still_there(provider: str, name: str) -> bool:
