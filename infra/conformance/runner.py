@@ -237,7 +237,7 @@ class Run:
         timeline = Timeline()
         timeline.start()
         try:
-            return self.stack.up(parallel=self.opts.parallel, on_event=timeline, color="never",
+            return self.stack.up(parallel=self.opts.parallel, on_event=timeline, color="never", show_secrets=False,
                                  on_output=_line_logger(self.logs / f"{label}.log"))
         finally:
             self.record.phases[label] = phase_seconds(timeline)
@@ -417,7 +417,7 @@ def _teardown(run: Run, label: str) -> None:
     plan = None
     with run.step(label, record_as="teardown"):
         plan = plan_from_state(run.stack.export_stack().deployment, run.config, run.outputs())
-        run.stack.destroy(parallel=run.opts.parallel, color="never",
+        run.stack.destroy(parallel=run.opts.parallel, color="never", show_secrets=False,
                           on_output=_line_logger(run.logs / f"{label}.log"))
     with run.step(f"{label}-verification", record_as="teardown-verification") as step:
         if plan is None:

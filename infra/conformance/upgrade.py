@@ -115,7 +115,8 @@ def guarded_up(stack: auto.Stack, *, allow_data_loss: bool, parallel: int,
             + "; ".join(str(c) for c in risky)
             + ". Nothing was changed. Back the data up, then allow it explicitly "
               "(kfstack conformance --allow-replace), or change the config so these objects stay.")
-    return plan, stack.up(parallel=parallel, on_output=on_output, on_event=on_event, color="never")
+    return plan, stack.up(parallel=parallel, on_output=on_output, on_event=on_event, color="never",
+                          show_secrets=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -353,7 +354,7 @@ def upgrade_checks(run: Run, plan: Plan, state: dict[str, Any]) -> list[Check]:
     def noop_after() -> str:
         plan2 = Plan()
         assert run.stack is not None
-        result = run.stack.up(parallel=run.opts.parallel, on_event=plan2.on_event, color="never",
+        result = run.stack.up(parallel=run.opts.parallel, on_event=plan2.on_event, color="never", show_secrets=False,
                               on_output=_line_logger(run.logs / "upgrade-noop.log"))
         changes = {k: v for k, v in (result.summary.resource_changes or {}).items() if k != "same"}
         if plan2.changes or changes:
