@@ -39,6 +39,10 @@ PROFILE_NAMESPACE_TIMEOUT_S = 300.0
 class DataLossRefused(RuntimeError):
     """The update would replace or delete objects that hold data; nothing was changed."""
 
+    def __init__(self, message: str, plan: Plan) -> None:
+        super().__init__(message)
+        self.plan = plan
+
 
 @dataclass
 class PlannedChange:
@@ -101,9 +105,10 @@ def data_loss(plan: Plan, namespaces: set[str]) -> list[PlannedChange]:
 
 
 def guarded_up(stack: auto.Stack, *, allow_data_loss: bool, parallel: int,
-               on_output: Callable[[str], None], on_event: Callable[[auto.EngineEvent], None] | None = None
-               ) -> tuple[Plan, auto.UpResult]:
-    """Preview, refuse if data would be lost (unless allowed), then update."""
+               on_output: Callable[[str], None], on_event: Callable[[auto.EngineEvent], None] | None = None,
+               before_up: Callable[[], None] | None = None) -> tuple[Plan, auto.UpResult]:
+    """Preview, refuse if data would be lost (unless allowed), then update (`before_up` runs
+    between the two: the update's timeline starts there)."""
     namespaces = data_namespaces(stack.export_stack().deployment.get("resources") or [])
     plan = Plan()
     preview = stack.preview(parallel=parallel, on_event=plan.on_event, on_output=on_output, color="never")
@@ -114,7 +119,9 @@ def guarded_up(stack: auto.Stack, *, allow_data_loss: bool, parallel: int,
             f"the update would replace or delete {len(risky)} object(s) that hold data: "
             + "; ".join(str(c) for c in risky)
             + ". Nothing was changed. Back the data up, then allow it explicitly "
-              "(kfstack conformance --allow-replace), or change the config so these objects stay.")
+              "(kfstack conformance --allow-replace), or change the config so these objects stay.", plan)
+    if before_up is not None:
+        before_up()
     return plan, stack.up(parallel=parallel, on_output=on_output, on_event=on_event, color="never",
                           show_secrets=False)
 
@@ -269,18 +276,19 @@ def upgrade_steps(run: Run) -> None:
         from infra.conformance.timeline import phase_seconds, timeline_rows
 
         timeline = Timeline()
-        timeline.start()
+        title = f"Upgrade {opts.upgrade_from} -> {record.release}: what the preview listed"
         try:
             plan, _ = guarded_up(run.stack, allow_data_loss=opts.allow_replace, parallel=opts.parallel,
-                                 on_output=_line_logger(run.logs / "upgrade.log"), on_event=timeline)
+                                 on_output=_line_logger(run.logs / "upgrade.log"), on_event=timeline,
+                                 before_up=timeline.start)
         except DataLossRefused as exc:
-            (run.dir / "upgrade-preview.md").write_text(str(exc) + "\n", encoding="utf-8")
+            (run.dir / "upgrade-preview.md").write_text(f"**Refused:** {exc}\n\n" + exc.plan.markdown(title),
+                                                        encoding="utf-8")
             raise
         finally:
             record.phases["upgrade"] = phase_seconds(timeline)
             record.timelines["upgrade"] = timeline_rows(timeline)
-        (run.dir / "upgrade-preview.md").write_text(plan.markdown(f"Upgrade {opts.upgrade_from} -> {record.release}: "
-                                                                  "what the preview listed"), encoding="utf-8")
+        (run.dir / "upgrade-preview.md").write_text(plan.markdown(title), encoding="utf-8")
     if record.failed_step:
         return
     with run.step("upgrade-checks", record_as="upgrade") as step:
