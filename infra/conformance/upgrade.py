@@ -49,6 +49,7 @@ class PlannedChange:
     op: str
     urn: str
     type: str
+    retained: bool = False  # retainOnDelete: a delete leaves the object in the cluster
 
     @property
     def kind(self) -> str:
@@ -72,7 +73,9 @@ class Plan:
     def on_event(self, event: auto.EngineEvent) -> None:
         pre = event.resource_pre_event
         if pre is not None and pre.metadata.op != auto.OpType.SAME:
-            self.changes.append(PlannedChange(str(pre.metadata.op.value), pre.metadata.urn, pre.metadata.type))
+            old = pre.metadata.old
+            self.changes.append(PlannedChange(str(pre.metadata.op.value), pre.metadata.urn, pre.metadata.type,
+                                              bool(old is not None and getattr(old, "retain_on_delete", False))))
 
     def markdown(self, title: str) -> str:
         lines = [f"# {title}", "", "| operation | count |", "|---|---|"]
@@ -97,7 +100,7 @@ def data_loss(plan: Plan, namespaces: set[str]) -> list[PlannedChange]:
     """The planned changes that would destroy data."""
     risky = []
     for change in plan.changes:
-        if auto.OpType(change.op) not in DESTRUCTIVE_OPS:
+        if auto.OpType(change.op) not in DESTRUCTIVE_OPS or change.retained:
             continue
         if change.kind in DATA_KINDS or (change.kind == "Namespace" and change.name in namespaces):
             risky.append(change)
@@ -137,6 +140,17 @@ def _kube(kubeconfig: str) -> Any:
     return kube_config.new_client_from_config_dict(yaml.safe_load(kubeconfig))
 
 
+def _create(create: Callable[[], Any]) -> None:
+    """Create an object; one that is already there (a re-run on a kept stack) is kept as it is."""
+    from kubernetes.client import ApiException
+
+    try:
+        create()
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
 def create_user_state(api: Any, provider: str) -> dict[str, str]:
     """A second profile, objects in its namespace and a custom resource; returns their uids."""
     from kubernetes import client
@@ -145,31 +159,31 @@ def create_user_state(api: Any, provider: str) -> dict[str, str]:
 
     custom = client.CustomObjectsApi(api)
     core = client.CoreV1Api(api)
-    profile = custom.create_cluster_custom_object("kubeflow.org", "v1", "profiles", {
+    _create(lambda: custom.create_cluster_custom_object("kubeflow.org", "v1", "profiles", {
         "apiVersion": "kubeflow.org/v1", "kind": "Profile", "metadata": {"name": PROBE},
-        "spec": {"owner": {"kind": "User", "name": PROBE_OWNER}}})
+        "spec": {"owner": {"kind": "User", "name": PROBE_OWNER}}}))
     if provider == "sim":
         # No controller runs on a simulated cluster: make the namespace the profile controller would.
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        _create(lambda: core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
             name=PROBE, labels={"app.kubernetes.io/part-of": "kubeflow-profile"},
-            annotations={"owner": PROBE_OWNER})))
+            annotations={"owner": PROBE_OWNER}))))
     wait_until(lambda: (PROBE in {n.metadata.name for n in core.list_namespace().items}, PROBE),
                timeout=PROFILE_NAMESPACE_TIMEOUT_S, interval=3, what=f"profile namespace {PROBE}")
-    cm = core.create_namespaced_config_map(PROBE, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name=PROBE), data=dict(PROBE_DATA)))
-    secret = core.create_namespaced_secret(PROBE, client.V1Secret(
-        metadata=client.V1ObjectMeta(name=PROBE), data={"token": base64.b64encode(b"user-secret").decode()}))
-    pvc = core.create_namespaced_persistent_volume_claim(PROBE, client.V1PersistentVolumeClaim(
+    _create(lambda: core.create_namespaced_config_map(PROBE, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=PROBE), data=dict(PROBE_DATA))))
+    _create(lambda: core.create_namespaced_secret(PROBE, client.V1Secret(
+        metadata=client.V1ObjectMeta(name=PROBE), data={"token": base64.b64encode(b"user-secret").decode()})))
+    _create(lambda: core.create_namespaced_persistent_volume_claim(PROBE, client.V1PersistentVolumeClaim(
         metadata=client.V1ObjectMeta(name=PROBE), spec=client.V1PersistentVolumeClaimSpec(
             access_modes=["ReadWriteOnce"], resources=client.V1VolumeResourceRequirements(
-                requests={"storage": "1Gi"}))))
-    cr = custom.create_namespaced_custom_object(PROBE_CR["group"], PROBE_CR["version"], PROBE, PROBE_CR["plural"], {
-        "apiVersion": f"{PROBE_CR['group']}/{PROBE_CR['version']}", "kind": PROBE_CR["kind"],
-        "metadata": {"name": PROBE},
-        "spec": {"desc": "kept across the upgrade", "selector": {"matchLabels": {PROBE: "true"}},
-                 "env": [{"name": "PROBE", "value": "1"}]}})
-    return {"profile": profile["metadata"]["uid"], "configmap": cm.metadata.uid, "secret": secret.metadata.uid,
-            "pvc": pvc.metadata.uid, "custom-resource": cr["metadata"]["uid"]}
+                requests={"storage": "1Gi"})))))
+    _create(lambda: custom.create_namespaced_custom_object(
+        PROBE_CR["group"], PROBE_CR["version"], PROBE, PROBE_CR["plural"], {
+            "apiVersion": f"{PROBE_CR['group']}/{PROBE_CR['version']}", "kind": PROBE_CR["kind"],
+            "metadata": {"name": PROBE},
+            "spec": {"desc": "kept across the upgrade", "selector": {"matchLabels": {PROBE: "true"}},
+                     "env": [{"name": "PROBE", "value": "1"}]}}))
+    return read_user_state(api)
 
 
 def read_user_state(api: Any) -> dict[str, str]:
@@ -325,14 +339,21 @@ def upgrade_checks(run: Run, plan: Plan, state: dict[str, Any]) -> list[Check]:
         return f"{len(plan.changes)} change(s): " + ", ".join(f"{k} {v}" for k, v in sorted(plan.summary.items()))
 
     def no_data_loss() -> str:
-        risky = data_loss(plan, data_namespaces(before))
+        # What the preview said would be lost, and what the user allowed of it (--allow-replace).
+        planned = {f"{c.kind} {c.name}" for c in data_loss(plan, data_namespaces(before))}
+        allowed = planned if run.opts.allow_replace else set()
         now = live_uids(api, [r for r in _all_refs(before) if r.kind in (*DATA_KINDS, "Namespace")])
-        changed = [k for k, uid in state["uids"].items() if k in now and now[k] != uid and
-                   not k.startswith("CustomResourceDefinition")]
-        gone = [k for k in state["uids"] if k not in now and k.split(" ")[0] in DATA_KINDS]
-        if risky or changed or gone:
-            raise AssertionError(f"planned: {[str(c) for c in risky]}; replaced: {changed}; deleted: {gone}")
-        return f"{sum(k.split(' ')[0] in DATA_KINDS for k in now)} volumes, claims and StatefulSets kept"
+        data_ns = data_namespaces(before)
+        lost = [k for k, uid in state["uids"].items() if not k.startswith("CustomResourceDefinition")
+                and (k.split(" ")[0] in DATA_KINDS or k.split(" ", 1)[1] in data_ns)
+                and now.get(k) != uid]
+        unexpected = [k for k in lost if k not in allowed]
+        if unexpected:
+            raise AssertionError(f"replaced or deleted without being allowed: {unexpected} "
+                                 f"(the preview listed {sorted(planned) or 'none'})")
+        kept = sum(1 for k in now if k.split(" ")[0] in DATA_KINDS)
+        extra = f"; deleted as allowed by --allow-replace: {', '.join(sorted(lost))}" if lost else ""
+        return f"{kept} volumes, claims and StatefulSets kept with their uids{extra}"
 
     def crds_in_place() -> str:
         old, new = _crd_digests(before), _crd_digests(after)
