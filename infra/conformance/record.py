@@ -129,11 +129,20 @@ def read_junit(path: Path, rootdir: Path) -> list[Check]:
             child = case.find(tag)
             if child is not None:
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
-                message = (child.get("message") or (child.text or "").strip())[:2000]
+                message = _message(child.get("message") or "", child.text or "")
                 break
         checks.append(Check(node, outcome, round(float(case.get("time") or 0), 2), message,
                             str((rootdir / file).resolve()) if file else ""))
     return checks
+
+
+def _message(attribute: str, text: str) -> str:
+    """The failure in a line or two: pytest's `E` lines (the assertion and its message) when the
+    text has them, else the message attribute."""
+    errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    if errors:
+        return " ".join(e for e in errors if e)[:2000]
+    return (attribute or text.strip())[:2000]
 
 
 def write_junit(path: Path, suite: str, checks: list[Check]) -> None:
