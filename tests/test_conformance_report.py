@@ -139,3 +139,14 @@ def test_too_little_history_flags_nothing(tmp_path: Path):
         hist.add(make_run(2, applications=90.0))
     page = write_report([path], tmp_path / "r.html").read_text()
     assert "Not enough history" in page and "REGRESSION" not in page
+
+
+def test_each_kind_of_up_is_compared_with_its_own_history(history: Path):
+    """An upgrade run last (its ups are "up-from" and "upgrade") does not hide the "up" regression."""
+    upgrade = make_run(6, applications=30.0)
+    upgrade.phases = {"up-from": dict(BASE_PHASES), "upgrade": dict(BASE_PHASES)}
+    with History.open(history) as hist:
+        hist.add(upgrade)
+        found = regressions(hist.runs())
+    assert {(r.up, r.phase) for r in found if r.flagged} == {("up", "applications")}
+    assert {r.up for r in found} == {"up"}  # no earlier upgrades to compare with

@@ -59,14 +59,16 @@ def threshold_for(values: Sequence[float]) -> tuple[float, float]:
 
 
 def regressions(runs: Sequence[RunRecord]) -> list[Regression]:
-    """Every phase of each stack's latest `pulumi up` compared with its baseline (flagged or not)."""
+    """Every phase of each stack's latest `pulumi up` of each kind ("up", "upgrade", ...) compared
+    with its baseline (flagged or not)."""
     found: list[Regression] = []
     for stack in sorted({r.stack for r in runs}):
         mine = [r for r in runs if r.stack == stack]
-        latest = mine[-1]
-        for up, phases in latest.phases.items():
-            earlier = [r for r in mine[:-1] if r.release == latest.release and r.phases.get(up)][-BASELINE_RUNS:]
-            for phase, seconds in phases.items():
+        for up in dict.fromkeys(u for r in mine for u in r.phases if r.phases[u]):
+            with_up = [r for r in mine if r.phases.get(up)]
+            latest = with_up[-1]
+            earlier = [r for r in with_up[:-1] if r.release == latest.release][-BASELINE_RUNS:]
+            for phase, seconds in latest.phases[up].items():
                 values = [r.phases[up][phase] for r in earlier if phase in r.phases[up]]
                 if len(values) < MIN_BASELINE:
                     continue
