@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history", metavar="PATH", type=Path,
                    help=f"SQLite history to add the run to (default: ${ENV_HISTORY}, else the user cache)")
     p.add_argument("--twice", action="store_true",
-                   help="after the teardown, bring the stack up again on the cleaned cluster and tear it down")
-    p.add_argument("--keep", action="store_true", help="keep the stack up afterwards (no teardown)")
+                   help="after the teardown, bring the stack up again on the cleaned cluster, then tear it down")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the stack up at the end (with --twice: the second one; the first is always torn down)")
     p.add_argument("--rerun-failed", action="store_true",
                    help="run only the checks that failed in this stack's last run, against the kept stack")
     p.add_argument("--upgrade-from", metavar="RELEASE",
