@@ -86,6 +86,13 @@ def _line_logger(path: Path) -> Callable[[str], None]:
     return write
 
 
+def _headline(detail: str) -> str:
+    """The line of an error that says what happened (Pulumi's `error:` line when there is one)."""
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    chosen = next((line for line in lines if line.startswith("error:")), lines[0] if lines else "")
+    return chosen[:300]
+
+
 def _tail(text: str, limit: int = LOG_TAIL) -> str:
     return text if len(text) <= limit else "...\n" + text[-limit:]
 
@@ -213,7 +220,7 @@ class Run:
             step.seconds = round(time.monotonic() - t0, 1)
         if step.status == "failed":
             self.record.fail(record_as or name)
-            self.progress(f"    {name}: FAILED after {step.seconds:.1f}s: {step.detail.splitlines()[0][:200]}")
+            self.progress(f"    {name}: FAILED after {step.seconds:.1f}s: {_headline(step.detail)}")
         else:
             self.progress(f"    {name}: {step.status} in {step.seconds:.1f}s")
 
