@@ -142,7 +142,7 @@ def phases_figure(runs: Sequence[RunRecord], up: str) -> str:
     return _svg(fig)
 
 
-def _phase_colors() -> dict[str, str]:
+def _phase_colors() -> dict[str, tuple[float, float, float, float]]:
     from matplotlib import colormaps
 
     cmap = colormaps["tab20"]

@@ -252,7 +252,7 @@ class Run:
 
     def resources(self) -> list[dict[str, Any]]:
         assert self.stack is not None
-        return self.stack.export_stack().deployment.get("resources") or []
+        return (self.stack.export_stack().deployment or {}).get("resources") or []
 
     def outputs(self) -> dict[str, Any]:
         assert self.stack is not None
@@ -423,7 +423,7 @@ def _teardown(run: Run, label: str) -> None:
     assert run.stack is not None
     plan = None
     with run.step(label, record_as="teardown"):
-        plan = plan_from_state(run.stack.export_stack().deployment, run.config, run.outputs())
+        plan = plan_from_state(dict(run.stack.export_stack().deployment or {}), run.config, run.outputs())
         run.stack.destroy(parallel=run.opts.parallel, color="never", show_secrets=False,
                           on_output=_line_logger(run.logs / f"{label}.log"))
     with run.step(f"{label}-verification", record_as="teardown-verification") as step:

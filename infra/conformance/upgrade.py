@@ -112,7 +112,7 @@ def guarded_up(stack: auto.Stack, *, allow_data_loss: bool, parallel: int,
                before_up: Callable[[], None] | None = None) -> tuple[Plan, auto.UpResult]:
     """Preview, refuse if data would be lost (unless allowed), then update (`before_up` runs
     between the two: the update's timeline starts there)."""
-    namespaces = data_namespaces(stack.export_stack().deployment.get("resources") or [])
+    namespaces = data_namespaces((stack.export_stack().deployment or {}).get("resources") or [])
     plan = Plan()
     preview = stack.preview(parallel=parallel, on_event=plan.on_event, on_output=on_output, color="never")
     plan.summary = {str(k.value if hasattr(k, "value") else k): v for k, v in preview.change_summary.items()}
