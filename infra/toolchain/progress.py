@@ -18,11 +18,11 @@ INTERVAL = 5.0
 class Progress:
     """Reports one long step. `update(text)` is cheap: it prints only when the interval has passed."""
 
-    def __init__(self, label: str, say: Callable[[str], None], *, interval: float = INTERVAL,
+    def __init__(self, label: str, say: Callable[[str], None], *, interval: float | None = None,
                  stream: TextIO | None = None) -> None:
         self.label = label
         self.say = say
-        self.interval = interval
+        self.interval = INTERVAL if interval is None else interval
         self.start = time.monotonic()
         self._last = self.start
         # A terminal gets one rewritten line; pipes and CI logs get whole lines through `say`.
