@@ -99,6 +99,16 @@ def test_install_without_marker_is_not_installed(tmp_path: Path) -> None:
     assert (store.bin_dir(tool) / "demo").read_bytes().startswith(b"#!/bin/sh")
 
 
+def test_install_killed_between_the_two_renames_is_undone(tmp_path: Path) -> None:
+    _, tool = local_release_tool(tmp_path)
+    fake_installed(tool)
+    store.home(tool).rename(store.home(tool).with_name(f".old-{tool.version}-4242"))  # where publish stopped
+    assert store.installed_marker(tool) is None
+    outcome = install.install_tool(tool, route="release", plat=LINUX, say=lambda line: None)
+    assert (outcome.status, outcome.route) == ("present", "module")  # the previous install, put back
+    assert [p.name for p in store.home(tool).parent.iterdir() if p.name.startswith(".old-")] == []
+
+
 def test_force_reinstalls(tmp_path: Path) -> None:
     _, tool = local_release_tool(tmp_path)
     fake_installed(tool, route="module")

@@ -126,6 +126,7 @@ def install_tool(tool: Tool, *, route: RouteChoice = "auto", sources: Path | Non
     """Install one tool unless its pinned version is already there; raises ToolchainError on failure."""
     plat = plat or Platform.host()
     with store.install_lock(tool):
+        store.recover(tool)
         marker = store.installed_marker(tool)
         if marker is not None and not force:
             say(f"{tool.name} {tool.version}: present ({marker.route} route, took {marker.seconds:.0f}s on "

@@ -92,6 +92,19 @@ def install_lock(tool: Tool) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def recover(tool: Tool) -> None:
+    """Undo an install killed between `publish`'s two renames: put the previous version back.
+
+    Called under the tool's install lock, before anything looks at what is installed.
+    """
+    final = home(tool)
+    for old in sorted(final.parent.glob(f".old-{tool.version}-*")):
+        if not final.exists() and read_marker(old) is not None:
+            old.rename(final)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def staging_dir(tool: Tool) -> Path:
     """A fresh directory beside the final one (same file system, so the rename is atomic).
 
