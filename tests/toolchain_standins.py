@@ -87,14 +87,18 @@ class ReleaseSite:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
-    def publish(self, tool: Tool, plat: Platform, tag: str = "") -> dict[str, bytes]:
-        """Pack stand-ins of `tool` for `plat` as upstream does, with the checksums file; binary -> content."""
+    def publish(self, tool: Tool, plat: Platform, tag: str = "", real: dict[str, bytes] | None = None
+                ) -> dict[str, bytes]:
+        """Pack `tool` for `plat` as upstream does, with the checksums file; returns binary -> content.
+
+        Files come from `real` (binaries built here) where it has them, else are stand-ins.
+        """
         packing = PACKING[tool.name]
         contents: dict[str, bytes] = {}
         listed: dict[str, list[str]] = {}
         for asset in release.assets(tool, plat):
             names = packing.contents or asset.binaries
-            files = {n: stand_in(n, tag) for n in names}
+            files = {n: (real or {}).get(n) or stand_in(n, tag) for n in names}
             contents.update({b: files[b] for b in asset.binaries})
             data = _pack(asset.archive, tool.expand(packing.prefix, os=plat.os, arch=plat.arch), files)
             self.put(asset.url, data)
@@ -205,13 +209,23 @@ class GoProxy:
         info = json.dumps({"Version": version, "Time": time})
         (base / f"{version}.info").write_text(info)
         (base / f"{version}.mod").write_text(gomod)
-        with zipfile.ZipFile(base / f"{version}.zip", "w") as zf:
+        with zipfile.ZipFile(base / f"{version}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
             for name, text in files.items():
-                zf.writestr(f"{module}@{version}/{name}", text)
+                zf.writestr(f"{module}@{version}/{name}", text.encode("utf-8", errors="surrogateescape"))
         if commit:
             (base / f"{commit}.info").write_text(info)
         with open(base / "list", "a") as handle:
             handle.write(version + "\n")
+
+    def add_tree(self, module: str, version: str, tree: Path, *, commit: str = "") -> None:
+        """A module version from a source tree, as the go command zips one: no nested modules, no .git."""
+        nested = [p.parent for p in tree.rglob("go.mod") if p.parent != tree]
+        files: dict[str, str] = {}
+        for path in sorted(tree.rglob("*")):
+            if path.is_file() and not path.is_symlink() and ".git" not in path.relative_to(tree).parts \
+                    and not any(path.is_relative_to(n) for n in nested):
+                files[path.relative_to(tree).as_posix()] = path.read_text(encoding="utf-8", errors="surrogateescape")
+        self.add(module, version, files, commit=commit)
 
     def add_mod_only(self, module: str, version: str, gomod: str) -> None:
         """A version the module graph names but the build never needs (only its go.mod is read)."""
