@@ -230,6 +230,20 @@ def test_interrupted_install_leaves_the_previous_version_working(site: ReleaseSi
     assert not [p for p in store.home(tool).parent.iterdir() if p.name.startswith(".staging-")]
 
 
+def test_probe_follows_a_redirect_with_head(site: ReleaseSite) -> None:
+    """GitHub answers release downloads with a redirect; the probe must not download the file."""
+    tool = real_tool("kwok")
+    site.publish(tool, HOST)
+    asset = release.assets(tool, HOST)[0]
+    site.redirect[asset.url] = asset.url + ".real"
+    site.put(asset.url + ".real", site.path_of(asset.url).read_bytes())
+    assert release.probe(asset.url)
+    assert site.requests == [f"HEAD /{asset.url.removeprefix('https://')}",
+                             f"HEAD /{asset.url.removeprefix('https://')}.real"]
+    assert install.install_tool(tool, say=QUIET).route == "release"  # the download follows it too
+    assert f"/{asset.url.removeprefix('https://')}.real" in site.requests
+
+
 def test_probe_failure_falls_back_to_the_next_route(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing listens on the mirror: auto goes on to the module route (the usual case on these machines)."""
     monkeypatch.setenv(release.MIRROR_ENV, "http://127.0.0.1:9")

@@ -75,6 +75,7 @@ class ReleaseSite:
     requests: list[str] = field(default_factory=list)
     truncate: set[str] = field(default_factory=set)  # upstream URLs cut short
     stall: set[str] = field(default_factory=set)  # upstream URLs that stop half-way until `resume` is set
+    redirect: dict[str, str] = field(default_factory=dict)  # upstream URL -> where a 302 sends it
     stalled: threading.Event = field(default_factory=threading.Event)
     resume: threading.Event = field(default_factory=threading.Event)
 
@@ -151,10 +152,24 @@ def _handler(site: ReleaseSite) -> type[SimpleHTTPRequestHandler]:
 
         def do_HEAD(self) -> None:
             site.requests.append(f"HEAD {self.path}")
-            super().do_HEAD()
+            if not self._redirected():
+                super().do_HEAD()
+
+        def _redirected(self) -> bool:
+            """Answer a 302, as GitHub does for release downloads, when the URL is listed in `redirect`."""
+            target = site.redirect.get("https://" + self.path.lstrip("/"))
+            if target is None:
+                return False
+            self.send_response(302)
+            self.send_header("Location", f"{site.base_url}/{target.removeprefix('https://')}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
 
         def do_GET(self) -> None:
             site.requests.append(self.path)
+            if self._redirected():
+                return
             upstream = "https://" + self.path.lstrip("/")
             if upstream not in site.truncate | site.stall:
                 super().do_GET()

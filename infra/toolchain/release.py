@@ -31,6 +31,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infra.toolchain import lock
 from infra.toolchain.model import Platform, ReleaseRoute, Tool, ToolchainError
@@ -118,11 +119,25 @@ def probe(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
     return reachable(mirrored(url), timeout)
 
 
+class _KeepHead(urllib.request.HTTPRedirectHandler):
+    """Follow redirects with HEAD (Python 3.11 turns a redirected HEAD into a GET of the whole file)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and req.get_method() == "HEAD":
+            new.method = "HEAD"
+        return new
+
+
+_PROBE_OPENER = urllib.request.build_opener(_KeepHead)
+
+
 def reachable(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
     """True when `url` itself answers a HEAD request with success within `timeout` seconds."""
     request = urllib.request.Request(url, method="HEAD")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _PROBE_OPENER.open(request, timeout=timeout) as response:
             return 200 <= response.status < 300
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return False
