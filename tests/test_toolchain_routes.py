@@ -34,6 +34,7 @@ from tests.toolchain_standins import GoProxy, ReleaseSite, serve, stand_in
 REPO = Path(__file__).resolve().parent.parent
 HOST = Platform.host()
 QUIET: Any = lambda line: None  # noqa: E731 - a `say` that prints nothing
+DEX_GO = "1.25.0"
 
 
 @pytest.fixture(autouse=True)
@@ -260,10 +261,14 @@ def go_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GoProxy]
         pytest.skip("the module and source routes need Go on PATH (not installed here)")
     proxy = GoProxy(tmp_path / "goproxy")
     proxy.root.mkdir()
-    monkeypatch.setenv("GOPROXY", proxy.url)
+    found = gobuild.installed_go()
+    if found is not None and gobuild.version_tuple(found) >= gobuild.version_tuple(DEX_GO):
+        monkeypatch.setenv("GOPROXY", proxy.url)
+        monkeypatch.setenv("GOTOOLCHAIN", "local")
+    else:  # an older Go fetches the toolchain Dex asks for from the proxy it was given
+        monkeypatch.setenv("GOPROXY", f"{proxy.url},{os.environ.get('GOPROXY') or 'https://proxy.golang.org'}")
     monkeypatch.setenv("GOSUMDB", "off")  # the stand-in modules are in no checksum database
     monkeypatch.setenv("GOMODCACHE", str(tmp_path / "gomodcache"))
-    monkeypatch.setenv("GOTOOLCHAIN", "local")
     yield proxy
     if (tmp_path / "gomodcache").exists():  # the module cache is read-only by design
         subprocess.run(["chmod", "-R", "u+w", str(tmp_path / "gomodcache")], check=False, timeout=60)
@@ -341,7 +346,7 @@ def test_source_route_builds_a_tree_with_the_real_go(tmp_path: Path, go_env: GoP
     sources = tmp_path / "sources"
     tree = sources / "hello-v1.0.0"
     tree.mkdir(parents=True)
-    (tree / "go.mod").write_text("module example.test/hello\n\ngo 1.24\n")
+    (tree / "go.mod").write_text("module example.test/hello\n\ngo 1.21\n")
     (tree / "main.go").write_text('package main\n\nimport "fmt"\n\nvar version = "dev"\n\n'
                                   'func main() { fmt.Println("hello", version) }\n')
     tool = parse_tool("hello", {"version": "v1.0.0", "binaries": ["hello"], "link_vars": ["main.version={version}"],

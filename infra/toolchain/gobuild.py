@@ -43,7 +43,7 @@ def go_binary() -> str:
     return found
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
+def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
 
 
@@ -69,10 +69,10 @@ def go_requirement(tool: Tool, found: str | None) -> tuple[bool, str]:
     need = tool.module.go
     if found is None:
         return False, f"{tool.name} is built from its Go module: needs Go {need} or newer, none on PATH"
-    if _version_tuple(found) >= _version_tuple(need):
+    if version_tuple(found) >= version_tuple(need):
         return True, f"{tool.name} is built from its Go module: needs Go {need} or newer, found {found}"
     toolchain = os.environ.get("GOTOOLCHAIN", "auto")
-    if _version_tuple(found)[:2] >= FIRST_SELF_UPDATING_GO and toolchain != "local":
+    if version_tuple(found)[:2] >= FIRST_SELF_UPDATING_GO and toolchain != "local":
         return True, (f"{tool.name} is built from its Go module: needs Go {need}; found {found}, which fetches "
                       f"go{need} from the module proxy (GOTOOLCHAIN={toolchain})")
     return False, f"{tool.name} is built from its Go module: needs Go {need} or newer, found {found}"
