@@ -113,7 +113,7 @@ def test_a_release_without_checksums_is_trusted_once_then_pinned(site: ReleaseSi
     with pytest.raises(release.ChecksumMismatchError) as caught:
         install.install_tool(tool, force=True, say=QUIET)
     message = str(caught.value)
-    assert f"pinned in {lock.lock_path()}" in message and "from first use" in message
+    assert f"the digest pinned in {lock.lock_path()}" in message and "(from first use)" in message
     assert "delete its entry" in message
     assert installed_bytes(tool)["kwok"] == stand_in("kwok", "first")  # the verified install stays
 

@@ -237,7 +237,7 @@ def expected_digest(tool: Tool, asset: Asset) -> tuple[str, str]:
         return asset.sha256, "versions.toml"
     pin = lock.get("assets", asset.url)
     if pin is not None:
-        return pin.value, f"pinned in {lock.lock_path()} on {pin.recorded_at[:10]}, from {pin.verified_by}"
+        return pin.value, f"the digest pinned in {lock.lock_path()} on {pin.recorded_at[:10]} (from {pin.verified_by})"
     if not asset.checksums:
         return "", "first use"
     record = (f"record the SHA-256 of {asset.filename} in infra/versions.toml "
@@ -316,7 +316,7 @@ def install_release(tool: Tool, plat: Platform, bin_dir: Path, work: Path,
         if expected:
             fix = ("Run the install again; if it persists, the release or a proxy between you and it changed the "
                    "file: report it, and do not record the new value.")
-            if vouched_by.startswith("pinned"):
+            if vouched_by.startswith("the digest pinned"):
                 fix += (f" If upstream re-published this release on purpose, delete its entry from "
                         f"{lock.lock_path()} to verify it afresh.")
             digest = verify_sha256(target, expected, source=mirrored(asset.url), vouched_by=vouched_by, fix=fix)
