@@ -288,7 +288,8 @@ def dex_repository(tmp_path: Path) -> tuple[Path, str]:
     return repo, commit
 
 
-def test_module_route_builds_dex_from_a_module_proxy(tmp_path: Path, go_env: GoProxy) -> None:
+def test_module_route_builds_dex_from_a_module_proxy(tmp_path: Path, go_env: GoProxy,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Dex: tag -> commit (git ls-remote), then the module and api/v2 at that commit from the proxy."""
     repo, commit = dex_repository(tmp_path)
     pseudo = f"v0.0.0-20251020120000-{commit[:12]}"
@@ -304,20 +305,25 @@ def test_module_route_builds_dex_from_a_module_proxy(tmp_path: Path, go_env: GoP
                files={"go.mod": api_gomod, "api.go": 'package api\n\nconst Revision = "api-at-the-tag"\n'})
     go_env.add_mod_only("github.com/dexidp/dex/api/v2", "v2.3.0", api_gomod)
 
-    table = copy.deepcopy(load_versions().tools["dex"])
-    table["module"]["tag_repo"] = str(repo)
-    tool = parse_tool("dex", table)
+    tool = load_toolchain().get("dex")
+    assert tool.module is not None
+    # The real tag_repo, sent to the stand-in by git's own configuration (as a user's mirror would be):
+    # the route must ask git whether the tag is reachable, not probe the URL over HTTP.
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", f"url.{repo}.insteadOf")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", tool.module.tag_repo)
     lines: list[str] = []
     outcome = install.install_tool(tool, sources=None, say=lines.append)
     assert (outcome.status, outcome.route) == ("installed", "module")
     out = run([str(store.bin_dir(tool) / "dex")], timeout=10).stdout
     assert out == "dex v2.44.0 api-at-the-tag\n"  # the version from link_vars, api/v2 at the tag's commit
-    pin = lock.get("commits", f"{repo} v2.44.0")
+    pin = lock.get("commits", f"{tool.module.tag_repo} v2.44.0")
     assert pin is not None and pin.value == commit
     assert any(f"is commit {commit}" in line for line in lines)
 
     # A second install of the same version needs neither git nor the tag: the lock has the commit.
     shutil.rmtree(repo)
+    assert install.choose_route(tool, "auto", HOST, probe=lambda url: False) == "module"
     assert install.install_tool(tool, force=True, say=QUIET).route == "module"
 
 

@@ -229,6 +229,20 @@ def tag_commit(tool: Tool, route: ModuleRoute, say: Callable[[str], None] = prin
     return commit
 
 
+def tag_reachable(tool: Tool, route: ModuleRoute, timeout: float = 20.0) -> bool:
+    """Whether git can list the tag's repository now (through whatever insteadOf, proxy or mirror
+    the user's git configuration sets, which an HTTP probe of the URL would not see)."""
+    git = shutil.which("git")
+    if not git:
+        return False
+    try:
+        run([git, "ls-remote", "--exit-code", route.tag_repo, f"refs/tags/{tool.version}"], timeout=timeout,
+            env={"GIT_TERMINAL_PROMPT": "0"})
+    except CommandError:
+        return False
+    return True
+
+
 def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
     """`go install pkg@version`, or `go build` in a generated wrapper module."""
     route = tool.module

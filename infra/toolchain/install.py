@@ -72,9 +72,7 @@ def _module_reachable(tool: Tool, route: ModuleRoute) -> bool:
     """False only when the route must look up a tag's commit and the repository cannot be reached."""
     if not route.needs_commit or route.commit or lock.get("commits", f"{route.tag_repo} {tool.version}"):
         return True
-    if route.tag_repo.startswith(("https://", "http://")):
-        return release.reachable(route.tag_repo)
-    return Path(route.tag_repo.removeprefix("file://")).exists()
+    return gobuild.tag_reachable(tool, route)
 
 
 def pulumi_plugin_dir(tool: Tool) -> Path:
