@@ -94,6 +94,41 @@ def phase_of(obj: Obj) -> str:
     return "foundation"
 
 
+def is_aggregated_role(obj: Obj) -> bool:
+    return obj["kind"] == "ClusterRole" and bool(obj.get("aggregationRule"))
+
+
+def aggregating_roles(obj: Obj, aggregators: dict[str, Obj]) -> list[str]:
+    """The aggregated ClusterRoles whose selectors gather `obj` (a ClusterRole with their labels)."""
+    if obj["kind"] != "ClusterRole":
+        return []
+    labels = obj["metadata"].get("labels") or {}
+    found = []
+    for name, role in aggregators.items():
+        if name == obj["metadata"]["name"]:
+            continue
+        for selector in role["aggregationRule"].get("clusterRoleSelectors") or []:
+            wanted = selector.get("matchLabels") or {}
+            if wanted and all(labels.get(k) == v for k, v in wanted.items()):
+                found.append(name)
+                break
+    return sorted(found)
+
+
+def roles_first(objs: Sequence[Obj], aggregators: dict[str, Obj]) -> list[Obj]:
+    """Aggregated ClusterRoles first, each after the aggregated roles that gather it; then the rest."""
+    ordered: list[Obj] = []
+    placed: set[str] = set()
+    pending = [o for o in objs if is_aggregated_role(o)]
+    while pending:
+        ready = [o for o in pending if set(aggregating_roles(o, aggregators)) <= placed] or pending[:1]
+        for o in ready:
+            ordered.append(o)
+            placed.add(o["metadata"]["name"])
+        pending = [o for o in pending if o["metadata"]["name"] not in placed]
+    return ordered + [o for o in objs if not is_aggregated_role(o)]
+
+
 def group_by_phase(objects: Sequence[Obj]) -> dict[str, list[Obj]]:
     phases: dict[str, list[Obj]] = {p: [] for p in PHASES}
     for obj in objects:
@@ -233,10 +268,24 @@ class KubeflowDeployment(pulumi.ComponentResource):
                 parent=self, provider=args.provider, depends_on=after, delete_before_replace=True,
                 deleted_with=args.deleted_with,
                 custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
+            members_in_order: list[KubeObject] = []
             crds = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
             objs = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
-            members: list[pulumi.Resource] = [
-                KubeObject(resource_name(o), with_field_manager(with_awaits(o)), child_opts) for o in objs]
+            # Aggregated ClusterRoles go first, and the roles they gather depend on them, so a
+            # removal deletes them last: deleted while the roles they gather still change, they
+            # are re-created at once by the aggregation controller's apply, and Pulumi's delete
+            # waits for a deletion it never sees (found by the upgrade test on a real API server).
+            aggregators = {o["metadata"]["name"]: o for o in objs if is_aggregated_role(o)}
+            made: dict[str, KubeObject] = {}
+            for o in roles_first(objs, aggregators):
+                after_roles = [made[n] for n in aggregating_roles(o, aggregators) if n in made]
+                opts = (pulumi.ResourceOptions.merge(child_opts, pulumi.ResourceOptions(depends_on=after_roles))
+                        if after_roles else child_opts)
+                made_obj = KubeObject(resource_name(o), with_field_manager(with_awaits(o)), opts)
+                if is_aggregated_role(o):
+                    made[o["metadata"]["name"]] = made_obj
+                members_in_order.append(made_obj)
+            members: list[pulumi.Resource] = list(members_in_order)
             if crds:
                 # CRDs need nothing but the cluster (their kubeconfig input): applied from the start,
                 # while namespaces and the rest of the foundation go in; the foundation's barrier waits for them.

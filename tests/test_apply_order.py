@@ -86,3 +86,19 @@ def test_no_webhook_is_applied_with_an_empty_ca_bundle(kind_render: Rendered) ->
              for h in o.get("webhooks") or [] if "caBundle" in (h.get("clientConfig") or {})
              and not h["clientConfig"]["caBundle"]]
     assert empty == []
+
+
+def test_aggregated_cluster_roles_come_before_the_roles_they_gather(kind_render: Rendered) -> None:
+    """So a removal deletes them last (see infra/apply.py): the aggregation controller would
+    otherwise re-create a deleted one while the roles it gathers are still being deleted."""
+    from infra.apply import aggregating_roles, is_aggregated_role, roles_first
+
+    roles = [o for o in kind_render.objects if o["kind"] == "ClusterRole"]
+    aggregators = {o["metadata"]["name"]: o for o in roles if is_aggregated_role(o)}
+    assert {"kubeflow-admin", "kubeflow-edit"} <= set(aggregators)
+    order = [o["metadata"]["name"] for o in roles_first(roles, aggregators)]
+    gathered = {o["metadata"]["name"]: aggregating_roles(o, aggregators) for o in roles}
+    assert gathered["kubeflow-edit"] == ["kubeflow-admin"]
+    for name, gatherers in gathered.items():
+        for gatherer in gatherers:
+            assert order.index(gatherer) < order.index(name), (gatherer, name)

@@ -145,8 +145,10 @@ def fresh_container(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(docker, container id): the clean container with the repository copied in, removed afterwards."""
     if os.environ.get(INSIDE):
         pytest.skip("NOT RUN: already inside the fresh container")
-    if os.environ.get("CI") != "true" and os.environ.get("KFSTACK_FRESH_CONTAINER_TEST") != "1":
-        pytest.skip("NOT RUN: the fresh-container set-up takes tens of minutes; it runs in CI (CI=true) or with "
+    if os.environ.get("KFSTACK_FRESH_CONTAINER_TEST") != "1":
+        # Opt-in: 20 to 35 minutes on two cores (it builds Kubernetes inside the container), more
+        # than a CI run here can spare beside the other tiers.
+        pytest.skip("NOT RUN: the fresh-container set-up takes 20 to 35 minutes; run it with "
                     "KFSTACK_FRESH_CONTAINER_TEST=1")
     docker = _docker()
     image = _base_image(docker, tmp_path)
