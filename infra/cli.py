@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "infra.toolchain.command",
     "infra.local_target.command",
     "infra.bench.command",
+    "infra.runtime.command",
 )
 
 

@@ -41,7 +41,8 @@ def test_versions_file_declares_every_tool_the_project_needs() -> None:
               "pulumi-resource-pulumi-python"}
     provided = {b for t in tools.tools.values() for b in t.binaries}
     assert wanted <= provided
-    assert [t.name for t in tools.tools.values() if not t.default] == ["minikube"]
+    node_image_only = ["containerd", "cni-plugins", "crictl", "coredns", "local-path-provisioner"]
+    assert [t.name for t in tools.tools.values() if not t.default] == [*node_image_only, "minikube"]
 
 
 def test_tools_that_the_proxy_refuses_have_a_source_route() -> None:
@@ -125,10 +126,11 @@ def test_release_urls_use_the_tools_spelling_of_os_and_arch() -> None:
     assert pulumi.url == "https://get.pulumi.com/releases/sdk/pulumi-v3.259.0-linux-x64.tar.gz"
     assert pulumi.archive == "tar.gz"
     (etcd_mac,) = release.assets(tools.get("etcd"), Platform("darwin", "arm64"))
-    assert etcd_mac.url.endswith("/v3.5.21/etcd-v3.5.21-darwin-arm64.zip")
+    assert etcd_mac.url.endswith("/v3.6.5/etcd-v3.6.5-darwin-arm64.zip")
     kubernetes = release.assets(tools.get("kubernetes"), LINUX)
     assert [a.key for a in kubernetes] == ["kubectl-linux-amd64", "kube-apiserver-linux-amd64",
-                                           "kube-controller-manager-linux-amd64", "kube-scheduler-linux-amd64"]
+                                           "kube-controller-manager-linux-amd64", "kube-scheduler-linux-amd64",
+                                           "kubeadm-linux-amd64", "kubelet-linux-amd64", "kube-proxy-linux-amd64"]
     assert kubernetes[0].url == "https://dl.k8s.io/release/v1.34.2/bin/linux/amd64/kubectl"
 
 

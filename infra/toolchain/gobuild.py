@@ -41,9 +41,11 @@ def ldflags(tool: Tool) -> str:
     return " ".join(parts)
 
 
-def go_env(gonosumdb: Sequence[str] = (), gobin: Path | None = None) -> dict[str, str]:
+def go_env(gonosumdb: Sequence[str] = (), gobin: Path | None = None, *, static: bool = False) -> dict[str, str]:
     """Variables every Go command of an install gets (merged into os.environ by `run`)."""
     env = {"GOFLAGS": "-mod=mod -buildvcs=false"}
+    if static:
+        env["CGO_ENABLED"] = "0"
     skip = [p for p in os.environ.get("GONOSUMDB", "").split(",") if p] + list(gonosumdb)
     if skip:
         env["GONOSUMDB"] = ",".join(dict.fromkeys(skip))
@@ -112,11 +114,13 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
         raise ToolchainError(f"{tool.name} has no module route")
     go = go_binary()
     flags = ldflags(tool)
+    tags = ["-tags", ",".join(route.tags)] if route.tags else []
     if not route.uses_wrapper:
         targets = [f"{pkg}@{tool.version}" for pkg in route.packages.values()]
         work.mkdir(parents=True, exist_ok=True)
-        log.run([go, "install", "-ldflags", flags, *targets], cwd=work,
-                env=go_env(route.gonosumdb, gobin=bin_dir), label=f"go install {' '.join(targets)}")
+        log.run([go, "install", *tags, "-ldflags", flags, *targets], cwd=work,
+                env=go_env(route.gonosumdb, gobin=bin_dir, static=route.static),
+                label=f"go install {' '.join(targets)}")
         for binary, pkg in route.packages.items():
             produced = bin_dir / installed_name(pkg)
             if produced.name != binary and produced.exists():
@@ -125,11 +129,11 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / "go.mod").write_text(wrapper_gomod(tool, route))
-    env = go_env(route.gonosumdb)
+    env = go_env(route.gonosumdb, static=route.static)
     requires = [tool.expand(req).replace(" ", "@") for req in route.require]
     log.run([go, "get", *requires], cwd=work, env=env, label=f"go get {' '.join(requires)}")
     for binary, pkg in route.packages.items():
-        log.run([go, "build", "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=work, env=env,
+        log.run([go, "build", *tags, "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=work, env=env,
                 label=f"go build {binary}")
 
 

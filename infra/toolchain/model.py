@@ -70,6 +70,10 @@ class ModuleRoute:
     replace: tuple[str, ...] = ()
     go: str = "1.24"
     gonosumdb: tuple[str, ...] = ()
+    # static: CGO_ENABLED=0, so the binaries also run inside minimal container images (the kind
+    # node image puts them there); tags: Go build tags.
+    static: bool = False
+    tags: tuple[str, ...] = ()
 
     @property
     def uses_wrapper(self) -> bool:
@@ -226,10 +230,14 @@ def _release(table: Mapping[str, Any], where: str) -> ReleaseRoute:
 
 
 def _module(table: Mapping[str, Any], where: str) -> ModuleRoute:
-    _check_keys(table, {"packages", "require", "replace", "go", "gonosumdb"}, where)
+    _check_keys(table, {"packages", "require", "replace", "go", "gonosumdb", "static", "tags"}, where)
+    static = table.get("static", False)
+    if not isinstance(static, bool):
+        raise ToolchainError(f"{where}.static must be true or false")
     return ModuleRoute(packages=_mapping(table, "packages", where), require=_strings(table, "require", where),
                        replace=_strings(table, "replace", where), go=str(table.get("go", "1.24")),
-                       gonosumdb=_strings(table, "gonosumdb", where))
+                       gonosumdb=_strings(table, "gonosumdb", where), static=static,
+                       tags=_strings(table, "tags", where))
 
 
 def _source(table: Mapping[str, Any], where: str) -> SourceRoute:
