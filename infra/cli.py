@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "infra.local_target.command",
     "infra.bench.command",
     "infra.runtime.command",
+    "infra.nodeimage.command",
 )
 
 
