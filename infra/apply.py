@@ -13,7 +13,9 @@ available, ...) make "depends on" mean "is ready". The phases follow what the ob
 3. cert-manager: its workloads and webhooks; its webhook's CA bundle is awaited.
 4. certificates: Issuers and Certificates, which need cert-manager's webhook, and which other
    components' workloads need (their webhook serving certs).
-5. istio: istiod, gateways and the sidecar injector, before any pod that wants a sidecar.
+5. istio: every part of Istio (istiod, gateways, the sidecar injector, and the CNI node agent in
+   kube-system), before any pod that wants a sidecar: with CNI enabled, as upstream installs it,
+   an injected pod's `istio-validation` init container waits until the CNI plugin is on the node.
 6. platform: Dex, Knative serving and storage provisioners (oauth2-proxy needs Dex; KServe needs
    Knative).
 7. applications: every other workload.
@@ -23,6 +25,7 @@ available, ...) make "depends on" mean "is ready". The phases follow what the ob
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,10 +51,17 @@ BUILTIN_GROUPS = {
     "coordination.k8s.io", "discovery.k8s.io", "node.k8s.io", "apiregistration.k8s.io",
     "certificates.k8s.io", "flowcontrol.apiserver.k8s.io",
 }
-CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
+
+
+ISTIO_PART_LABEL = "app.kubernetes.io/part-of"
+
+
+def is_istio_part(obj: Obj) -> bool:
+    """Istio's own objects say so, wherever they live (the CNI node agent runs in kube-system)."""
+    return (obj["metadata"].get("labels") or {}).get(ISTIO_PART_LABEL) == "istio"
 
 
 def phase_of(obj: Obj) -> str:
@@ -70,13 +80,13 @@ def phase_of(obj: Obj) -> str:
     if kind in WEBHOOK_KINDS:
         if name.startswith("cert-manager"):
             return "cert-manager"
-        if name.startswith("istio"):
+        if name.startswith("istio") or is_istio_part(obj):
             return "istio"
         return "webhooks"
     if kind in WORKLOAD_KINDS:
         if ns == "cert-manager":
             return "cert-manager"
-        if ns == "istio-system":
+        if ns == "istio-system" or is_istio_part(obj):
             return "istio"
         if ns in PLATFORM_NAMESPACES:
             return "platform"
@@ -107,16 +117,33 @@ def _annotated(obj: Obj, key: str, value: str) -> Obj:
     return {**obj, "metadata": {**obj["metadata"], "annotations": {**annotations, key: value}}}
 
 
+def ca_bundle_awaits(obj: Obj) -> list[str]:
+    """One condition per webhook whose CA bundle someone else fills in.
+
+    Whoever injects it (cert-manager from a Certificate or from a Secret, istiod, Knative's or the
+    trainer's own controller), a webhook without a CA in the render fails every call ("x509:
+    certificate signed by unknown authority") until it is there, and pulumi-kubernetes retries a
+    failed create only for NotFound. Empty bundles are dropped by the normalize patch, so a
+    condition is met only by a real, injected CA.
+    """
+    if obj["kind"] not in WEBHOOK_KINDS:
+        return []
+    return [f"jsonpath={{.webhooks[{i}].clientConfig.caBundle}}"
+            for i, hook in enumerate(obj.get("webhooks") or [])
+            if not (hook.get("clientConfig") or {}).get("caBundle")]
+
+
 def with_awaits(obj: Obj) -> Obj:
     """Tune Pulumi's awaits to the phase design.
 
-    A webhook configuration whose CA cert-manager injects is awaited until the CA is there, so later
-    phases never call a webhook clients cannot trust. A Service is not awaited: Pulumi would wait
-    for pods behind it, and pods come in later phases; their readiness is awaited there instead.
+    A webhook configuration is awaited until every webhook in it has its CA (`ca_bundle_awaits`),
+    so later phases never call a webhook clients cannot trust. A Service is not awaited: Pulumi
+    would wait for pods behind it, and pods come in later phases; their readiness is awaited there.
     """
-    annotations = obj["metadata"].get("annotations") or {}
-    if obj["kind"] in WEBHOOK_KINDS and CA_INJECT_ANNOTATION in annotations and obj.get("webhooks"):
-        return _annotated(obj, WAIT_FOR_ANNOTATION, "jsonpath={.webhooks[0].clientConfig.caBundle}")
+    conditions = ca_bundle_awaits(obj)
+    if conditions:
+        value = conditions[0] if len(conditions) == 1 else json.dumps(conditions)
+        return _annotated(obj, WAIT_FOR_ANNOTATION, value)
     if obj["kind"] == "Service" and group_of(obj) == "":
         return _annotated(obj, SKIP_AWAIT_ANNOTATION, "true")
     return obj

@@ -12,6 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
+
+from infra.errors import UserError
 
 PROJECT = "kubeflow-stacks"
 
@@ -22,6 +25,7 @@ UPSTREAM_CLIENT_SECRET_SHA256 = "462a0aa7e3ad7e72bcc06fd22a504044f4a4c79033231b9
 UPSTREAM_DEFAULT_CLIENT_ID = "kubeflow-oidc-authservice"
 
 CLUSTER_PROVIDERS = ("kind", "minikube", "existing", "sim", "eks", "gke", "aks")
+LOCAL_PROVIDERS = ("kind", "minikube", "sim")
 COMPONENT_SETS = ("full", "core")
 STORAGE_MODES = ("existing", "local-path", "nfs-subdir", "static")
 CONNECTOR_TYPES = ("ldap", "github", "oidc")
@@ -31,6 +35,15 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _BCRYPT = re.compile(r"^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$")
 _RELEASE = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+(-rc\.[0-9]+)?$")
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_MINIKUBE_SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?([kmgt]b?|[KMGT]B?)?$")
+_K8S_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+_MANAGED_K8S_VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_HOST = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^[0-9a-fA-F:]+$")
+MINIKUBE_DRIVERS = ("docker", "podman", "kvm2", "qemu2", "virtualbox", "hyperkit", "vfkit", "hyperv", "none", "ssh")
+# Shorter client secrets are guessable; upstream's example is 34 characters, `openssl rand -hex 16` 32.
+MIN_CLIENT_SECRET = 16
 
 
 class Secret:
@@ -67,7 +80,7 @@ class Problem:
         return f"{PROJECT}:{self.key} = {shown}: {self.fix}"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Every problem found in a stack's config, reported together before anything is created."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -143,6 +156,8 @@ class ClusterConfig:
     existing: ExistingSettings | None = None
     sim: SimSettings | None = None
     managed: ManagedSettings | None = None
+    # Take over a running kind, minikube or sim cluster of this name (destroy then deletes it).
+    adopt: bool = False
 
 
 @dataclass(frozen=True)
@@ -273,6 +288,33 @@ class _Reader:
             return default
         return value
 
+    def matching(self, data: Mapping[str, Any], where: str, name: str, default: str | None,
+                 pattern: re.Pattern[str], fix: str, *, required: bool = False) -> str | None:
+        """A string that must match `pattern`; `fix` says what a good value looks like."""
+        value = self.string(data, where, name, default, required=required)
+        if value is not None and not pattern.match(value):
+            self.fail(f"{where}.{name}", value, fix)
+            return default
+        return value
+
+    def absolute_path(self, data: Mapping[str, Any], where: str, name: str, default: str | None,
+                      *, required: bool = False) -> str | None:
+        value = self.string(data, where, name, default, required=required)
+        if value is not None and not value.startswith("/"):
+            self.fail(f"{where}.{name}", value, "must be an absolute path (starting with /)")
+            return default
+        return value
+
+    def boolean(self, data: Mapping[str, Any], where: str, name: str, default: bool) -> bool:
+        """true/false, also as the strings `pulumi config set` stores without --path."""
+        value = data.get(name, default)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            self.fail(f"{where}.{name}" if where else name, value, "must be true or false")
+            return default
+        return value
+
     def quantity(self, data: Mapping[str, Any], where: str, name: str) -> str | None:
         value = data.get(name)
         if value is None:
@@ -305,7 +347,11 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
     name = r.string(data, "cluster", "name", "kubeflow") or "kubeflow"
     if not _DNS_LABEL.match(name):
         r.fail("cluster.name", name, "must be a DNS label: lower-case letters, digits and '-'")
-    r.unknown("cluster", data, {"provider", "name", *CLUSTER_PROVIDERS})
+    r.unknown("cluster", data, {"provider", "name", "adopt", *CLUSTER_PROVIDERS})
+    adopt = r.boolean(data, "cluster", "adopt", False)
+    if adopt and provider not in LOCAL_PROVIDERS:
+        r.fail("cluster.adopt", adopt, f"applies to clusters the stack creates ({', '.join(LOCAL_PROVIDERS)}); "
+               "remove it (an existing cluster is never created or deleted)")
     sub = r.section(data, provider) if provider in data else {}
     where = f"cluster.{provider}"
     if provider == "kind":
@@ -316,17 +362,25 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
             if not isinstance(item, Mapping) or "containerPort" not in item or "hostPort" not in item:
                 r.fail(f"{where}.extraPortMappings[{i}]", item, "needs containerPort and hostPort")
                 continue
-            mappings.append(PortMapping(int(item["containerPort"]), int(item["hostPort"]),
-                                        str(item.get("listenAddress", "127.0.0.1"))))
+            key = f"{where}.extraPortMappings[{i}]"
+            ports = [r.integer(item, key, p, 0, minimum=1) for p in ("containerPort", "hostPort")]
+            if any(p > 65535 for p in ports):
+                r.fail(key, item, "ports must be between 1 and 65535")
+            address = str(item.get("listenAddress", "127.0.0.1"))
+            if not _HOST.match(address):
+                r.fail(f"{key}.listenAddress", address, "must be an IP address such as 127.0.0.1")
+            r.unknown(key, item, {"containerPort", "hostPort", "listenAddress"})
+            mappings.append(PortMapping(ports[0], ports[1], address))
         r.unknown(where, sub, {"nodeImage", "controlPlanes", "workers", "serviceAccountIssuer",
                                "serviceAccountSigningKeyFile", "extraPortMappings"})
         kind = KindSettings(
             node_image=r.string(sub, where, "nodeImage", load_versions().kind_node_image) or "",
             control_planes=r.integer(sub, where, "controlPlanes", 1, minimum=1),
             workers=r.integer(sub, where, "workers", 0),
-            service_account_issuer=r.string(sub, where, "serviceAccountIssuer",
-                                            KindSettings.service_account_issuer) or "",
-            service_account_signing_key_file=r.string(
+            service_account_issuer=r.matching(sub, where, "serviceAccountIssuer",
+                                              KindSettings.service_account_issuer, _URL,
+                                              "must be an https URL such as https://kubernetes.default.svc") or "",
+            service_account_signing_key_file=r.absolute_path(
                 sub, where, "serviceAccountSigningKeyFile",
                 KindSettings.service_account_signing_key_file) or "",
             extra_port_mappings=tuple(mappings),
@@ -334,15 +388,17 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
         if "@sha256:" not in kind.node_image and ":" not in kind.node_image.rsplit("/", 1)[-1]:
             r.fail(f"{where}.nodeImage", kind.node_image,
                    "pin the node image with a tag (kindest/node:v1.34.0) or a digest")
-        return ClusterConfig(provider, name, kind=kind)
+        return ClusterConfig(provider, name, kind=kind, adopt=adopt)
     if provider == "minikube":
         r.unknown(where, sub, {"driver", "cpus", "memory", "disk", "kubernetesVersion"})
-        return ClusterConfig(provider, name, minikube=MinikubeSettings(
-            driver=r.string(sub, where, "driver", "docker") or "docker",
+        return ClusterConfig(provider, name, adopt=adopt, minikube=MinikubeSettings(
+            driver=r.string(sub, where, "driver", "docker", choices=MINIKUBE_DRIVERS) or "docker",
             cpus=r.integer(sub, where, "cpus", 8, minimum=2),
-            memory=r.string(sub, where, "memory", "16g") or "16g",
-            disk=r.string(sub, where, "disk", "50g") or "50g",
-            kubernetes_version=r.string(sub, where, "kubernetesVersion", "v1.34.2") or "v1.34.2",
+            memory=r.matching(sub, where, "memory", "16g", _MINIKUBE_SIZE,
+                              "must be a size minikube reads, such as 16g or 16384mb") or "16g",
+            disk=r.matching(sub, where, "disk", "50g", _MINIKUBE_SIZE, "must be a size such as 50g") or "50g",
+            kubernetes_version=r.matching(sub, where, "kubernetesVersion", "v1.34.2", _K8S_VERSION,
+                                          "must be a Kubernetes version such as v1.34.2") or "v1.34.2",
         ))
     if provider == "existing":
         r.unknown(where, sub, {"kubeconfig", "context"})
@@ -351,7 +407,7 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
             kubeconfig=kubeconfig, context=r.string(sub, where, "context")))
     if provider == "sim":
         r.unknown(where, sub, {"nodes", "nodeCpu", "nodeMemory", "nodePods"})
-        return ClusterConfig(provider, name, sim=SimSettings(
+        return ClusterConfig(provider, name, adopt=adopt, sim=SimSettings(
             nodes=r.integer(sub, where, "nodes", 1, minimum=1),
             node_cpu=r.quantity(sub, where, "nodeCpu") or SimSettings.node_cpu,
             node_memory=r.quantity(sub, where, "nodeMemory") or SimSettings.node_memory,
@@ -362,7 +418,8 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
                            "project", "resourceGroup"})
     managed = ManagedSettings(
         region=r.string(sub, where, "region", required=True) or "",
-        kubernetes_version=r.string(sub, where, "kubernetesVersion"),
+        kubernetes_version=r.matching(sub, where, "kubernetesVersion", None, _MANAGED_K8S_VERSION,
+                                      "must be a version the cloud offers, such as 1.34"),
         node_type=r.string(sub, where, "nodeType"),
         nodes=r.integer(sub, where, "nodes", 2, minimum=1),
         min_nodes=r.integer(sub, where, "minNodes", 2, minimum=1),
@@ -402,8 +459,9 @@ def _storage(r: _Reader, raw: Mapping[str, Any]) -> StorageConfig:
     r.unknown("storage", data, {"mode", "defaultClass", "nfs", "staticHostPath", "claims"})
     mode = r.string(data, "storage", "mode", "existing", choices=STORAGE_MODES) or "existing"
     nfs = r.section(data, "nfs") if "nfs" in data else {}
-    server = r.string(nfs, "storage.nfs", "server", required=mode == "nfs-subdir")
-    path = r.string(nfs, "storage.nfs", "path", required=mode == "nfs-subdir")
+    server = r.matching(nfs, "storage.nfs", "server", None, _HOST, "must be a host name or IP address",
+                        required=mode == "nfs-subdir")
+    path = r.absolute_path(nfs, "storage.nfs", "path", None, required=mode == "nfs-subdir")
     default_class = r.string(data, "storage", "defaultClass", "standard") or "standard"
     if not _DNS_LABEL.match(default_class):
         r.fail("storage.defaultClass", default_class, "must be a DNS label")
@@ -419,9 +477,10 @@ def _storage(r: _Reader, raw: Mapping[str, Any]) -> StorageConfig:
             continue
         r.unknown(where, spec, {"size", "storageClass"})
         claims[claim] = ClaimOverride(size=r.quantity(spec, where, "size"),
-                                      storage_class=r.string(spec, where, "storageClass"))
+                                      storage_class=r.matching(spec, where, "storageClass", None, _DNS_SUBDOMAIN,
+                                                               "must be a StorageClass name (lower-case DNS name)"))
     return StorageConfig(mode=mode, default_class=default_class, nfs_server=server, nfs_path=path,
-                         static_host_path=r.string(data, "storage", "staticHostPath",
+                         static_host_path=r.absolute_path(data, "storage", "staticHostPath",
                                                    StorageConfig.static_host_path) or "",
                          claims=claims)
 
@@ -489,10 +548,17 @@ def _auth(r: _Reader, raw: Mapping[str, Any], dev: bool, stack: str) -> AuthConf
     elif not dev and is_upstream_client_secret(client_secret.reveal()):
         r.fail("auth.oidcClient.secret", "****", "is the public upstream default; generate another "
                "(allowed only on stacks with devStack: true)")
+    elif not dev and len(client_secret.reveal()) < MIN_CLIENT_SECRET:
+        r.fail("auth.oidcClient.secret", "****", f"must be at least {MIN_CLIENT_SECRET} characters; generate "
+               "one with `openssl rand -hex 16`")
     redirects = client.get("redirectURIs", ["/oauth2/callback"])
     if not isinstance(redirects, list) or not redirects:
         r.fail("auth.oidcClient.redirectURIs", redirects, "must be a non-empty list of URIs")
         redirects = ["/oauth2/callback"]
+    for i, uri in enumerate(redirects):
+        if not isinstance(uri, str) or not (uri.startswith("/") or _URL.match(uri)):
+            r.fail(f"auth.oidcClient.redirectURIs[{i}]", uri,
+                   "must be a path on the gateway (/oauth2/callback) or an http(s) URL")
     cookie = r.secret(data, "auth", "auth", "cookieSecret")
     if cookie is None:
         # oauth2-proxy needs 16, 24 or 32 bytes; derive one from the client secret so that it is
@@ -510,9 +576,13 @@ def _auth(r: _Reader, raw: Mapping[str, Any], dev: bool, stack: str) -> AuthConf
                    f"must be one of: {', '.join(CONNECTOR_TYPES)}")
         elif "id" not in conn or "name" not in conn:
             r.fail(f"auth.connectors[{i}]", conn.get("id"), "needs id and name")
-    issuer = r.string(data, "auth", "issuer", AuthConfig.issuer) or ""
-    if not issuer.startswith(("http://", "https://")):
-        r.fail("auth.issuer", issuer, "must be an http(s) URL")
+    issuer = (r.string(data, "auth", "issuer", AuthConfig.issuer) or "").rstrip("/")
+    parsed = urlparse(issuer)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        r.fail("auth.issuer", issuer, "must be an http(s) URL such as https://kubeflow.example.com/dex")
+    elif parsed.path.rstrip("/") != "/dex" or parsed.query or parsed.fragment:
+        r.fail("auth.issuer", issuer, "must end in /dex, the path the gateway routes to Dex "
+               "(such as https://kubeflow.example.com/dex)")
     return AuthConfig(users=tuple(users), client_id=client_id, client_secret=client_secret,
                       cookie_secret=cookie, issuer=issuer, redirect_uris=tuple(map(str, redirects)),
                       connectors=tuple(connectors))
@@ -559,18 +629,23 @@ def _profiles(r: _Reader, raw: Mapping[str, Any], auth: AuthConfig) -> tuple[Pro
 
 def _check_components(r: _Reader, kubeflow: KubeflowConfig) -> None:
     """Release and component names must be ones the project has a component map for."""
-    from infra.manifests.components import load_component_map
+    from infra.manifests.components import load_component_map, requirement_problems
 
     try:
         cmap = load_component_map(kubeflow.release)
     except FileNotFoundError as exc:
         r.fail("kubeflow.release", kubeflow.release, str(exc))
         return
+    unknown = False
     for name in ("include", "exclude"):
         for i, comp in enumerate(getattr(kubeflow, name)):
             if comp not in cmap.components:
+                unknown = True
                 r.fail(f"kubeflow.{name}[{i}]", comp, f"unknown component; {kubeflow.release} has: "
                        f"{', '.join(cmap.components)}")
+    if not unknown:
+        for key, value, fix in requirement_problems(cmap, kubeflow):
+            r.fail(key, value, fix)
 
 
 def is_upstream_client_secret(value: str) -> bool:
@@ -603,12 +678,7 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any],
     r = _Reader(frozenset(secret_keys))
     known = {"devStack", "cluster", "kubeflow", "storage", "auth", "profiles"}
     r.unknown("", raw, known)
-    dev_value = raw.get("devStack", False)
-    if isinstance(dev_value, str):
-        dev_value = dev_value.lower() == "true"
-    if not isinstance(dev_value, bool):
-        r.fail("devStack", dev_value, "must be true or false")
-        dev_value = False
+    dev_value = r.boolean(raw, "", "devStack", False)
     cluster = _cluster(r, raw)
     kubeflow = _kubeflow(r, raw)
     storage = _storage(r, raw)

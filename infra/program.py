@@ -70,10 +70,17 @@ def build_stack(cfg: StackConfig, tree: Path) -> StackResources:
 
 
 def run_program() -> None:
+    """The program's entry: the project's own errors become plain Pulumi errors (the keyed
+    message, no traceback); anything else is a bug and keeps its traceback."""
+    from infra.errors import UserError
     from infra.manifests.source import resolve_tree
     from infra.outputs import export_outputs
+    from infra.toolchain.model import ToolchainError
 
-    cfg = read_stack_config()
-    tree = resolve_tree(cfg.kubeflow.release, cfg.kubeflow.manifests_path)
-    stack = build_stack(cfg, tree)
+    try:
+        cfg = read_stack_config()
+        tree = resolve_tree(cfg.kubeflow.release, cfg.kubeflow.manifests_path)
+        stack = build_stack(cfg, tree)
+    except (UserError, ToolchainError) as exc:
+        raise pulumi.RunError(str(exc)) from None
     export_outputs(cfg, stack.rendered, stack.cluster.kubeconfig)

@@ -46,6 +46,13 @@ def load_versions(path: Path = VERSIONS_FILE) -> Versions:
     data = tomllib.loads(path.read_text())
     releases = {tag: Release(tag=tag, **spec) for tag, spec in data["kubeflow"]["releases"].items()}
     return Versions(python=dict(data["python"]), default_release=data["kubeflow"]["default_release"],
-                    releases=releases, kind_node_image=data["kind"]["node_image"],
+                    releases=releases, kind_node_image=_pinned_image(data["kind"]),
                     images=dict(data.get("images", {})),
                     tools=dict(data.get("tools", {})))
+
+
+def _pinned_image(section: dict[str, Any]) -> str:
+    """`name:tag@digest` when a digest is recorded: the tag for people, the digest for the pull."""
+    image = str(section["node_image"])
+    digest = str(section.get("node_image_digest") or "")
+    return f"{image}@{digest}" if digest else image

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from infra.config import StackConfig, parse_stack_config
-from tests.helpers import SHARED_MANIFESTS, base_raw
+from tests.helpers import SHARED_MANIFESTS, base_raw, require_toolchain
 
 # pytester runs the smoke suite's plugin in-process (tests/test_smoke_plugin.py).
 pytest_plugins = ("pytester",)
@@ -38,14 +38,9 @@ def stack_config_factory() -> Callable[..., StackConfig]:
 def sim_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A small KWOK cluster (real kube-apiserver, etcd and controllers) for one test module; its
     kubeconfig file. Skips when the pinned toolchain is not installed."""
-    try:
-        from infra.clusters.sim import SimClusterProvider
-        from infra.toolchain import tool_path
+    from infra.clusters.sim import SimClusterProvider
 
-        for tool in ("kwokctl", "kwok", "kube-apiserver", "etcd"):
-            tool_path(tool)
-    except Exception as exc:
-        pytest.skip(f"the simulated cluster needs the pinned toolchain: {exc}")
+    require_toolchain("kwokctl", "kwok", "kube-apiserver", "etcd")
     provider = SimClusterProvider()
     props = {"name": f"kftest-{secrets.token_hex(3)}", "nodes": 1, "nodeCpu": "16", "nodeMemory": "64Gi",
              "nodePods": 110}

@@ -36,3 +36,18 @@ def base_raw(**overrides: Any) -> dict[str, Any]:
 
 # Upstream's public example OIDC client secret (tests only: the project refuses it, never ships it).
 UPSTREAM_CLIENT_SECRET = "pUBnBOY80SnXgjibTYM9ZWNzY2xreNGQok"
+
+
+def require_toolchain(*tools: str) -> None:
+    """Skip (NOT RUN, with the reason) when a pinned tool is not installed; any other failure of
+    the lookup is a bug and fails the test."""
+    import pytest
+
+    from infra.toolchain import tool_path
+    from infra.toolchain.model import ToolchainError
+
+    try:
+        for tool in tools:
+            tool_path(tool)
+    except ToolchainError as exc:
+        pytest.skip(f"needs the pinned toolchain: {exc}")

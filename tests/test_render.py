@@ -191,3 +191,23 @@ def test_kind_uses_upstream_kind_overlay_for_oauth2_proxy(manifests_tree: Path):
     [ra] = kind.find("RequestAuthentication", "m2m-token-issuer", "istio-system")
     issuers = [r["issuer"] for r in ra["spec"]["jwtRules"]]
     assert "https://kubernetes.default.svc" in issuers
+
+
+def test_configured_issuer_reaches_dex_oauth2_proxy_and_the_gateway(manifests_tree: Path):
+    from tests.helpers import base_raw
+
+    raw = base_raw()
+    raw["auth"]["issuer"] = "https://kubeflow.example.org/dex/"
+    rendered = render(parse_stack_config("test", raw, {"auth"}), manifests_tree)
+    dex = yaml.safe_load(rendered.find("ConfigMap", "dex", "auth")[0]["data"]["config.yaml"])
+    assert dex["issuer"] == "https://kubeflow.example.org/dex"
+    [cm] = [c for c in rendered.find("ConfigMap", namespace="oauth2-proxy") if "oauth2_proxy.cfg" in c["data"]]
+    cfg = cm["data"]["oauth2_proxy.cfg"]
+    assert 'oidc_issuer_url = "https://kubeflow.example.org/dex"' in cfg
+    # oauth2-proxy still redeems codes and reads keys at Dex's Service inside the cluster.
+    assert 'redeem_url = "http://dex.auth.svc.cluster.local:5556/dex/token"' in cfg
+    [dex_jwt] = rendered.find("RequestAuthentication", "dex-jwt", "istio-system")
+    rules = dex_jwt["spec"]["jwtRules"]
+    assert [r["issuer"] for r in rules if "dex" in r.get("jwksUri", r["issuer"])] == [
+        "https://kubeflow.example.org/dex"]
+    assert rules[0]["jwksUri"] == "http://dex.auth.svc.cluster.local:5556/dex/keys"

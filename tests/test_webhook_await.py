@@ -1,17 +1,17 @@
-"""The await on cert-manager-injected webhooks (infra/apply.py `with_awaits`), with the real engine
+"""The await on injected webhook CA bundles (infra/apply.py `with_awaits`), with the real engine
 and Kubernetes provider against a real API server (KWOK).
 
 In the T2 stack every admission webhook is left out (their pods are simulated), so this is where
-the `pulumi.com/waitFor` annotation is proven: `pulumi up` holds the webhook configuration until
-its caBundle is injected (here by the test, standing in for cert-manager's cainjector), and fails
-with the wait named if nothing ever injects it.
+the `pulumi.com/waitFor` annotation is proven: `pulumi up` holds a webhook configuration until
+every webhook in it has its caBundle (here injected by the test, standing in for cert-manager's
+cainjector or a controller that fills its own), and fails with the wait named if nothing does.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +22,33 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from pulumi import automation as auto
 
-from infra.apply import CA_INJECT_ANNOTATION, WAIT_FOR_ANNOTATION, KubeObject, with_awaits
+from infra.apply import WAIT_FOR_ANNOTATION, KubeObject, ca_bundle_awaits, with_awaits
 from infra.automation import inline_stack
 from infra.wait import wait_until
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
-INJECT_AFTER_S = 4.0
+CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
 CA_BUNDLE = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nnot checked here\n-----END CERTIFICATE-----\n").decode()
 
 
-def webhook(name: str, timeout_s: int | None = None) -> dict[str, Any]:
-    """A validating webhook as upstream ships cert-manager-injected ones: no caBundle yet."""
-    annotations = {CA_INJECT_ANNOTATION: "kubeflow/serving-cert"}
+def webhook(name: str, timeout_s: int | None = None, count: int = 1,
+            annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A validating webhook configuration as upstream ships injected ones: no caBundle yet."""
+    annotations = dict(annotations if annotations is not None else {CA_INJECT_ANNOTATION: "kubeflow/serving-cert"})
     if timeout_s:
         annotations["pulumi.com/timeoutSeconds"] = str(timeout_s)
     return {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": name, "annotations": annotations},
         "webhooks": [{
-            "name": f"{name}.kubeflow-stacks.test", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "name": f"{name}-{i}.kubeflow-stacks.test", "admissionReviewVersions": ["v1"], "sideEffects": "None",
             "failurePolicy": "Ignore",
             "namespaceSelector": {"matchLabels": {"kubeflow-stacks.test/never": "true"}},
             "clientConfig": {"service": {"name": "nowhere", "namespace": "default", "path": "/validate"}},
             "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
                        "resources": ["configmaps"]}],
-        }],
+        } for i in range(count)],
     }
 
 
@@ -55,70 +56,94 @@ def program_for(kubeconfig: str, obj: dict[str, Any]) -> Any:
     def program() -> None:
         provider = k8s.Provider("sim", kubeconfig=pulumi.Output.secret(kubeconfig))
         hook = KubeObject(obj["metadata"]["name"], with_awaits(obj), pulumi.ResourceOptions(provider=provider))
-        pulumi.export("caBundle", hook.__dict__["webhooks"].apply(lambda w: w[0]["clientConfig"].get("caBundle")))
+        pulumi.export("caBundles", hook.__dict__["webhooks"].apply(
+            lambda ws: [w["clientConfig"].get("caBundle") for w in ws]))
     return program
 
 
-def inject_later(api: client.ApiClient, name: str) -> threading.Thread:
-    """Stand in for cert-manager's cainjector: once the configuration exists, set its caBundle."""
-    admission = client.AdmissionregistrationV1Api(api)
+class Injector:
+    """Stands in for whoever injects CAs: once the configuration exists, fills each webhook's
+    caBundle in turn, noting whether `pulumi up` was still running at each injection."""
 
-    def run() -> None:
-        def created() -> tuple[bool, Any]:
-            try:
-                return True, admission.read_validating_webhook_configuration(name)
-            except client.ApiException as exc:
-                if exc.status == 404:
-                    return False, None
-                raise
+    def __init__(self, api: client.ApiClient, name: str, count: int) -> None:
+        self.admission = client.AdmissionregistrationV1Api(api)
+        self.name = name
+        self.count = count
+        self.up_done = threading.Event()
+        self.up_running_at_injection: list[bool] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
 
-        wait_until(created, timeout=300, interval=0.2, what=f"webhook configuration {name}")
-        time.sleep(INJECT_AFTER_S)
-        patch = [{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": CA_BUNDLE}]
-        admission.patch_validating_webhook_configuration(name, patch)
+    def _created(self) -> tuple[bool, Any]:
+        try:
+            return True, self.admission.read_validating_webhook_configuration(self.name)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return False, None
+            raise
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
-def test_with_awaits_marks_only_injected_webhooks() -> None:
-    hook = with_awaits(webhook("marked"))
-    assert hook["metadata"]["annotations"][WAIT_FOR_ANNOTATION] == "jsonpath={.webhooks[0].clientConfig.caBundle}"
-    plain = webhook("plain")
-    del plain["metadata"]["annotations"][CA_INJECT_ANNOTATION]
-    assert WAIT_FOR_ANNOTATION not in with_awaits(plain)["metadata"].get("annotations", {})
+    def _run(self) -> None:
+        wait_until(self._created, timeout=300, interval=0.2, what=f"webhook configuration {self.name}")
+        for i in range(self.count):
+            self.up_running_at_injection.append(not self.up_done.is_set())
+            patch = [{"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": CA_BUNDLE}]
+            self.admission.patch_validating_webhook_configuration(self.name, patch)
 
 
-def test_up_waits_for_the_injected_ca_bundle(sim_kubeconfig: Path, tmp_path: Path) -> None:
+def test_every_webhook_without_a_ca_is_awaited_whoever_injects_it() -> None:
+    by_certificate = webhook("a")
+    by_secret = webhook("b", annotations={"cert-manager.io/inject-ca-from-secret": "cert-manager/ca"})
+    by_controller = webhook("c", count=2, annotations={})
+    assert with_awaits(by_certificate)["metadata"]["annotations"][WAIT_FOR_ANNOTATION] == \
+        "jsonpath={.webhooks[0].clientConfig.caBundle}"
+    assert ca_bundle_awaits(by_secret) == ["jsonpath={.webhooks[0].clientConfig.caBundle}"]
+    assert json.loads(with_awaits(by_controller)["metadata"]["annotations"][WAIT_FOR_ANNOTATION]) == [
+        "jsonpath={.webhooks[0].clientConfig.caBundle}", "jsonpath={.webhooks[1].clientConfig.caBundle}"]
+    shipped = webhook("d", count=2, annotations={})
+    shipped["webhooks"][0]["clientConfig"]["caBundle"] = CA_BUNDLE
+    assert ca_bundle_awaits(shipped) == ["jsonpath={.webhooks[1].clientConfig.caBundle}"]
+    shipped["webhooks"][1]["clientConfig"]["caBundle"] = CA_BUNDLE
+    assert WAIT_FOR_ANNOTATION not in with_awaits(shipped)["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("count", [1, 2], ids=["one-webhook", "two-webhooks"])
+def test_up_waits_until_every_ca_bundle_is_injected(sim_kubeconfig: Path, tmp_path: Path, count: int) -> None:
     kubeconfig = sim_kubeconfig.read_text()
     api = kube_config.new_client_from_config(str(sim_kubeconfig))
-    name = "kfstack-injected"
-    ts = inline_stack(tmp_path, program_for(kubeconfig, webhook(name)), prefix="hook")
+    name = f"kfstack-injected-{count}"
+    ts = inline_stack(tmp_path, program_for(kubeconfig, webhook(name, count=count, annotations={})), prefix="hook")
     try:
-        injector = inject_later(api, name)
-        started = time.monotonic()
-        result = ts.stack.up()
-        took = time.monotonic() - started
-        injector.join(timeout=10)
+        injector = Injector(api, name, count)
+        try:
+            result = ts.stack.up()
+        finally:
+            injector.up_done.set()
+        injector.thread.join(timeout=30)
         assert result.summary.result == "succeeded"
-        assert result.outputs["caBundle"].value == CA_BUNDLE  # what Pulumi recorded is the injected state
-        assert took >= INJECT_AFTER_S, f"up returned after {took:.1f}s, before the CA was injected"
+        # Pulumi was still waiting when the last CA arrived, and recorded the injected state.
+        assert injector.up_running_at_injection == [True] * count
+        assert result.outputs["caBundles"].value == [CA_BUNDLE] * count
     finally:
         ts.stack.destroy()
         ts.stack.workspace.remove_stack(ts.name)
 
 
-def test_up_fails_naming_the_wait_when_nothing_injects(sim_kubeconfig: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("hooks,injected", [(1, 0), (2, 1)], ids=["none-injected", "second-never-injected"])
+def test_up_fails_naming_the_wait_when_a_ca_never_comes(sim_kubeconfig: Path, tmp_path: Path,
+                                                        hooks: int, injected: int) -> None:
     kubeconfig = sim_kubeconfig.read_text()
-    ts = inline_stack(tmp_path, program_for(kubeconfig, webhook("kfstack-never-injected", timeout_s=5)),
+    api = kube_config.new_client_from_config(str(sim_kubeconfig))
+    name = f"kfstack-never-injected-{hooks}"
+    ts = inline_stack(tmp_path, program_for(kubeconfig, webhook(name, timeout_s=5, count=hooks, annotations={})),
                       prefix="nohook")
     try:
+        injector = Injector(api, name, injected)
         with pytest.raises(auto.CommandError) as info:
             ts.stack.up()
+        injector.up_done.set()
         text = str(info.value)
-        assert "kfstack-never-injected" in text
-        assert "caBundle" in text or "waitFor" in text or "timed out" in text.lower(), text[-2000:]
+        assert name in text
+        assert f"webhooks[{hooks - 1}].clientConfig.caBundle" in text, text[-2000:]
     finally:
         ts.stack.destroy()
         ts.stack.workspace.remove_stack(ts.name)

@@ -23,21 +23,30 @@ SCOPES = ("profile", "email", "groups", "openid")
 class Endpoints:
     """Where Dex lives as seen by oauth2-proxy (internal) and by browsers (issuer, login path)."""
 
-    issuer: str  # Dex's issuer URL; oauth2-proxy reaches token and keys endpoints under it
+    issuer: str  # Dex's issuer URL: the `iss` of its tokens, which every verifier compares
     dex_listen: str = "0.0.0.0:5556"
     login_url: str = "/dex/auth"  # relative, so the browser stays on the gateway
     cookie_secure: bool = False
+    # Where oauth2-proxy reaches Dex's token and keys endpoints, when not under the issuer (a
+    # public issuer URL, while oauth2-proxy talks to Dex's Service inside the cluster).
+    internal: str | None = None
 
     @property
     def token_url(self) -> str:
-        return f"{self.issuer}/token"
+        return f"{self.internal or self.issuer}/token"
 
     @property
     def keys_url(self) -> str:
-        return f"{self.issuer}/keys"
+        return f"{self.internal or self.issuer}/keys"
 
 
-IN_CLUSTER = Endpoints(issuer="http://dex.auth.svc.cluster.local:5556/dex")
+DEX_SERVICE_URL = "http://dex.auth.svc.cluster.local:5556"
+
+
+def in_cluster(issuer: str) -> Endpoints:
+    """Endpoints inside the cluster for a stack's issuer (`auth.issuer`): Dex serves under the
+    issuer's path, which the gateway routes to it, so its Service answers at that path too."""
+    return Endpoints(issuer=issuer, internal=DEX_SERVICE_URL + DEX_PATH_PREFIX)
 
 
 def password_env_name(index: int) -> str:

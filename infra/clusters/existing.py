@@ -9,6 +9,7 @@ import pulumi
 
 from infra.clusters.base import Cluster
 from infra.config import StackConfig
+from infra.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ExistingCluster(Cluster):
         super().__init__("kubeflow-stacks:clusters:ExistingCluster", name, None, opts)
         path = Path(args.kubeconfig_path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(
+            raise UserError(
                 f"kubeflow-stacks:cluster.existing.kubeconfig = {args.kubeconfig_path!r}: no such file; "
                 "point it at the cluster's kubeconfig")
         self.context = args.context

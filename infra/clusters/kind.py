@@ -24,11 +24,17 @@ CREATE_TIMEOUT_S = 900
 
 
 def kind_config(props: dict[str, Any]) -> dict[str, Any]:
-    """kind's cluster config for the given inputs (pure, so tests can read it)."""
-    patch = {"kind": "ClusterConfiguration", "apiServer": {"extraArgs": [
-        {"name": "service-account-issuer", "value": props["serviceAccountIssuer"]},
-        {"name": "service-account-signing-key-file", "value": props["serviceAccountSigningKeyFile"]},
-    ]}}
+    """kind's cluster config for the given inputs (pure, so tests can read it).
+
+    kind v0.30.0 writes a kubeadm v1beta3 ClusterConfiguration for every Kubernetes version it
+    supports, where `apiServer.extraArgs` is a map, and applies our patch as a JSON merge patch:
+    a map merges with kind's own API-server arguments, a v1beta4-style list would replace them and
+    stop `kubeadm init`.
+    """
+    patch = {"kind": "ClusterConfiguration", "apiServer": {"extraArgs": {
+        "service-account-issuer": props["serviceAccountIssuer"],
+        "service-account-signing-key-file": props["serviceAccountSigningKeyFile"],
+    }}}
     control: dict[str, Any] = {"role": "control-plane", "image": props["nodeImage"],
                                "kubeadmConfigPatches": [yaml.safe_dump(patch, sort_keys=False)]}
     if props.get("extraPortMappings"):
@@ -75,6 +81,13 @@ class KindClusterProvider(LocalClusterProvider):
     def cluster_exists(self, props: dict[str, Any]) -> bool:
         return props["name"] in _kind("get", "clusters").split()
 
+    def adopt_cluster(self, props: dict[str, Any]) -> str:
+        kubeconfig = _kind("get", "kubeconfig", "--name", props["name"])
+        path = _workdir(props["name"]) / "kubeconfig"
+        path.write_text(kubeconfig)
+        path.chmod(0o600)
+        return kubeconfig
+
 
 @dataclass(frozen=True)
 class KindClusterArgs:
@@ -85,6 +98,7 @@ class KindClusterArgs:
     service_account_issuer: str = "https://kubernetes.default.svc"
     service_account_signing_key_file: str = "/etc/kubernetes/pki/sa.key"
     extra_port_mappings: list[dict[str, Any]] = field(default_factory=list)
+    adopt: bool = False
 
     def props(self) -> dict[str, Any]:
         return {"name": self.cluster_name, "nodeImage": self.node_image,
@@ -98,7 +112,7 @@ class KindCluster(Cluster):
     def __init__(self, name: str, args: KindClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:clusters:KindCluster", name, None, opts)
         self.cluster = LocalClusterResource(KindClusterProvider(), f"{name}-kind", args.props(),
-                                            pulumi.ResourceOptions(parent=self))
+                                            pulumi.ResourceOptions(parent=self), adopt=args.adopt)
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
@@ -112,4 +126,5 @@ class KindCluster(Cluster):
             service_account_signing_key_file=kind.service_account_signing_key_file,
             extra_port_mappings=[{"containerPort": m.container_port, "hostPort": m.host_port,
                                   "listenAddress": m.listen_address}
-                                 for m in kind.extra_port_mappings]), opts)
+                                 for m in kind.extra_port_mappings],
+            adopt=cfg.cluster.adopt), opts)

@@ -43,6 +43,11 @@ class MinikubeClusterProvider(LocalClusterProvider):
     def delete_cluster(self, props: dict[str, Any]) -> None:
         _minikube(props, "delete", "--profile", props["name"])
 
+    def adopt_cluster(self, props: dict[str, Any]) -> str:
+        # Writes the profile's context into the stack's own kubeconfig, never the user's.
+        _minikube(props, "update-context", "--profile", props["name"])
+        return (clusters_dir() / f"minikube-{props['name']}" / "kubeconfig").read_text()
+
     def cluster_exists(self, props: dict[str, Any]) -> bool:
         out = _minikube(props, "profile", "list", "--output", "json")
         return f'"Name":"{props["name"]}"' in out.replace(" ", "")
@@ -56,6 +61,7 @@ class MinikubeClusterArgs:
     memory: str
     disk: str
     kubernetes_version: str
+    adopt: bool = False
 
 
 class MinikubeCluster(Cluster):
@@ -64,7 +70,7 @@ class MinikubeCluster(Cluster):
         self.cluster = LocalClusterResource(MinikubeClusterProvider(), f"{name}-minikube", {
             "name": args.cluster_name, "driver": args.driver, "cpus": args.cpus, "memory": args.memory,
             "disk": args.disk, "kubernetesVersion": args.kubernetes_version,
-        }, pulumi.ResourceOptions(parent=self))
+        }, pulumi.ResourceOptions(parent=self), adopt=args.adopt)
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
@@ -72,4 +78,4 @@ class MinikubeCluster(Cluster):
         m = cfg.cluster.minikube
         assert m is not None
         return cls(cfg.cluster.name, MinikubeClusterArgs(cfg.cluster.name, m.driver, m.cpus, m.memory,
-                                                         m.disk, m.kubernetes_version), opts)
+                                                         m.disk, m.kubernetes_version, cfg.cluster.adopt), opts)

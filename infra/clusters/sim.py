@@ -45,11 +45,6 @@ class SimClusterProvider(LocalClusterProvider):
 
         name = props["name"]
         kubeconfig = sim_workdir(name) / "kubeconfig"
-        if self.cluster_exists(props) and kubeconfig.exists():
-            # A create that was interrupted after the cluster came up: adopt it, as kind users expect.
-            _kwokctl(name, "start", "cluster", timeout=120)
-            self._scale(props)
-            return kubeconfig.read_text()
         binaries = {f"--{flag}-binary": str(tool_path(tool)) for flag, tool in (
             ("kube-apiserver", "kube-apiserver"), ("kube-controller-manager", "kube-controller-manager"),
             ("kube-scheduler", "kube-scheduler"), ("etcd", "etcd"), ("kwok-controller", "kwok"))}
@@ -60,6 +55,12 @@ class SimClusterProvider(LocalClusterProvider):
         _kwokctl(name, *args)
         self._scale(props)
         return kubeconfig.read_text()
+
+    def adopt_cluster(self, props: dict[str, Any]) -> str:
+        """A cluster this stack's interrupted create left (or one handed over with `adopt`)."""
+        _kwokctl(props["name"], "start", "cluster", timeout=120)
+        self._scale(props)
+        return (sim_workdir(props["name"]) / "kubeconfig").read_text()
 
     def _scale(self, props: dict[str, Any]) -> None:
         _kwokctl(props["name"], "scale", "node", "--replicas", str(whole(props["nodes"])),
@@ -90,6 +91,7 @@ class SimClusterArgs:
     node_cpu: str = "16"
     node_memory: str = "64Gi"
     node_pods: int = 250
+    adopt: bool = False
 
 
 class SimCluster(Cluster):
@@ -100,7 +102,7 @@ class SimCluster(Cluster):
         self.cluster = LocalClusterResource(SimClusterProvider(), f"{name}-kwok", {
             "name": args.cluster_name, "nodes": args.nodes, "nodeCpu": args.node_cpu,
             "nodeMemory": args.node_memory, "nodePods": args.node_pods,
-        }, pulumi.ResourceOptions(parent=self))
+        }, pulumi.ResourceOptions(parent=self), adopt=args.adopt)
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
@@ -108,4 +110,4 @@ class SimCluster(Cluster):
         sim = cfg.cluster.sim
         assert sim is not None
         return cls(cfg.cluster.name, SimClusterArgs(cfg.cluster.name, sim.nodes, sim.node_cpu,
-                                                    sim.node_memory, sim.node_pods), opts)
+                                                    sim.node_memory, sim.node_pods, cfg.cluster.adopt), opts)

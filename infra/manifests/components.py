@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.config import KubeflowConfig
+from infra.errors import UserError
 
 RELEASES_DIR = Path(__file__).with_name("releases")
 
@@ -18,13 +20,24 @@ class ComponentMap:
     core: tuple[str, ...]
     kustomize_components: tuple[str, ...]
     variants: dict[str, dict[str, tuple[str, ...]]]
+    # component -> components it needs; "" stands for the kustomize components (Pod Security).
+    requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def missing_requirements(self, selected: Collection[str]) -> dict[str, list[str]]:
+        """For each selected component (or "" for the kustomize components) what it needs that
+        the selection leaves out."""
+        needs = {name: self.requires.get(name, ()) for name in selected}
+        if self.kustomize_components:
+            needs[""] = self.requires.get("", ())
+        return {name: missing for name, wants in needs.items()
+                if (missing := [w for w in wants if w not in selected])}
 
     def paths_for(self, name: str, provider: str) -> tuple[str, ...]:
         """A component's paths, with the platform variant upstream documents for `provider`."""
         return self.variants.get(name, {}).get(provider, self.components[name])
 
 
-class UnknownComponentError(ValueError):
+class UnknownComponentError(UserError, ValueError):
     pass
 
 
@@ -42,6 +55,8 @@ def load_component_map(release: str) -> ComponentMap:
         core=tuple(data["core"]),
         kustomize_components=tuple(data.get("kustomize_components", ())),
         variants={c: {p: tuple(v) for p, v in pv.items()} for c, pv in data.get("variants", {}).items()},
+        requires={**{c: tuple(v) for c, v in data.get("requires", {}).items()},
+                  "": tuple(data.get("kustomize_components_require", ()))},
     )
 
 
@@ -55,3 +70,21 @@ def select_components(cmap: ComponentMap, kubeflow: KubeflowConfig) -> list[str]
     base = set(cmap.components) if kubeflow.components == "full" else set(cmap.core)
     chosen = (base | set(kubeflow.include)) - set(kubeflow.exclude)
     return [name for name in cmap.components if name in chosen]
+
+
+def requirement_problems(cmap: ComponentMap, kubeflow: KubeflowConfig) -> list[tuple[str, str, str]]:
+    """(config key, value, fix) for each component the selection needs but leaves out."""
+    selected = select_components(cmap, kubeflow)
+    problems = []
+    for needer, missing in sorted(cmap.missing_requirements(selected).items()):
+        who = needer or f"the Pod Security labels ({', '.join(cmap.kustomize_components)})"
+        for name in missing:
+            if name in kubeflow.exclude:
+                key, value = f"kubeflow.exclude[{kubeflow.exclude.index(name)}]", name
+                fix = (f"{who} needs {name}; keep it, or exclude {needer} too" if needer
+                       else f"{who} always apply and need {name}; keep it")
+            else:
+                key, value = "kubeflow.include", list(kubeflow.include)
+                fix = f"{who} needs {name}; add it to kubeflow.include"
+            problems.append((key, value, fix))
+    return problems

@@ -20,9 +20,10 @@ from typing import Any
 import yaml
 
 from infra.config import StackConfig
+from infra.errors import UserError
 from infra.manifests.components import load_component_map, select_components
 from infra.paths import cache_root
-from infra.run import run
+from infra.run import CommandError, run
 
 KUSTOMIZE_TIMEOUT_S = 600
 # Upstream's example orders kinds this way; we keep it so a `full` render matches it object for
@@ -37,6 +38,10 @@ LEGACY_ORDER_FIRST = [
 LEGACY_ORDER_LAST = ["ValidatingWebhookConfiguration"]
 
 Obj = dict[str, Any]
+
+
+class RenderError(UserError):
+    """kustomize refused the selected paths of a manifests tree."""
 
 
 @dataclass
@@ -103,7 +108,11 @@ def kustomize_build(tree: Path, paths: Sequence[str], components: Sequence[str])
         workdir = Path(tmp)
         (workdir / "kustomization.yaml").write_text(
             yaml.safe_dump(kustomization(tree, workdir, paths, components), sort_keys=False))
-        out = run([kustomize, "build", str(workdir)], timeout=KUSTOMIZE_TIMEOUT_S).stdout
+        try:
+            out = run([kustomize, "build", str(workdir)], timeout=KUSTOMIZE_TIMEOUT_S).stdout
+        except CommandError as exc:
+            raise RenderError(f"kustomize could not build the selected components of {tree}: "
+                              f"{exc.stderr.strip()[-2000:] or exc}") from exc
     objects = [d for d in yaml.load_all(out, Loader=YAML_LOADER) if d]
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp_file = cached.with_suffix(f".{os.getpid()}.tmp")

@@ -15,6 +15,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from infra.errors import UserError
 from infra.paths import manifests_cache
 from infra.versions import load_versions
 
@@ -22,7 +23,7 @@ ENV_MANIFESTS = "KFSTACK_MANIFESTS"
 FETCH_TIMEOUT_S = 120
 
 
-class ManifestsError(RuntimeError):
+class ManifestsError(UserError, RuntimeError):
     pass
 
 

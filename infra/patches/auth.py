@@ -14,8 +14,10 @@ from typing import Any
 import yaml
 
 from infra.auth.generate import (
-    IN_CLUSTER,
+    DEX_PATH_PREFIX,
+    DEX_SERVICE_URL,
     dex_config,
+    in_cluster,
     oauth2_proxy_secret,
     oauth2_proxy_settings,
     oidc_client_environment,
@@ -55,12 +57,27 @@ def _annotate(deployment: Obj | None, value: str) -> None:
     meta.setdefault("annotations", {})[CHECKSUM_ANNOTATION] = value
 
 
+def _set_token_issuer(rendered: Rendered, issuer: str) -> bool:
+    """Istio verifies Dex's tokens at the gateway (RequestAuthentication `dex-jwt`): its rule for
+    Dex must name the issuer Dex now puts in tokens; the keys stay at Dex's Service."""
+    upstream_issuer = DEX_SERVICE_URL + DEX_PATH_PREFIX
+    changed = False
+    for obj in rendered.find("RequestAuthentication"):
+        for rule in obj.get("spec", {}).get("jwtRules") or []:
+            if rule.get("issuer") == upstream_issuer and issuer != upstream_issuer:
+                rule["issuer"] = issuer
+                rule.setdefault("jwksUri", upstream_issuer + "/keys")
+                changed = True
+    return changed
+
+
 def apply(rendered: Rendered, cfg: StackConfig) -> None:
     auth = cfg.auth
-    changed = False
+    endpoints = in_cluster(auth.issuer)
+    changed = _set_token_issuer(rendered, auth.issuer)
     dex_cm = _one(rendered, "ConfigMap", "auth", "dex")
     if dex_cm is not None:
-        config = dex_config(auth, IN_CLUSTER)
+        config = dex_config(auth, endpoints)
         dex_cm["data"]["config.yaml"] = yaml.safe_dump(config, sort_keys=False)
         hashes = password_hashes(auth, cfg.stack)
         client = oidc_client_environment(auth)
@@ -76,7 +93,7 @@ def apply(rendered: Rendered, cfg: StackConfig) -> None:
     if proxy_secret is not None and proxy_cm is not None:
         secret_data = oauth2_proxy_secret(auth)
         _set_secret(proxy_secret, secret_data)
-        cfg_text = render_oauth2_proxy_cfg(oauth2_proxy_settings(auth, IN_CLUSTER))
+        cfg_text = render_oauth2_proxy_cfg(oauth2_proxy_settings(auth, endpoints))
         proxy_cm["data"]["oauth2_proxy.cfg"] = cfg_text
         _annotate(_one(rendered, "Deployment", "oauth2-proxy", "oauth2-proxy"), checksum(cfg_text, secret_data))
         changed = True

@@ -60,7 +60,14 @@ def _path(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    for key, value in tools_env().items():
+    # The project's Pulumi home: the pinned provider is registered there by set-up, and Pulumi's
+    # automatic debug log, which costs it half its CPU on large stacks, is off (docs/benchmarks.md).
+    # Skipping intermediate checkpoints: the file backend otherwise rewrites tens of MB of state
+    # after every resource (a full deploy took over 15 min with them, 2 without). An interrupted
+    # update then converges on a re-run: creates adopt what exists (README, "If a pulumi up was killed").
+    env = {**tools_env(), "PULUMI_HOME": str(paths.cache_root() / "pulumi-home"),
+           "PULUMI_SKIP_CHECKPOINTS": "true"}
+    for key, value in env.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
 

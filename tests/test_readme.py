@@ -1,0 +1,77 @@
+"""T2: the README's bring-up block, run exactly as written, against the simulated cluster.
+
+A new user's first `pulumi up -s sim` once stopped three times before the program ran (no state
+directory, no stack, config values Pulumi demanded). This runs the documented block literally in a
+copy of the checkout, with a home of its own (so no stack or state of the user's is touched). Only
+the passphrase line is supplied by the test, and offline the manifests tree (KFSTACK_MANIFESTS),
+as the README says.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, require_toolchain
+
+pytestmark = [pytest.mark.sim, pytest.mark.slow]
+
+MARKER = "<!-- tests/test_readme.py runs this block"
+BLOCK_TIMEOUT_S = 1800
+
+
+def readme_block(readme: Path) -> str:
+    """The fenced bash block right after the marker comment."""
+    text = readme.read_text()
+    start = text.index(MARKER)
+    match = re.search(r"```bash\n(.*?)```", text[start:], re.S)
+    assert match, "README: no bash block after the test marker"
+    return match.group(1)
+
+
+def test_readme_block_names_what_the_test_relies_on() -> None:
+    block = readme_block(REPO / "README.md")
+    assert "pulumi up --yes -s sim" in block and "pulumi destroy --yes -s sim" in block
+    assert re.search(r"^export PULUMI_CONFIG_PASSPHRASE=", block, re.M)
+
+
+def _checkout_copy(dest: Path) -> Path:
+    """The tracked files of this checkout, and its .venv (linked: the README's commands use it)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True,
+                           timeout=60).stdout.decode().split("\0")
+    for name in filter(None, files):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    return dest
+
+
+def test_readme_bring_up_block_runs_as_written(tmp_path: Path, manifests_tree: Path) -> None:
+    require_toolchain("pulumi", "kwokctl", "kwok", "kube-apiserver", "etcd", "kustomize")
+    from infra.paths import cache_root
+
+    block = readme_block(REPO / "README.md")
+    # The one line the test supplies itself: the passphrase, from the environment.
+    script = re.sub(r"^export PULUMI_CONFIG_PASSPHRASE=.*$", "", block, flags=re.M)
+    checkout = _checkout_copy(tmp_path / "checkout")
+    home = tmp_path / "home"
+    (home / ".cache" / "kubeflow-stacks" / "state").mkdir(parents=True)  # what scripts/setup makes
+    env = {**os.environ, "HOME": str(home), "KFSTACK_CACHE": str(cache_root()),
+           "PULUMI_CONFIG_PASSPHRASE": "readme-test", "KFSTACK_MANIFESTS": str(manifests_tree)}
+    for key in ("PULUMI_BACKEND_URL", "PULUMI_HOME", "PULUMI_ACCESS_TOKEN"):
+        env.pop(key, None)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=checkout, env=env,
+                          capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    assert "Kubeflow v1.11.0" in output or "v1.11.0" in output
+    # The state went to the README's backend in this home, and destroy left an empty stack there.
+    assert list((home / ".cache" / "kubeflow-stacks" / "state").rglob("sim.json")), output[-2000:]
+    assert "Program failed" not in output
