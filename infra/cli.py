@@ -11,6 +11,7 @@ import sys
 COMMAND_MODULES = (
     "infra.commands.render",
     "infra.commands.doctor",
+    "infra.commands.images",
     "infra.toolchain.command",
     "infra.local_target.command",
     "infra.bench.command",

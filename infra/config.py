@@ -24,6 +24,8 @@ UPSTREAM_DEFAULT_PASSWORD = "12341234"
 UPSTREAM_CLIENT_SECRET_SHA256 = "462a0aa7e3ad7e72bcc06fd22a504044f4a4c79033231b9dc8900ad84fbe29b9"
 UPSTREAM_DEFAULT_CLIENT_ID = "kubeflow-oidc-authservice"
 
+# The top-level keys of a stack's config (`kubeflow-stacks:<key>`).
+CONFIG_KEYS = ("devStack", "cluster", "kubeflow", "storage", "auth", "profiles", "images")
 CLUSTER_PROVIDERS = ("kind", "minikube", "existing", "sim", "eks", "gke", "aks")
 LOCAL_PROVIDERS = ("kind", "minikube", "sim")
 COMPONENT_SETS = ("full", "core")
@@ -41,6 +43,9 @@ _K8S_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
 _MANAGED_K8S_VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _HOST = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^[0-9a-fA-F:]+$")
+_REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([-a-z0-9._/]*[a-z0-9])?)?/?$")
+_IMAGE = re.compile(r"^[a-z0-9][-a-z0-9._:/]*[a-z0-9](:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 MINIKUBE_DRIVERS = ("docker", "podman", "kvm2", "qemu2", "virtualbox", "hyperkit", "vfkit", "hyperv", "none", "ssh")
 # Shorter client secrets are guessable; upstream's example is 34 characters, `openssl rand -hex 16` 32.
 MIN_CLIENT_SECRET = 16
@@ -223,6 +228,21 @@ class ProfileConfig:
 
 
 @dataclass(frozen=True)
+class ImagesConfig:
+    """Where the stack's images come from: a registry that mirrors them all, exact overrides per
+    upstream image, and the pull policy for every image the map rewrites (air-gapped installs,
+    images built locally)."""
+
+    registry: str | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    pull_policy: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.registry or self.overrides or self.pull_policy)
+
+
+@dataclass(frozen=True)
 class StackConfig:
     stack: str
     dev: bool
@@ -231,6 +251,7 @@ class StackConfig:
     storage: StorageConfig
     auth: AuthConfig
     profiles: tuple[ProfileConfig, ...]
+    images: ImagesConfig = field(default_factory=ImagesConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -627,6 +648,27 @@ def _profiles(r: _Reader, raw: Mapping[str, Any], auth: AuthConfig) -> tuple[Pro
     return tuple(profiles)
 
 
+def _images(r: _Reader, raw: Mapping[str, Any]) -> ImagesConfig:
+    data = r.section(raw, "images")
+    r.unknown("images", data, {"registry", "overrides", "pullPolicy"})
+    registry = r.matching(data, "images", "registry", None, _REGISTRY,
+                          "must be a registry host with an optional path, such as registry.local:5000/kubeflow")
+    overrides: dict[str, str] = {}
+    raw_overrides = data.get("overrides", {}) or {}
+    if not isinstance(raw_overrides, Mapping):
+        r.fail("images.overrides", raw_overrides, "must map upstream images to the images to run instead")
+        raw_overrides = {}
+    for source, target in sorted(raw_overrides.items()):
+        if not isinstance(target, str) or not _IMAGE.match(target) or not _IMAGE.match(str(source)):
+            r.fail(f"images.overrides.{source}", target, "must map an image reference to an image reference "
+                   "(name:tag or name@sha256:digest)")
+            continue
+        overrides[str(source)] = target
+    policy = r.string(data, "images", "pullPolicy", None, choices=PULL_POLICIES)
+    return ImagesConfig(registry=registry.rstrip("/") if registry else None, overrides=overrides,
+                        pull_policy=policy)
+
+
 def _check_components(r: _Reader, kubeflow: KubeflowConfig) -> None:
     """Release and component names must be ones the project has a component map for."""
     from infra.manifests.components import load_component_map, requirement_problems
@@ -676,14 +718,14 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any],
     key is an error, since it would sit in the stack file as plain text.
     """
     r = _Reader(frozenset(secret_keys))
-    known = {"devStack", "cluster", "kubeflow", "storage", "auth", "profiles"}
-    r.unknown("", raw, known)
+    r.unknown("", raw, set(CONFIG_KEYS))
     dev_value = r.boolean(raw, "", "devStack", False)
     cluster = _cluster(r, raw)
     kubeflow = _kubeflow(r, raw)
     storage = _storage(r, raw)
     auth = _auth(r, raw, dev_value, stack)
     profiles = _profiles(r, raw, auth)
+    images = _images(r, raw)
     _check_components(r, kubeflow)
     if cluster.provider in ("eks", "gke", "aks") and storage.mode == "local-path":
         r.fail("storage.mode", storage.mode, "local-path suits single-node clusters; on a managed "
@@ -691,4 +733,4 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any],
     if r.problems:
         raise ConfigError(r.problems)
     return StackConfig(stack=stack, dev=dev_value, cluster=cluster, kubeflow=kubeflow,
-                       storage=storage, auth=auth, profiles=profiles)
+                       storage=storage, auth=auth, profiles=profiles, images=images)

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from infra.config import PROJECT, StackConfig, parse_stack_config
+from infra.config import CONFIG_KEYS, PROJECT, StackConfig, parse_stack_config
 
 if TYPE_CHECKING:
     from infra.apply import KubeflowDeployment
     from infra.clusters import Cluster
     from infra.manifests.render import Rendered
 
-CONFIG_KEYS = ("devStack", "cluster", "kubeflow", "storage", "auth", "profiles")
 
 
 def read_stack_config() -> StackConfig:

@@ -145,7 +145,7 @@ def test_existing_cluster_creates_nothing_but_a_provider(mocks, manifests_tree, 
     assert secret
 
 
-def test_kubeflow_objects_are_parented_by_phase(mocks, manifests_tree):
+def test_kubeflow_objects_share_one_parent_and_are_grouped_in_phases(mocks, manifests_tree):
     def program():
         stack = _build({"provider": "sim", "name": "s"}, manifests_tree)
         urns = [_resolve(r.urn) for members in stack.kubeflow.phases.values() for r in members]
@@ -156,6 +156,11 @@ def test_kubeflow_objects_are_parented_by_phase(mocks, manifests_tree):
     # The URN does not name the phase, so moving an object between phases keeps its identity.
     dex_suffix = "kubeflow-stacks:kubeflow:KubeflowDeployment$kubernetes:apps/v1:Deployment::auth/dex"
     assert [u for u in urns if u.endswith(dex_suffix)]
+    parents = {u.split("::")[2].split("$")[-2] for u in urns}
+    assert parents == {"kubeflow-stacks:kubeflow:KubeflowDeployment"}, parents
+    # Each phase holds exactly the objects phase_of assigns to it.
+    for phase, members in stack.kubeflow.phases.items():
+        assert {phase_of(m.obj) for m in members} == {phase}
     k8s_objects = [r for r in mocks.registered if r.typ.startswith("kubernetes:")]
     # CRDs are one resource (infra/definitions.py); every other object is its own.
     [crds] = [r for r in mocks.registered if "definitions" in r.inputs]

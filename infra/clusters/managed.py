@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -41,4 +43,8 @@ class ManagedCluster(Cluster):
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> ManagedCluster:
         assert cfg.cluster.managed is not None
         storage_class = cfg.storage.default_class if cfg.storage.mode == "existing" else ""
-        return cls(cfg.cluster.name, cfg.cluster.managed, storage_class, opts)
+        # Each cloud's constructor takes (name, settings, storage_class, opts); the base cannot
+        # declare it without shadowing ComponentResource's own.
+        make: Any = cls
+        cluster: ManagedCluster = make(cfg.cluster.name, cfg.cluster.managed, storage_class, opts)
+        return cluster

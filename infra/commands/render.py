@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from infra.config import PROJECT, ConfigError, StackConfig, parse_stack_config
+from infra.config import PROJECT, StackConfig, parse_stack_config
 from infra.paths import REPO_ROOT
 from infra.run import CommandError, run
+
+if TYPE_CHECKING:
+    from infra.manifests.render import Rendered
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,15 +68,26 @@ def _config_via_pulumi(stack: str) -> StackConfig:
     return parse_stack_config(stack, raw, secret_keys)
 
 
-def main(args: argparse.Namespace) -> int:
+def render_stack(stack: str, stacks_dir: Path, manifests: str | None,
+                 adjust: Callable[[StackConfig], StackConfig] | None = None) -> Rendered:
+    """Render a stack from its file: config, manifests tree (flag, stack, env or fetch), objects."""
     from infra.manifests.render import render
     from infra.manifests.source import resolve_tree
 
+    cfg = stack_config_from_file(stack, stacks_dir)
+    if adjust is not None:
+        cfg = adjust(cfg)
+    tree = resolve_tree(cfg.kubeflow.release, cfg.kubeflow.manifests_path, manifests)
+    return render(cfg, tree)
+
+
+def main(args: argparse.Namespace) -> int:
+    from infra.errors import UserError
+    from infra.toolchain.model import ToolchainError
+
     try:
-        cfg = stack_config_from_file(args.stack, Path(args.stacks_dir))
-        tree = resolve_tree(cfg.kubeflow.release, cfg.kubeflow.manifests_path, args.manifests)
-        rendered = render(cfg, tree)
-    except ConfigError as exc:
+        rendered = render_stack(args.stack, Path(args.stacks_dir), args.manifests)
+    except (UserError, ToolchainError) as exc:
         print(exc, file=sys.stderr)
         return 2
     text = rendered.to_yaml()

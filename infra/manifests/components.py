@@ -6,6 +6,7 @@ import tomllib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from infra.config import KubeflowConfig
 from infra.errors import UserError
@@ -72,13 +73,14 @@ def select_components(cmap: ComponentMap, kubeflow: KubeflowConfig) -> list[str]
     return [name for name in cmap.components if name in chosen]
 
 
-def requirement_problems(cmap: ComponentMap, kubeflow: KubeflowConfig) -> list[tuple[str, str, str]]:
+def requirement_problems(cmap: ComponentMap, kubeflow: KubeflowConfig) -> list[tuple[str, Any, str]]:
     """(config key, value, fix) for each component the selection needs but leaves out."""
     selected = select_components(cmap, kubeflow)
-    problems = []
+    problems: list[tuple[str, Any, str]] = []
     for needer, missing in sorted(cmap.missing_requirements(selected).items()):
         who = needer or f"the Pod Security labels ({', '.join(cmap.kustomize_components)})"
         for name in missing:
+            value: Any
             if name in kubeflow.exclude:
                 key, value = f"kubeflow.exclude[{kubeflow.exclude.index(name)}]", name
                 fix = (f"{who} needs {name}; keep it, or exclude {needer} too" if needer
