@@ -153,7 +153,8 @@ class Build:
         return "http://deb.debian.org/debian"
 
     def rootfs(self) -> Path:
-        inputs = {"suite": self.pins.debian_suite, "mirror": self.mirror(), "packages": sorted(self.pins.packages)}
+        mirror = self.mirror()
+        inputs = {"suite": self.pins.debian_suite, "mirror": mirror, "packages": sorted(self.pins.packages)}
         key = digest(inputs)
         root = nodeimage_dir() / "rootfs" / key
         done = root / ".kfstack-rootfs.json"
@@ -167,7 +168,7 @@ class Build:
             debs = nodeimage_dir() / "debs"
             debs.mkdir(parents=True, exist_ok=True)
             run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
-                 f"--include={','.join(self.pins.packages)}", self.pins.debian_suite, str(staging), inputs["mirror"]],
+                 f"--include={','.join(self.pins.packages)}", self.pins.debian_suite, str(staging), mirror],
                 timeout=3600)
             for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
                 for item in (staging / junk).glob("*"):
