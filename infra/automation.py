@@ -132,7 +132,12 @@ def inline_stack(base_dir: Path, program: Callable[[], None], *, prefix: str = "
                  env: Mapping[str, str] | None = None) -> TempStack:
     """A throwaway stack whose program is a Python function run in this process (for tests that
     exercise one Pulumi behaviour against a real API server without the whole project)."""
-    name, work_dir, state, full_env = _workspace_parts(base_dir, prefix, env)
+    import sys
+
+    # The engine starts the program's dynamic providers with `python3` from PATH unless told:
+    # they must run in this interpreter's environment, where pulumi and the project are installed.
+    name, work_dir, state, full_env = _workspace_parts(base_dir, prefix,
+                                                       {"PULUMI_PYTHON_CMD": sys.executable, **(env or {})})
     settings = auto.ProjectSettings(name=f"{PROJECT}-inline", runtime="python",
                                     backend=auto.ProjectBackend(url=f"file://{state}"))
     stack = auto.create_stack(name, project_name=settings.name, program=program, opts=auto.LocalWorkspaceOptions(

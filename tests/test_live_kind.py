@@ -156,9 +156,16 @@ def test_new_node_image_replaces_the_cluster(live: Live) -> None:
     alternate = f"{live.image['tag']}-replaced"
     run(["docker", "tag", live.image["tag"], alternate], timeout=60)
     live.image["tag"] = alternate  # what the program reads
-    result = live.ts.stack.up(on_output=_quiet)
-    assert result.summary.resource_changes is not None
-    assert result.summary.resource_changes.get("replace") == 1, result.summary.resource_changes
+    ops: dict[str, str] = {}
+
+    def on_event(event: auto.EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            meta = event.resource_pre_event.metadata
+            ops[meta.urn.rsplit("::", 1)[-1]] = str(meta.op)
+
+    live.ts.stack.up(on_output=_quiet, on_event=on_event)
+    # The cluster, and the Kubernetes provider built from its new kubeconfig.
+    assert {name: op for name, op in ops.items() if "replace" in op.lower()}.keys() == {"c-kind", "c-k8s"}, ops
     after = node_containers(live.name)
     assert len(after) == 1 and after != before
 
