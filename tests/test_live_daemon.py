@@ -1,16 +1,21 @@
 """T3 here: the Docker daemon the project starts and stops for real.
 
-Runs only where the project may touch the daemon: none running, or one kfstack started with no
-containers. A daemon someone else runs is never stopped, so the test is then NOT RUN.
+Runs where no daemon answers yet (CI: it starts one, checks it, stops it; the live kind tests start
+it again), or, when asked, over a daemon kfstack started that runs no containers. A daemon someone
+else runs is never stopped: the test is then NOT RUN, with the reason. (Named to run before the
+kind tests, whose session fixture keeps a daemon running.)
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from infra.runtime import docker, host, probe, shim
 
 pytestmark = [pytest.mark.live]
+RESTART_ENV = "KFSTACK_TEST_RESTART_DOCKER"
 
 
 def _quiet(_line: str) -> None:
@@ -29,6 +34,9 @@ def free_daemon() -> bool:
         pytest.skip("a Docker daemon kfstack did not start is running: tests never stop it")
     if info is not None and docker.running_containers():
         pytest.skip("the daemon kfstack started runs containers (a cluster?): not stopping it under them")
+    if info is not None and os.environ.get(RESTART_ENV) != "1":
+        pytest.skip(f"the daemon kfstack started is running and others may be using it: set {RESTART_ENV}=1 to "
+                    "let this test stop and restart it (in CI no daemon runs yet, and the test runs)")
     return info is not None
 
 
