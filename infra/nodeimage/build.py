@@ -64,6 +64,26 @@ def image_key(tag: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def image_id(tag: str) -> str | None:
+    proc = run([docker_cli(), "image", "inspect", "--format", "{{.Id}}", tag], timeout=60, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def replacing(tag: str, build: Callable[[], None]) -> Callable[[], None]:
+    """`build` (which tags a new image as `tag`), then remove the image it superseded when that was
+    the project's (labelled) and is now untagged; one still used by a container stays."""
+    def run_build() -> None:
+        old = image_id(tag)
+        old_key = image_key(tag) if old else None
+        build()
+        if old and old_key and image_id(tag) != old:
+            dangling = docker("images", "-q", "--no-trunc", "-f", "dangling=true").split()
+            if old in dangling:
+                run([docker_cli(), "rmi", old], timeout=120, check=False)
+
+    return run_build
+
+
 def bin_of(pins: NodeImagePins, binary: str) -> Path:
     """A binary of one of the node tools (installed by the tools step)."""
     for tool in pins.tools.values():
@@ -247,7 +267,7 @@ class Build:
         tar = nodeimage_dir() / "images" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)}-{key}.tar"
 
         def build() -> None:
-            build_image()
+            replacing(tag, build_image)()
             tar.parent.mkdir(parents=True, exist_ok=True)
             tmp = tar.with_name(f".{tar.name}.{os.getpid()}")
             docker("save", "-o", str(tmp), tag)
@@ -353,7 +373,7 @@ class Build:
             finally:
                 run([docker_cli(), "rm", "-f", "-v", name], timeout=120, check=False)
 
-        self.log.run("node image", key, lambda: image_key(tag) == key, build)
+        self.log.run("node image", key, lambda: image_key(tag) == key, replacing(tag, build))
         self.keys["node"] = key
         return tag
 
