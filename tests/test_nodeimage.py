@@ -95,3 +95,19 @@ def test_kind_base_stage_on_a_root(tmp_path: Path) -> None:
     assert (root / "etc/systemd/system/systemd-binfmt.service").resolve() == Path("/dev/null")
     assert (root / "usr/local/bin/entrypoint").stat().st_mode & 0o111
     assert "ReadKMsg=no" in (root / "etc/systemd/journald.conf").read_text()
+
+
+def test_show_names_the_release_pin_and_what_was_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from infra.cli import main
+    from infra.versions import load_versions
+
+    monkeypatch.setenv("KFSTACK_CACHE", str(tmp_path))
+    assert main(["nodeimage", "show"]) == 0
+    out = capsys.readouterr().out
+    assert f"release route: {load_versions().kind_node_image}" in out
+    assert "not built yet (kfstack nodeimage build)" in out
+    (steps.nodeimage_dir() / "node-image.json").write_text(
+        '{"tag": "kfstack/node:v1.34.2", "key": "abc", "built_at": "2026-12-01T19:00:00+0000"}')
+    assert main(["nodeimage", "show"]) == 0
+    assert "source route: kfstack/node:v1.34.2 (inputs abc" in capsys.readouterr().out
