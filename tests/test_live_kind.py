@@ -33,6 +33,7 @@ from infra.run import run
 from infra.runtime import docker, routes
 from infra.wait import wait_until
 from tests.helpers import require_toolchain
+from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -43,21 +44,7 @@ def _quiet(_line: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def container_runtime() -> Iterator[docker.RuntimeState]:
-    """A Docker daemon that answers: the running one, or one started here and stopped afterwards."""
-    if docker.server_info() is None and (docker.docker_cli() is None or docker.dockerd_binary() is None):
-        pytest.skip("no container runtime on this machine (install Docker; ./scripts/setup does as root on Debian)")
-    try:
-        state = docker.ensure_running(_quiet)
-    except docker.RuntimeSetupError as exc:
-        pytest.skip(f"the container runtime cannot run here: {exc}")
-    yield state
-    if state.started:
-        docker.stop_daemon(_quiet)
-
-
-@pytest.fixture(scope="session")
-def node_image(container_runtime: docker.RuntimeState) -> str:
+def node_image(container_runtime: docker.RuntimeState) -> str:  # noqa: F811 - the shared fixture
     """The node image built here (source route; every step cached, so quick when warm). Where it
     cannot be built (no debootstrap, not root), the pinned release image, if it can be pulled."""
     require_toolchain("kind", "pulumi", "kubectl")

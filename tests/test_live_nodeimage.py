@@ -14,6 +14,7 @@ from infra.nodeimage.pins import load_pins
 from infra.run import run
 from infra.runtime import docker
 from tests.helpers import require_toolchain
+from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -23,9 +24,7 @@ def _quiet(_line: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def built() -> str:
-    if docker.server_info() is None:
-        pytest.skip("no Docker daemon answers (kfstack runtime start; ./scripts/setup installs Docker)")
+def built(container_runtime: docker.RuntimeState) -> str:  # noqa: F811 - the shared fixture
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
         pytest.skip("the source route needs root and debootstrap (apt-get install debootstrap)")
     require_toolchain("kind")
