@@ -100,7 +100,19 @@ class KindClusterProvider(LocalClusterProvider):
             if not self.cluster_exists(props):
                 routes.release(_route_owner(props), say=_note)
             raise
+        self._preload(props)
         return kubeconfig.read_text()
+
+    def _preload(self, props: dict[str, Any]) -> None:
+        """Load local images into the nodes (kind skips those already there)."""
+        images = list(props.get("preloadImages") or [])
+        if images:
+            _kind("load", "docker-image", "--name", props["name"], *images, timeout=CREATE_TIMEOUT_S)
+
+    def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """A changed image list loads the images (the only in-place change a kind cluster takes)."""
+        if old.get("preloadImages") != new.get("preloadImages"):
+            self._preload(new)
 
     def delete_cluster(self, props: dict[str, Any]) -> None:
         _kind("delete", "cluster", "--name", props["name"],
@@ -130,6 +142,7 @@ class KindClusterArgs:
     adopt: bool = False
     pod_subnet: str = DEFAULT_POD_SUBNET
     service_subnet: str = DEFAULT_SERVICE_SUBNET
+    preload_images: tuple[str, ...] = ()
 
     def props(self) -> dict[str, Any]:
         return {"name": self.cluster_name, "nodeImage": self.node_image,
@@ -137,7 +150,7 @@ class KindClusterArgs:
                 "serviceAccountIssuer": self.service_account_issuer,
                 "serviceAccountSigningKeyFile": self.service_account_signing_key_file,
                 "extraPortMappings": self.extra_port_mappings, "podSubnet": self.pod_subnet,
-                "serviceSubnet": self.service_subnet}
+                "serviceSubnet": self.service_subnet, "preloadImages": list(self.preload_images)}
 
 
 class KindCluster(Cluster):
@@ -159,4 +172,4 @@ class KindCluster(Cluster):
             extra_port_mappings=[{"containerPort": m.container_port, "hostPort": m.host_port,
                                   "listenAddress": m.listen_address}
                                  for m in kind.extra_port_mappings],
-            adopt=cfg.cluster.adopt), opts)
+            adopt=cfg.cluster.adopt, preload_images=kind.preload_images), opts)

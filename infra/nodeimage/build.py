@@ -259,7 +259,7 @@ class Build:
              ["/usr/local/bin/local-path-provisioner"], ""),
         ]
         for tag, files, entrypoint, user in wanted:
-            self._mini_image(tag, files, entrypoint, user)
+            self.mini_image(tag, files, entrypoint, user)
         self._helper_image(kind.storage_images["helper"], rootfs)
         self._kube_proxy_image(f"{registry}/kube-proxy:{k8s}", rootfs)
 
@@ -277,7 +277,7 @@ class Build:
         self.image_tars[tag] = tar
         self.keys[f"image {tag}"] = key
 
-    def _mini_image(self, tag: str, files: Mapping[str, Path], entrypoint: list[str], user: str) -> None:
+    def mini_image(self, tag: str, files: Mapping[str, Path], entrypoint: list[str], user: str) -> None:
         """A static binary on a minimal root: CA bundle, passwd with nobody, /tmp."""
         key = digest({"tag": tag, "files": {k: file_digest(v) for k, v in files.items()}, "entry": entrypoint,
                       "user": user, "layout": 1})

@@ -29,6 +29,20 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _components(args: argparse.Namespace) -> int:
+    from infra.nodeimage.build import NodeImageError
+    from infra.nodeimage.components import build_component_images
+
+    try:
+        for ref in build_component_images(args.images, say=_say,
+                                          sources=Path(args.sources).resolve() if args.sources else None):
+            print(ref)
+    except (NodeImageError, ToolchainError, CommandError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     print(f"release route: {load_versions().kind_node_image}")
     try:
@@ -50,4 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     build = actions.add_parser("build", help="build (or find cached) every step, print each with its time")
     build.add_argument("--sources", help="toolchain source trees (default: $KFSTACK_TOOLCHAIN_SOURCES)")
     build.set_defaults(func=_build)
+    comps = actions.add_parser("components", help="build the Kubeflow component images listed in "
+                               "[component_images] (cached), under their upstream names")
+    comps.add_argument("images", nargs="*", help="image references (default: all)")
+    comps.add_argument("--sources", help="toolchain source trees (default: $KFSTACK_TOOLCHAIN_SOURCES)")
+    comps.set_defaults(func=_components)
     actions.add_parser("show", help="the release image pin and the image built here").set_defaults(func=_show)

@@ -165,7 +165,7 @@ def build_source(tool: Tool, sources: Path | None, bin_dir: Path, work: Path, lo
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)
     module_dir = work / route.module_dir
-    env = go_env(route.gonosumdb)
+    env = go_env(route.gonosumdb, static=route.static)
     edits = [tool.expand(arg) for arg in route.mod_edit_args()]
     if edits:
         log.run([go, "mod", "edit", *edits], cwd=module_dir, env=env, label="go mod edit", timeout=60)

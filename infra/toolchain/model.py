@@ -103,6 +103,7 @@ class SourceRoute:
     generate: GenerateStep | None = None
     scripts: tuple[str, ...] = ()
     gonosumdb: tuple[str, ...] = ()
+    static: bool = False  # as ModuleRoute.static
 
     def mod_edit_args(self) -> list[str]:
         """The `go mod edit` flags this tree needs, or [] when it builds as it is."""
@@ -242,7 +243,9 @@ def _module(table: Mapping[str, Any], where: str) -> ModuleRoute:
 
 def _source(table: Mapping[str, Any], where: str) -> SourceRoute:
     _check_keys(table, {"dir", "packages", "module_dir", "drop_replace", "replace", "require", "generate",
-                        "scripts", "gonosumdb"}, where)
+                        "scripts", "gonosumdb", "static"}, where)
+    if not isinstance(table.get("static", False), bool):
+        raise ToolchainError(f"{where}.static must be true or false")
     generate = None
     if "generate" in table:
         gen = table["generate"]
@@ -254,7 +257,7 @@ def _source(table: Mapping[str, Any], where: str) -> SourceRoute:
                        drop_replace=_strings(table, "drop_replace", where),
                        replace=_strings(table, "replace", where), require=_strings(table, "require", where),
                        generate=generate, scripts=_strings(table, "scripts", where),
-                       gonosumdb=_strings(table, "gonosumdb", where))
+                       gonosumdb=_strings(table, "gonosumdb", where), static=bool(table.get("static", False)))
 
 
 def parse_tool(name: str, table: Mapping[str, Any]) -> Tool:
