@@ -111,3 +111,24 @@ def test_show_names_the_release_pin_and_what_was_built(tmp_path: Path, monkeypat
         '{"tag": "kfstack/node:v1.34.2", "key": "abc", "built_at": "2026-12-01T19:00:00+0000"}')
     assert main(["nodeimage", "show"]) == 0
     assert "source route: kfstack/node:v1.34.2 (inputs abc" in capsys.readouterr().out
+
+
+def test_kind_local_stack_preloads_exactly_the_component_images_built_here() -> None:
+    from infra.config import parse_stack_config
+    from infra.nodeimage.components import component_images
+    from tests.test_live_kind_stack import stack_raw
+
+    cfg = parse_stack_config("kind-local", stack_raw("kflocal"), set())
+    assert cfg.cluster.kind is not None
+    assert set(cfg.cluster.kind.preload_images) == set(component_images())
+    assert cfg.cluster.kind.node_image == pins.load_pins().tag
+
+
+def test_preload_images_must_be_tagged_references() -> None:
+    from infra.config import ConfigError, parse_stack_config
+    from tests.test_live_kind_stack import stack_raw
+
+    raw = stack_raw("kflocal")
+    raw["cluster"]["kind"]["preloadImages"] = ["ghcr.io/kubeflow/kubeflow/kfam"]
+    with pytest.raises(ConfigError, match=r"cluster\.kind\.preloadImages"):
+        parse_stack_config("kind-local", raw, set())

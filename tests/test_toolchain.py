@@ -42,7 +42,9 @@ def test_versions_file_declares_every_tool_the_project_needs() -> None:
     provided = {b for t in tools.tools.values() for b in t.binaries}
     assert wanted <= provided
     node_image_only = ["containerd", "cni-plugins", "crictl", "coredns", "local-path-provisioner"]
-    assert [t.name for t in tools.tools.values() if not t.default] == [*node_image_only, "minikube"]
+    component_images = ["kubeflow-profile-controller", "kubeflow-kfam"]
+    assert [t.name for t in tools.tools.values() if not t.default] == [*node_image_only, *component_images,
+                                                                       "minikube"]
 
 
 def test_tools_that_the_proxy_refuses_have_a_source_route() -> None:
