@@ -22,6 +22,12 @@ class Release:
     dex: str
     oauth2_proxy: str
     kubernetes: str
+    kfp_backend: str = ""
+    kserve: str = ""
+    sklearn_server_packages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sklearn_server_packages", tuple(self.sklearn_server_packages))
 
 
 @dataclass(frozen=True)

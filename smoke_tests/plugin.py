@@ -22,7 +22,7 @@ from smoke_tests.fixtures.kfp import (  # noqa: F401
     pipeline_run_factory,
 )
 from smoke_tests.fixtures.kube import k8s_object_factory, kube_api, namespace_factory  # noqa: F401
-from smoke_tests.fixtures.models import served_models, trained_models  # noqa: F401
+from smoke_tests.fixtures.models import sample_runs, served_models, trained_models  # noqa: F401
 from smoke_tests.fixtures.storage import artifact_store  # noqa: F401
 from smoke_tests.fixtures.target import (  # noqa: F401
     SETTINGS_KEY,
@@ -35,6 +35,8 @@ from smoke_tests.settings import OPTIONS, problems, resolve
 GROUP = "kubeflow-stacks"
 MARKERS = {
     "readiness": "every Kubeflow workload ready, none crash-looping, webhooks served",
+    "objects": "the objects the stack made are in the cluster (profiles and their owners)",
+    "outputs": "the stack's outputs are complete and agree with each other",
     "portforward": "the ingress gateway answers through a supervised port-forward",
     "login": "Dex login through the gateway: right password gives a session, wrong one none",
     "pipeline": "KFP experiments and v2 pipeline runs in the user's profile namespace",

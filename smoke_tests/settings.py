@@ -63,7 +63,8 @@ OPTIONS: tuple[Option, ...] = (
            "(bundled, no network) or auto (digits at the local target)", default="auto",
            choices=MNIST_SOURCES),
     Option("--sklearn-requirement", "KFSTACK_SKLEARN_REQUIREMENT",
-           "pip requirement for scikit-learn in pipeline steps, matching the cluster's model server"),
+           "pip requirement for scikit-learn in pipeline steps (default: what the release's KServe sklearn "
+           "server runs, from infra/versions.toml)"),
     Option("--keep", "KFSTACK_KEEP", "keep namespaces and resources the suite created (debugging)",
            kind="flag"),
     Option("--wait-timeout", "KFSTACK_WAIT_TIMEOUT", "seconds for ordinary waits", default=300.0,

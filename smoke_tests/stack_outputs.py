@@ -22,6 +22,8 @@ class StackOutputs:
     components: tuple[str, ...]
     dex_issuer: str | None
     cluster_provider: str | None = None
+    profiles: tuple[str, ...] = ()
+    object_count: int | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> StackOutputs:
@@ -33,7 +35,8 @@ class StackOutputs:
                    ingress_service=ingress["service"], ingress_port=int(ingress["port"]),
                    users=list(data["users"]), kubeflow_version=data.get("kubeflowVersion"),
                    components=tuple(data.get("components") or ()), dex_issuer=data.get("dexIssuer"),
-                   cluster_provider=data.get("clusterProvider"))
+                   cluster_provider=data.get("clusterProvider"), profiles=tuple(data.get("profiles") or ()),
+                   object_count=data.get("objectCount"))
 
 
 def read_stack_outputs(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> StackOutputs:

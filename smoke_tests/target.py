@@ -20,6 +20,11 @@ KFP = "kfp-api"
 ISVC = "inferenceservice-api"
 ARTIFACTS = "artifact-store"
 PORTFORWARD = "port-forward"
+GATEWAY = "gateway"  # a gateway with running Dex, oauth2-proxy and apps behind it
+STACK_OUTPUTS = "stack-outputs"
+
+# What needs running pods: none of it answers on a simulated cluster.
+NEEDS_PODS = (GATEWAY, PORTFORWARD, KFP, ISVC, ARTIFACTS)
 
 NOT_RUN = "NOT RUN"
 
@@ -53,6 +58,8 @@ class Target:
     unavailable: dict[str, str] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
     local: Any = None  # infra.local_target.target.LocalState at the local target
+    outputs: Any = None  # smoke_tests.stack_outputs.StackOutputs of a --stack target
+    ingress: tuple[str, str, int] | None = None  # the gateway Service: namespace, name, port
     log_dirs: list[Path] = field(default_factory=list)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -67,6 +74,11 @@ class Target:
 
             pytest.skip(f"{NOT_RUN}: {reason}")
 
+    def gateway(self) -> str:
+        """The gateway URL; NOT RUN where nothing answers behind it (a simulated cluster)."""
+        self.require(GATEWAY)
+        return self.gateway_url
+
     def user(self, index: int = 0) -> TargetUser:
         if index >= len(self.users):
             import pytest
@@ -80,7 +92,7 @@ class Target:
         return f"{name}.{namespace}.{self.model_domain}"
 
     def summary(self) -> dict[str, str]:
-        info = {"target": self.label, "kind": self.kind, "gateway": self.gateway_url,
+        info = {"target": self.label, "kind": self.kind, "gateway": self.gateway_url or "n/a",
                 "Kubernetes": self.kubernetes_version or "n/a", "Kubeflow": self.kubeflow_version or "n/a",
                 "auth flow": f"{self.auth_flow}, Dex connector {self.connector}"}
         if self.components:
@@ -112,14 +124,24 @@ LOCAL_UNAVAILABLE = {
     KFP: "the local target has no KFP API server; its sample pipelines ran with kfp.local when it "
          "started, and their exported models are the ones being served",
     ISVC: "the local target serves models with KServe ModelServer processes, not InferenceServices",
-    ARTIFACTS: "the local target has no MinIO/S3 artifact store; kfp.local wrote the artifacts to "
-               "its pipeline root on disk",
     PORTFORWARD: "the local target listens on 127.0.0.1 directly; there is nothing to port-forward",
+    STACK_OUTPUTS: "the local target is not a Pulumi stack; there are no stack outputs",
 }
+
+def simulated_unavailable(stack: str, provider: str) -> dict[str, str]:
+    """On a simulated cluster the API server is real but no pod runs: the checks that need one
+    are NOT RUN, saying so; readiness, objects and outputs still run."""
+    why = (f"stack {stack} runs on a simulated cluster (clusterProvider: {provider}): its pods are "
+           "simulated and serve nothing")
+    return {capability: why for capability in NEEDS_PODS}
+
+
+SIMULATED_PROVIDERS = ("sim",)
 
 ENDPOINT_UNAVAILABLE = {
     KUBERNETES: "--endpoint without --kubeconfig gives no Kubernetes API",
     ARTIFACTS: "--endpoint without --kubeconfig gives no access to the artifact store",
     ISVC: "--endpoint without --kubeconfig cannot create InferenceServices",
     PORTFORWARD: "--endpoint is reached directly; no port-forward",
+    STACK_OUTPUTS: "--endpoint is not a Pulumi stack; there are no stack outputs",
 }

@@ -53,11 +53,13 @@ class Recorder:
         monkeypatch.setattr(provider, "cluster_exists", lambda props: props["name"] in self.existing)
 
 
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ownership records in a cache of the test's own (the T0 tests never touch real clusters)."""
     monkeypatch.setenv("KFSTACK_CACHE", str(tmp_path / "cache"))
 
 
+@pytest.mark.usefixtures("own_cache")
 @pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
 def test_a_running_cluster_of_the_same_name_is_refused_and_kept(
         provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,6 +74,7 @@ def test_a_running_cluster_of_the_same_name_is_refused_and_kept(
     assert binary.existing == {"kubeflow"}
 
 
+@pytest.mark.usefixtures("own_cache")
 @pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
 def test_a_cluster_recorded_for_another_stack_is_refused(
         provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,6 +87,7 @@ def test_a_cluster_recorded_for_another_stack_is_refused(
     assert binary.calls == []
 
 
+@pytest.mark.usefixtures("own_cache")
 @pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
 def test_adopts_its_own_interrupted_create_or_an_explicit_hand_over(
         provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,6 +102,7 @@ def test_adopts_its_own_interrupted_create_or_an_explicit_hand_over(
     assert OwnershipRecord(provider.workdir({"name": "theirs"})).owner() == "kubeflow-stacks/dev"
 
 
+@pytest.mark.usefixtures("own_cache")
 @pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
 def test_a_failed_create_removes_only_what_it_made(
         provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,6 +115,7 @@ def test_a_failed_create_removes_only_what_it_made(
     assert OwnershipRecord(provider.workdir({"name": "new"})).owner() is None
 
 
+@pytest.mark.usefixtures("own_cache")
 @pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
 def test_refresh_of_a_vanished_cluster_forgets_the_record(
         provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,10 +154,12 @@ def test_up_over_a_foreign_sim_cluster_fails_and_leaves_it_running(tmp_path: Pat
             return run
 
         ts = inline_stack(tmp_path, program(False), prefix="own")
-        with pytest.raises(auto.CommandError) as err:
-            ts.stack.up(on_output=lambda _: None)
-        assert f"a sim cluster named '{name}' already exists" in str(err.value)
-        assert "Traceback" not in str(err.value).split("already exists")[0][-200:]
+        shown: list[str] = []
+        with pytest.raises(auto.CommandError):
+            ts.stack.up(on_output=shown.append)
+        text = "\n".join(shown)
+        assert f"a sim cluster named '{name}' already exists" in text, text[-3000:]
+        assert "cluster.adopt" in text
         assert foreign.cluster_exists(props), "the foreign cluster was deleted"
 
         # Handed over explicitly, the stack adopts it; destroy then deletes it, as documented.

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -108,6 +110,19 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         discovery = http.get(state["gateway_url"] + "/dex/.well-known/openid-configuration", timeout=10)
         assert discovery.status_code == 200
         assert discovery.json()["issuer"] == state["gateway_url"] + "/dex"
+        # The store serves what kfp.local wrote into the first namespace's root, to that namespace's key.
+        from infra.config import Secret
+        from smoke_tests.fixtures.storage import ArtifactStore, pipeline_root_of
+
+        store, namespace = state["object_store"], state["users"][0]["profile"]
+        key = store["keys"][namespace]
+        artifacts = ArtifactStore(
+            _client_for(store["endpoint"], key["accesskey"], key["secretkey"]),
+            pipeline_root_of(store["launchers"][namespace]["data"]), namespace, Secret(key["accesskey"]),
+            Secret(key["secretkey"]), store["endpoint"])
+        assert artifacts.find(state["runs"]["iris"], "model/model.joblib").startswith(
+            f"private-artifacts/{namespace}/v2/artifacts/kfstack-smoke-iris-")
+        assert all(key["secretkey"] not in out for out in outputs)
         assert kfstack("local", "status") == 0
     finally:
         assert kfstack("local", "down") == 0
@@ -137,3 +152,148 @@ def test_down_never_stops_a_process_it_did_not_start(tmp_path: Path) -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+# --- the artifact store: Kubeflow's multi-user layout and per-namespace keys ------------------------
+
+NS1, NS2 = "kubeflow-user-example-com", "kubeflow-user2-example-com"
+KEYS = {NS1: ("KFSTACKNS1", "ns1-secret-0123456789abcdef"), NS2: ("KFSTACKNS2", "ns2-secret-0123456789abcdef")}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The local target's S3 server on a free port, with a key per namespace; one iris run of NS1
+    written where kfp.local writes it (the namespace's pipeline root)."""
+    import threading
+
+    from infra.local_target.object_store import BUCKET, Identity, namespace_grants, serve
+    from infra.process import free_port
+
+    (tmp_path / BUCKET).mkdir()
+    run_dir = tmp_path / BUCKET / "private-artifacts" / NS1 / "v2" / "artifacts" / "kfstack-smoke-iris-2026-1"
+    (run_dir / "train-iris" / "model").mkdir(parents=True)
+    (run_dir / "train-iris" / "model" / "model.joblib").write_bytes(b"a model")
+    port = free_port()
+    server = serve(tmp_path, port, {a: Identity(ns, s, namespace_grants(ns)) for ns, (a, s) in KEYS.items()})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{port}", tmp_path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _client_for(endpoint: str, access: str, secret: str) -> Any:
+    from minio import Minio
+
+    return Minio(endpoint, access_key=access, secret_key=secret, secure=False, region="us-east-1")
+
+
+def _client(endpoint: str, namespace: str, secret: str | None = None) -> Any:
+    access, real_secret = KEYS[namespace]
+    return _client_for(endpoint, access, secret or real_secret)
+
+
+def _artifact_store(endpoint: str, namespace: str) -> Any:
+    """What the smoke suite's artifact_store fixture builds: the root from the namespace's
+    kfp-launcher ConfigMap, the namespace's own key."""
+    from infra.config import Secret
+    from infra.local_target.object_store import launcher_configmap
+    from smoke_tests.fixtures.storage import ArtifactStore, pipeline_root_of
+
+    access, secret = KEYS[namespace]
+    root = pipeline_root_of(launcher_configmap(namespace)["data"])
+    return ArtifactStore(_client(endpoint, namespace), root, namespace, Secret(access), Secret(secret), endpoint)
+
+
+def test_smoke_artifact_store_finds_a_run_under_the_namespace_root(store: tuple[str, Path]) -> None:
+    """Defect 5's check at the local tier: the suite lists the namespace's root with its own key."""
+    endpoint, _ = store
+    artifacts = _artifact_store(endpoint, NS1)
+    key = artifacts.find("kfstack-smoke-iris-2026-1", "model/model.joblib")
+    assert key == f"private-artifacts/{NS1}/v2/artifacts/kfstack-smoke-iris-2026-1/train-iris/model/model.joblib"
+    assert artifacts.read(key) == b"a model"
+    assert artifacts.uri(key) == f"s3://mlpipeline/{key}"
+
+
+def test_store_refuses_what_the_namespace_key_does_not_cover(store: tuple[str, Path]) -> None:
+    """The old hard-coded `v2/artifacts/` listing, the whole bucket and another namespace's root
+    are refused, as on a cluster; the shared prefixes are not."""
+    from minio.error import S3Error
+
+    endpoint, _ = store
+    ns1 = _client(endpoint, NS1)
+    for prefix in ("v2/artifacts/", "", f"private-artifacts/{NS2}/", "private-artifacts/"):
+        with pytest.raises(S3Error) as refused:
+            list(ns1.list_objects("mlpipeline", prefix=prefix, recursive=True))
+        assert refused.value.code == "AccessDenied", prefix
+    ns2 = _client(endpoint, NS2)
+    own = f"private-artifacts/{NS1}/v2/artifacts/kfstack-smoke-iris-2026-1/train-iris/model/model.joblib"
+    with pytest.raises(S3Error) as refused:
+        ns2.get_object("mlpipeline", own)
+    assert refused.value.code == "AccessDenied"
+    assert list(ns2.list_objects("mlpipeline", prefix="shared/")) == []
+    assert list(ns2.list_objects("mlpipeline", prefix=f"private-artifacts/{NS2}/")) == []
+
+
+def test_store_checks_signatures(store: tuple[str, Path]) -> None:
+    from minio.error import S3Error
+
+    endpoint, _ = store
+    with pytest.raises(S3Error) as refused:
+        list(_client(endpoint, NS1, secret="not-the-secret").list_objects(
+            "mlpipeline", prefix=f"private-artifacts/{NS1}/"))
+    assert refused.value.code == "SignatureDoesNotMatch"
+    http = requests.Session()
+    http.trust_env = False
+    anonymous = http.get(f"http://{endpoint}/mlpipeline?list-type=2&prefix=shared/", timeout=10)
+    assert anonymous.status_code == 403
+    assert "<Code>AccessDenied</Code>" in anonymous.text
+
+
+def test_store_writes_only_where_the_key_may(store: tuple[str, Path]) -> None:
+    import io
+
+    from minio.error import S3Error
+
+    endpoint, root = store
+    ns2 = _client(endpoint, NS2)
+    ns2.put_object("mlpipeline", f"private/{NS2}/note.txt", io.BytesIO(b"mine"), 4)
+    assert (root / "mlpipeline" / "private" / NS2 / "note.txt").read_bytes() == b"mine"
+    with pytest.raises(S3Error) as refused:
+        ns2.put_object("mlpipeline", f"private/{NS1}/note.txt", io.BytesIO(b"theirs"), 6)
+    assert refused.value.code == "AccessDenied"
+    assert not (root / "mlpipeline" / "private" / NS1).exists()
+
+
+@pytest.mark.parametrize(("data", "uri", "bucket", "prefix"), [
+    ({"defaultPipelineRoot": f"minio://mlpipeline/private-artifacts/{NS1}/v2/artifacts"},
+     f"minio://mlpipeline/private-artifacts/{NS1}/v2/artifacts", "mlpipeline", f"private-artifacts/{NS1}/v2/artifacts"),
+    (None, "minio://mlpipeline/v2/artifacts", "mlpipeline", "v2/artifacts"),  # no kfp-launcher: KFP's default
+    ({"defaultPipelineRoot": "s3://team-bucket/kfp/"}, "s3://team-bucket/kfp/", "team-bucket", "kfp"),
+])
+def test_pipeline_root_comes_from_the_launcher_configmap(data: dict[str, str] | None, uri: str, bucket: str,
+                                                        prefix: str) -> None:
+    from smoke_tests.fixtures.storage import pipeline_root_of
+
+    root = pipeline_root_of(data)
+    assert (root.uri, root.bucket, root.prefix, root.list_prefix) == (uri, bucket, prefix, prefix + "/")
+
+
+def test_local_target_keys_carry_the_profile_controllers_grants(tmp_path: Path) -> None:
+    """Every namespace gets its own key, scoped exactly as upstream's pipelines profile controller
+    scopes it, and its kfp-launcher ConfigMap names its private root."""
+    from infra.local_target.target import LocalTarget
+
+    files = LocalTarget(tmp_path)._object_store_files([NS1, NS2], port=9)
+    identities = json.loads(Path(files["identities"]).read_text())
+    assert stat.S_IMODE(Path(files["identities"]).stat().st_mode) == 0o600
+    assert sorted(i["name"] for i in identities.values()) == [NS1, NS2]
+    grants = {i["name"]: i["grants"] for i in identities.values()}
+    assert grants[NS1] == ["mlpipeline/artifacts/*", f"mlpipeline/private-artifacts/{NS1}/*",
+                           f"mlpipeline/private/{NS1}/*", "mlpipeline/shared/*"]
+    assert files["launchers"][NS2]["data"] == {
+        "defaultPipelineRoot": f"minio://mlpipeline/private-artifacts/{NS2}/v2/artifacts"}
+    assert files["pipeline_roots"][NS1] == f"mlpipeline/private-artifacts/{NS1}/v2/artifacts"
+    assert files["keys"][NS1]["accesskey"] != files["keys"][NS2]["accesskey"]

@@ -96,9 +96,16 @@ def test_descendants_include_children_that_left_the_process_group() -> None:
 
     parent = subprocess.Popen(["bash", "-c", "sleep 60 & setsid sleep 61 & wait"], start_new_session=True)
     try:
-        found = wait_until(lambda: (len(descendants(parent.pid)) == 2, descendants(parent.pid)),
-                           timeout=10, interval=0.1, what="both sleeps started")
-        own_group = [pid for pid in found if os.getpgid(pid) == parent.pid]
+        def groups() -> tuple[bool, dict[int, int]]:
+            # setsid leaves the group only once it runs, a moment after its fork shows up.
+            seen = {}
+            for pid in descendants(parent.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    seen[pid] = os.getpgid(pid)
+            return len(seen) == 2 and len(set(seen.values())) == 2, seen
+
+        found = wait_until(groups, timeout=10, interval=0.1, what="both sleeps started, one in its own session")
+        own_group = [pid for pid, group in found.items() if group == parent.pid]
         assert len(own_group) == 1  # setsid took the other one out of the group killpg would reach
     finally:
         tree = descendants(parent.pid)

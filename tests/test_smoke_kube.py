@@ -144,7 +144,7 @@ def test_factories(namespace_factory, k8s_object_factory, kube_api):
     created = (pytester.path / "created.txt").read_text()
     names = [ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items]
     assert created not in names  # deleted, and waited for, at the end of the session
-    assert "**4 passed, 0 failed, 0 not run**" in (pytester.path / "smoke.md").read_text()
+    assert "**4 passed, 0 failed, 0 errors, 0 not run**" in (pytester.path / "smoke.md").read_text()
 
 
 FAKE_PULUMI = '''#!{python}
@@ -170,7 +170,9 @@ def test_stack_target_reads_outputs_forwards_and_checks(pytester: pytest.Pyteste
     outputs = {"kubeconfig": kwok.kubeconfig.read_text(encoding="utf-8"),
                "ingress": {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80},
                "users": [{"email": "user@example.com", "profile": "kubeflow-user-example-com"}],
-               "kubeflowVersion": "v1.11.0", "components": ["pipelines", "kserve"], "clusterProvider": "sim"}
+               "kubeflowVersion": "v1.11.0", "components": ["pipelines", "kserve"],
+               # Pods here are KWOK's and serve nothing, but this test's kubectl does: as if not simulated.
+               "clusterProvider": "existing"}
     for name, text in (("pulumi", FAKE_PULUMI.format(python=sys.executable, outputs=json.dumps(outputs))),
                        ("kubectl", FAKE_KUBECTL.format(python=sys.executable))):
         path = tmp_path / name
@@ -186,5 +188,75 @@ def test_stack_target_reads_outputs_forwards_and_checks(pytester: pytest.Pyteste
     assert "| target | stack fake |" in report
     assert "| Kubernetes | v1.34.2 |" in report
     assert "| Kubeflow | v1.11.0 |" in report
-    assert "| cluster provider | sim |" in report
-    assert "**5 passed, 0 failed, 0 not run**" in report
+    assert "| cluster provider | existing |" in report
+    assert "**5 passed, 0 failed, 0 errors, 0 not run**" in report
+
+
+PROFILE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "profiles.kubeflow.org"},
+    "spec": {"group": "kubeflow.org", "scope": "Cluster",
+             "names": {"plural": "profiles", "singular": "profile", "kind": "Profile"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def test_sim_stack_runs_readiness_objects_and_outputs_and_nothing_that_needs_pods(
+        pytester: pytest.Pytester, kwok: KubeAccess, api: Any, kubeflow_namespace: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pytest smoke_tests --stack <sim stack>` against a real API server: the stack's objects (a
+    Profile, the gateway Service) and a ready Deployment pass the checks that need no pod; every
+    check that needs one is NOT RUN with the reason, and no port-forward is started."""
+    import json
+    import sys
+
+    from kubernetes import client
+
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(PROFILE_CRD)
+    wait_until(lambda: (_served(api), None), timeout=60, interval=0.5, what="the Profile CRD to be served")
+    client.CustomObjectsApi(api).create_cluster_custom_object("kubeflow.org", "v1", "profiles", {
+        "apiVersion": "kubeflow.org/v1", "kind": "Profile", "metadata": {"name": "kubeflow-user-example-com"},
+        "spec": {"owner": {"kind": "User", "name": "user@example.com"}}})
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="istio-system")))
+    core.create_namespaced_service("istio-system", client.V1Service(
+        metadata=client.V1ObjectMeta(name="istio-ingressgateway"),
+        spec=client.V1ServiceSpec(selector={"app": "istio-ingressgateway"},
+                                  ports=[client.V1ServicePort(name="http2", port=80)])))
+    outputs = {"kubeconfig": kwok.kubeconfig.read_text(encoding="utf-8"),
+               "ingress": {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80},
+               "users": [{"email": "user@example.com", "profile": "kubeflow-user-example-com"}],
+               "profiles": ["kubeflow-user-example-com"], "objectCount": 573,
+               "kubeflowVersion": "v1.11.0", "components": ["profiles"], "clusterProvider": "sim"}
+    pulumi = tmp_path / "pulumi"
+    pulumi.write_text(FAKE_PULUMI.format(python=sys.executable, outputs=json.dumps(outputs)), encoding="utf-8")
+    pulumi.chmod(0o755)
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(f"#!/bin/sh\ntouch {tmp_path / 'kubectl-ran'}\nexit 1\n", encoding="utf-8")
+    kubectl.chmod(0o755)
+    monkeypatch.setenv("KFSTACK_BIN_PULUMI", str(pulumi))
+    monkeypatch.setenv("KFSTACK_BIN_KUBECTL", str(kubectl))
+    monkeypatch.setenv("KFSTACK_USER_PASSWORD", "12341234")
+    for check in sorted(CHECKS.glob("test_*.py")):
+        pytester.makepyfile(**{check.stem: check.read_text(encoding="utf-8")})
+    result = pytester.runpytest("--stack", "fake", "--wait-timeout", "120", "--smoke-report", "smoke.md",
+                                "-p", "no:cacheprovider")
+    report = (pytester.path / "smoke.md").read_text()
+    assert not (tmp_path / "kubectl-ran").exists(), "a port-forward was tried on a simulated cluster"
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == 0, report
+    assert outcomes["passed"] == 7, report  # readiness 3, objects 2, outputs 2
+    for line in report.splitlines():
+        if "| NOT RUN |" in line and "test_sample_pipelines_ran_with_kfp_local" not in line:
+            assert "stack fake runs on a simulated cluster (clusterProvider: sim)" in line, line
+
+
+def _served(api: Any) -> bool:
+    from kubernetes import client
+
+    try:
+        client.CustomObjectsApi(api).list_cluster_custom_object("kubeflow.org", "v1", "profiles")
+    except client.ApiException:
+        return False
+    return True

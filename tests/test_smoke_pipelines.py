@@ -12,10 +12,12 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
+from infra.versions import load_versions
 from smoke_tests.pipelines.common import packages
 from smoke_tests.pipelines.hello import hello_pipeline
 from smoke_tests.pipelines.iris import build_iris_pipeline
 from smoke_tests.pipelines.mnist import MNIST_SHA256, MNIST_URL, build_mnist_pipeline, train_digits
+from tests.helpers import REPO
 
 
 @pytest.mark.parametrize("pipeline", [hello_pipeline, build_iris_pipeline(), build_mnist_pipeline()],
@@ -36,9 +38,32 @@ def test_mnist_pipeline_passes_the_pinned_archive_and_hash(tmp_path: Path) -> No
     assert inputs["mnist_sha256"]["runtimeValue"]["constant"] == MNIST_SHA256
 
 
-def test_sklearn_requirement_replaces_the_default() -> None:
-    assert packages() == ["scikit-learn", "joblib", "numpy"]
-    assert packages("scikit-learn==1.5.2") == ["scikit-learn==1.5.2", "joblib", "numpy"]
+def test_steps_install_what_the_releases_model_server_runs() -> None:
+    pinned = list(load_versions().release("v1.11.0").sklearn_server_packages)
+    assert packages() == pinned == ["scikit-learn~=1.5.1", "joblib>=1.4,<2", "numpy<2"]
+    assert packages(release="v9.9.9") == pinned  # an unknown release: the default release's pins
+    assert packages("scikit-learn==1.5.2") == ["scikit-learn==1.5.2", "joblib>=1.4,<2", "numpy<2"]
+
+
+def test_compiled_steps_pin_the_model_servers_scikit_learn(tmp_path: Path) -> None:
+    """What a cluster runs: the step's own pip command carries the pins."""
+    out = tmp_path / "iris.yaml"
+    compiler.Compiler().compile(build_iris_pipeline(), str(out))
+    executor = yaml.safe_load(out.read_text())["deploymentSpec"]["executors"]["exec-train-iris"]["container"]
+    command = " ".join(executor["command"])
+    for requirement in ("scikit-learn~=1.5.1", "joblib>=1.4,<2", "numpy<2"):
+        assert f"'{requirement}'" in command, command
+
+
+def test_kfp_sdk_matches_the_backends_minor_version() -> None:
+    """The SDK the suite compiles and submits with is the backend's minor version."""
+    import kfp
+
+    backend = load_versions().release(load_versions().default_release).kfp_backend
+    assert kfp.__version__.split(".")[:2] == backend.split(".")[:2], (kfp.__version__, backend)
+    lock = dict(line.split("==", 1) for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line)
+    for name in ("kfp", "kfp-pipeline-spec", "kfp-server-api"):
+        assert lock[name].split(".")[:2] == backend.split(".")[:2], (name, lock[name], backend)
 
 
 def _fake_mnist(path: Path) -> str:
@@ -72,3 +97,17 @@ def test_mnist_branch_refuses_a_wrong_checksum(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"sha256 .* expected 0000"):
         train_digits("mnist", dsl.Model(uri=str(tmp_path / "m")), dsl.Dataset(uri=str(tmp_path / "s")),
                      dsl.Metrics(uri=str(tmp_path / "x")), mnist_url=archive.as_uri(), mnist_sha256="0" * 64)
+
+
+@pytest.mark.render
+def test_release_pins_agree_with_the_releases_manifests(manifests_tree: Path) -> None:
+    """T1: the KServe and KFP versions in versions.toml are the ones the manifests deploy."""
+    release = load_versions().release("v1.11.0")
+    runtimes = yaml.safe_load_all((manifests_tree / "applications/kserve/kserve/kserve-cluster-resources.yaml")
+                                  .read_text())
+    sklearn = next(d for d in runtimes if d and d.get("metadata", {}).get("name") == "kserve-sklearnserver")
+    assert sklearn["spec"]["containers"][0]["image"] == f"kserve/sklearnserver:{release.kserve}"
+    pipeline = yaml.safe_load((manifests_tree / "applications/pipeline/upstream/base/pipeline/kustomization.yaml")
+                              .read_text())
+    api_server = next(i for i in pipeline["images"] if i["name"] == "ghcr.io/kubeflow/kfp-api-server")
+    assert api_server["newTag"] == release.kfp_backend

@@ -22,18 +22,16 @@ def env_override(name: str) -> str:
 def binary(name: str) -> Path:
     """Path of `name`: `infra.toolchain.tool_path` when installed, else the env override, else PATH."""
     problems: list[str] = []
+    from infra.toolchain import tool_path
+    from infra.toolchain.model import ToolchainError
+
     try:
-        from infra.toolchain import tool_path  # written separately; optional until it lands
-    except ImportError:
-        tool_path = None
-    if tool_path is not None:
-        try:
-            path = Path(tool_path(name))
-            if path.is_file():
-                return path
-            problems.append(f"toolchain: {path} does not exist")
-        except Exception as exc:
-            problems.append(f"toolchain: {exc}")
+        path = Path(tool_path(name))
+        if path.is_file():
+            return path
+        problems.append(f"toolchain: {path} does not exist")
+    except ToolchainError as exc:
+        problems.append(f"toolchain: {exc}")
     override = os.environ.get(env_override(name))
     if override:
         if Path(override).is_file():

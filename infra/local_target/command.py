@@ -41,6 +41,6 @@ def main(args: argparse.Namespace) -> int:
     if not status:
         print(f"no local target in {target.workdir}")
         return 1
-    for name, state in status.items():
-        print(f"{name:40} {state}")
+    for name, condition in status.items():
+        print(f"{name:40} {condition}")
     return 0 if all(s.startswith("running") for s in status.values()) else 1

@@ -1,10 +1,12 @@
 """Starting, describing and stopping the local conformance target.
 
-`LocalTarget(workdir).up()` trains the sample models with kfp.local, writes every config, starts
-Dex, oauth2-proxy, one KServe model server per profile namespace and the nginx gateway, waits for
-each to answer, and records ports, process ids and the run's random credentials in `state.json`
-(mode 0600) so `down` in another process can stop exactly what `up` started. Logs stay in
-`<workdir>/logs` after `down`, for the diagnostics bundle.
+`LocalTarget(workdir).up()` trains the sample models with kfp.local into the first namespace's
+pipeline root in the artifact store's directory, writes every config, starts the artifact store
+(S3, with per-namespace keys and Kubeflow's per-namespace policy), Dex, oauth2-proxy, one KServe
+model server per profile namespace and the nginx gateway, waits for each to answer, and records
+ports, process ids and the run's random credentials in `state.json` (mode 0600) so `down` in
+another process can stop exactly what `up` started. Logs stay in `<workdir>/logs` after `down`,
+for the diagnostics bundle.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -24,7 +27,7 @@ from typing import Any
 import requests
 import yaml
 
-from infra.local_target import configs
+from infra.local_target import configs, object_store
 from infra.local_target.binaries import binary
 from infra.paths import cache_root
 from infra.process import free_port, pid_alive, spawn, stop_pid, stop_process
@@ -32,6 +35,7 @@ from infra.run import run
 from infra.wait import WaitTimeout, wait_until
 
 STATE_FILE = "state.json"
+STORE_DIR = "object-store"
 IRIS_MODEL = "sklearn-iris"
 MNIST_MODEL = "mnist"
 
@@ -67,6 +71,9 @@ class LocalState:
     mnist_source: str
     hello_output: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    # The artifact store: endpoint, root directory, each namespace's kfp-launcher ConfigMap and key.
+    object_store: dict[str, Any] = field(default_factory=dict)
+    runs: dict[str, str] = field(default_factory=dict)  # sample pipeline (iris, mnist) -> kfp.local run
 
     @classmethod
     def load(cls, path: Path) -> LocalState:
@@ -83,7 +90,8 @@ class LocalState:
         tmp.replace(path)
 
     def secrets(self) -> list[str]:
-        return [u.password for u in self.users]
+        keys = self.object_store.get("keys", {}).values()
+        return [u.password for u in self.users] + [k["secretkey"] for k in keys]
 
 
 class LocalTarget:
@@ -119,7 +127,7 @@ class LocalTarget:
                                    "`kfstack local down` first")
         self.down()  # a stale state file from a run that died: stop what is left of it
         # Each run starts clean: fresh logs, configs and pipeline outputs (nothing else lives here).
-        for sub in ("logs", "run", "tmp", "config", "pipeline-root"):
+        for sub in ("logs", "run", "tmp", "config", STORE_DIR):
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
             (self.workdir / sub).mkdir(parents=True)
         try:
@@ -171,12 +179,18 @@ class LocalTarget:
         ports = configs.Ports(gateway=free_port(), dex=free_port(), oauth2_proxy=free_port(),
                               dashboard=free_port(), deny=free_port(),
                               models={ns: free_port() for ns in namespaces})
-        models = self._train()
+        store = self._object_store_files(namespaces, port=free_port())
+        models = self._train(Path(store["root"]) / store["pipeline_roots"][namespaces[0]])
         served = {namespaces[0]: {IRIS_MODEL: models["iris_model"], MNIST_MODEL: models["mnist_model"]}}
         for ns in namespaces[1:]:
             served[ns] = {IRIS_MODEL: models["iris_model"]}
         gateway = f"http://127.0.0.1:{ports.gateway}"
         cfg_dir = self.workdir / "config"
+
+        self._launch("object-store", [sys.executable, "-m", "infra.local_target.object_store",
+                                      "--root", store["root"], "--port", str(store["port"]),
+                                      "--identities", store["identities"]], detach)
+        self._await("object-store", f"http://{store['endpoint']}{object_store.HEALTH_PATH}")
 
         dex_cfg, dex_env = configs.dex_files(config, ports)
         (cfg_dir / "dex.yaml").write_text(yaml.safe_dump(dex_cfg, sort_keys=False), encoding="utf-8")
@@ -215,13 +229,37 @@ class LocalTarget:
             models=served, mnist_samples=models["mnist_samples"], mnist_source=models["mnist_source"],
             hello_output=models["hello"],
             versions=self._versions(dex_bin, proxy_bin, nginx_bin),
+            object_store={k: store[k] for k in ("endpoint", "root", "launchers", "keys")},
+            runs={"iris": models["iris_run"], "mnist": models["mnist_run"]},
         )
 
-    def _train(self) -> dict[str, str]:
-        """Run the sample pipelines with kfp.local; their exported models are what gets served."""
+    def _object_store_files(self, namespaces: list[str], *, port: int) -> dict[str, Any]:
+        """Each namespace's key (fresh, random) with the profile controller's grants, written for the
+        store (mode 0600), and its kfp-launcher ConfigMap; the bucket directory, empty."""
+        root = self.workdir / STORE_DIR
+        (root / object_store.BUCKET).mkdir(parents=True, exist_ok=True)
+        keys = {ns: {"accesskey": "KFSTACK" + secrets.token_hex(8).upper(), "secretkey": secrets.token_urlsafe(30)}
+                for ns in namespaces}
+        identities = {key["accesskey"]: {"name": ns, "secret_key": key["secretkey"],
+                                         "grants": list(object_store.namespace_grants(ns))}
+                      for ns, key in keys.items()}
+        path = self.workdir / "config" / "object-store-identities.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(identities, fh)
+        launchers = {ns: object_store.launcher_configmap(ns) for ns in namespaces}
+        # Where each root lies in the store's directory: minio://<bucket>/<prefix> -> <bucket>/<prefix>.
+        pipeline_roots = {ns: cm["data"]["defaultPipelineRoot"].split("://", 1)[1] for ns, cm in launchers.items()}
+        return {"endpoint": f"127.0.0.1:{port}", "port": port, "root": str(root), "identities": str(path),
+                "launchers": launchers, "keys": keys, "pipeline_roots": pipeline_roots}
+
+    def _train(self, pipeline_root: Path) -> dict[str, str]:
+        """Run the sample pipelines with kfp.local into a namespace's pipeline root (a directory of
+        the artifact store); their exported models are what gets served."""
         log = self.logs / "pipelines.log"
         result = run([sys.executable, "-m", "smoke_tests.pipelines.run_local",
-                      "--root", self.workdir / "pipeline-root", "--mnist-source", self.mnist_source],
+                      "--root", pipeline_root, "--mnist-source", self.mnist_source],
                      timeout=600, check=False)
         log.write_text(result.stdout + result.stderr, encoding="utf-8")
         if result.returncode != 0:
@@ -273,6 +311,9 @@ def describe(state: LocalState, *, show: Callable[[str], None] = print) -> None:
     """What `kfstack local up` prints: where things are (never the passwords)."""
     show(f"local target up in {state.workdir}")
     show(f"  gateway     {state.gateway_url}  (Dex at /dex, oauth2-proxy at /oauth2)")
+    if state.object_store:
+        show(f"  artifacts   http://{state.object_store['endpoint']} (S3; one key per namespace, in "
+             f"{STATE_FILE})")
     for ns, models in state.models.items():
         for name in models:
             show(f"  model       {name}.{ns}.{state.model_domain} -> {state.gateway_url} (Host header)")

@@ -45,13 +45,13 @@ def test_forged_token_is_rejected_on_model(served_models: dict[str, ModelEndpoin
 
 
 def _runs_url(target: Target) -> str:
-    return f"{target.gateway_url}/pipeline/apis/v2beta1/runs?namespace={target.user(0).profile}"
+    return f"{target.gateway()}/pipeline/apis/v2beta1/runs?namespace={target.user(0).profile}"
 
 
 def test_foreign_token_is_forbidden_on_pipelines(kf_target: Target, request: pytest.FixtureRequest) -> None:
     kf_target.require(KFP)
     foreign_token: Secret = request.getfixturevalue("foreign_token")
-    resp = new_http_session(kf_target.gateway_url).get(
+    resp = new_http_session(kf_target.gateway()).get(
         _runs_url(kf_target), headers={"Authorization": f"Bearer {foreign_token.reveal()}"},
         allow_redirects=False, timeout=30)
     assert resp.status_code == 403, resp.text[:300]
@@ -59,5 +59,5 @@ def test_foreign_token_is_forbidden_on_pipelines(kf_target: Target, request: pyt
 
 def test_no_token_is_rejected_on_pipelines(kf_target: Target) -> None:
     kf_target.require(KFP)
-    resp = new_http_session(kf_target.gateway_url).get(_runs_url(kf_target), allow_redirects=False, timeout=30)
+    resp = new_http_session(kf_target.gateway()).get(_runs_url(kf_target), allow_redirects=False, timeout=30)
     assert_rejected_without_token(resp)

@@ -33,7 +33,7 @@ def test_wrong_password_gives_no_session(dex_session_factory: SessionFactory, kf
 
 
 def test_no_session_is_sent_to_login(kf_target: Target) -> None:
-    resp = new_http_session(kf_target.gateway_url).get(kf_target.gateway_url + "/", allow_redirects=False,
+    resp = new_http_session(kf_target.gateway()).get(kf_target.gateway() + "/", allow_redirects=False,
                                                        timeout=30)
     if resp.status_code in (301, 302, 303, 307, 308):
         location = resp.headers["Location"]

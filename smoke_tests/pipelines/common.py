@@ -1,23 +1,43 @@
 """What the sample pipelines share: the base image and the Python packages their steps need.
 
-On a cluster each step pip-installs `packages` into `BASE_IMAGE`; with `kfp.local`'s subprocess
-runner the same pip command runs against the current environment, where they are already present
-(so nothing is downloaded). A live stack whose model server pins an older scikit-learn passes its
-own requirement (`--sklearn-requirement`) so the exported model unpickles there.
+On a cluster each step pip-installs its packages into `BASE_IMAGE`. The models it exports are
+loaded by the release's KServe sklearn server, which unpickles them with its own scikit-learn, so
+the steps install what that server runs: the release's `sklearn_server_packages` in
+`infra/versions.toml` (`--sklearn-requirement` replaces the scikit-learn entry). With `kfp.local`'s
+subprocess runner the same pip command runs in the current environment, so the local target asks
+only for what is already installed there (`LOCAL_PACKAGES`: nothing is downloaded or changed), and
+its model servers load the models with that same scikit-learn.
 """
 
 from __future__ import annotations
 
+import re
+
 BASE_IMAGE = "python:3.11-slim"
-SKLEARN_PACKAGES: tuple[str, ...] = ("scikit-learn", "joblib", "numpy")
-MODEL_FILE = "model.joblib"
+LOCAL_PACKAGES: tuple[str, ...] = ("scikit-learn", "joblib", "numpy")
+MODEL_FILE = "model.joblib"  # the file name KServe's sklearn server loads from a model directory
 # The two flowers KServe's own sklearn example sends; both are versicolor (class 1).
 IRIS_INSTANCES = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
-IRIS_EXPECTED = [1, 1]  # the file name KServe's sklearn server loads from a model directory
+IRIS_EXPECTED = [1, 1]
 
 
-def packages(sklearn_requirement: str | None = None) -> list[str]:
-    """The steps' pip requirements; `sklearn_requirement` (e.g. scikit-learn==1.5.2) replaces the default."""
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def server_packages(release: str | None = None) -> list[str]:
+    """What the release's KServe sklearn server runs (the default release when unknown or None)."""
+    from infra.versions import load_versions
+
+    versions = load_versions()
+    tag = release if release in versions.releases else versions.default_release
+    return list(versions.release(tag).sklearn_server_packages)
+
+
+def packages(sklearn_requirement: str | None = None, *, release: str | None = None) -> list[str]:
+    """The steps' pip requirements on a cluster; `sklearn_requirement` (e.g. scikit-learn==1.5.2)
+    replaces the release's scikit-learn pin."""
+    pinned = server_packages(release)
     if not sklearn_requirement:
-        return list(SKLEARN_PACKAGES)
-    return [sklearn_requirement, *[p for p in SKLEARN_PACKAGES if p != "scikit-learn"]]
+        return pinned
+    return [sklearn_requirement, *[p for p in pinned if _name(p) != "scikit-learn"]]

@@ -39,10 +39,11 @@ class IrisOutputs(NamedTuple):
     model: Model
 
 
-def build_iris_pipeline(sklearn_requirement: str | None = None):
-    """The iris pipeline with its steps' packages fixed (kfp binds them when a component is made)."""
+def build_iris_pipeline(requirements: list[str] | None = None):
+    """The iris pipeline with its steps' packages fixed (kfp binds them when a component is made):
+    by default what the default release's model server runs (`common.packages`)."""
     train = dsl.component(train_iris, base_image=BASE_IMAGE,
-                          packages_to_install=packages(sklearn_requirement))
+                          packages_to_install=packages() if requirements is None else requirements)
 
     @dsl.pipeline(name="kfstack-smoke-iris", description="Train an iris classifier and export it.")
     def iris_pipeline(max_iter: int = 1000) -> IrisOutputs:

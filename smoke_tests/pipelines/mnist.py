@@ -81,10 +81,10 @@ class DigitsOutputs(NamedTuple):
     samples: Dataset
 
 
-def build_mnist_pipeline(sklearn_requirement: str | None = None):
-    """The MNIST pipeline with its steps' packages fixed."""
+def build_mnist_pipeline(requirements: list[str] | None = None):
+    """The MNIST pipeline with its steps' packages fixed (default: `common.packages()`)."""
     train = dsl.component(train_digits, base_image=BASE_IMAGE,
-                          packages_to_install=packages(sklearn_requirement))
+                          packages_to_install=packages() if requirements is None else requirements)
 
     @dsl.pipeline(name="kfstack-smoke-mnist", description="Train a digit classifier and export it.")
     def mnist_pipeline(source: str = "mnist", train_size: int = 6000) -> DigitsOutputs:

@@ -21,22 +21,32 @@ class LocalModels:
     mnist_model: str
     mnist_samples: str
     mnist_source: str
+    iris_run: str  # kfp.local's run name, the first path segment under the pipeline root
+    mnist_run: str
+
+
+def run_of(root: Path, artifact_path: str) -> str:
+    """The run an artifact belongs to: kfp.local writes <root>/<run>/<task>/<output>."""
+    return Path(artifact_path).resolve().relative_to(root.resolve()).parts[0]
 
 
 def run_all(root: Path, mnist_source: str) -> LocalModels:
     from kfp import local
 
+    from smoke_tests.pipelines.common import LOCAL_PACKAGES
     from smoke_tests.pipelines.hello import hello_pipeline
     from smoke_tests.pipelines.iris import build_iris_pipeline
     from smoke_tests.pipelines.mnist import build_mnist_pipeline
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     hello = hello_pipeline(recipient="local target")
-    iris = build_iris_pipeline()()
-    mnist = build_mnist_pipeline()(source=mnist_source, train_size=6000)
+    iris = build_iris_pipeline(list(LOCAL_PACKAGES))()
+    mnist = build_mnist_pipeline(list(LOCAL_PACKAGES))(source=mnist_source, train_size=6000)
     return LocalModels(hello=str(hello.output), iris_model=iris.outputs["model"].path,
                        mnist_model=mnist.outputs["model"].path,
-                       mnist_samples=mnist.outputs["samples"].path, mnist_source=mnist_source)
+                       mnist_samples=mnist.outputs["samples"].path, mnist_source=mnist_source,
+                       iris_run=run_of(root, iris.outputs["model"].path),
+                       mnist_run=run_of(root, mnist.outputs["model"].path))
 
 
 def main(argv: list[str] | None = None) -> int:
