@@ -1,7 +1,8 @@
 """T3 here: `pulumi up` of the kind-local stack file through the project's whole program.
 
-The stack's cluster comes from the node image built here; the upstream profile controller and KFAM
-run as real pods from images built here. In order, on one stack: up; the real controller reconciles
+The stack's cluster comes from the node image built here; upstream cert-manager, the profile
+controller and KFAM run as real pods from images built here. In order, on one stack: up;
+cert-manager's CA injected and its webhook validating for real; the real controller reconciles
 the configured Profile into its namespace; the namespaces carry the Pod Security levels upstream
 sets, and the real admission refuses a pod that breaks them; a no-op preview changes nothing;
 destroy leaves no cluster, container or route. NOT RUN (skipped with the reason) where no
@@ -11,6 +12,7 @@ container runtime, node image or component image can be had.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -101,7 +103,35 @@ def test_up_runs_the_upstream_profile_controller(kind_stack: KindStack) -> None:
     deployment = apps.read_namespaced_deployment("profiles-deployment", "kubeflow")
     assert deployment.status.available_replicas == 1
     images = {c.image for c in deployment.spec.template.spec.containers}
-    assert images == set(kind_stack.raw["cluster"]["kind"]["preloadImages"])
+    assert images == {"ghcr.io/kubeflow/kubeflow/profile-controller:v1.10.0",
+                      "ghcr.io/kubeflow/kubeflow/kfam:v1.10.0"}
+
+
+def test_cert_manager_runs_injects_its_ca_and_its_webhook_validates(kind_stack: KindStack) -> None:
+    api = kind_stack.api()
+    apps = client.AppsV1Api(api)
+    available = {d.metadata.name: d.status.available_replicas
+                 for d in apps.list_namespaced_deployment("cert-manager").items}
+    assert available == {"cert-manager": 1, "cert-manager-cainjector": 1, "cert-manager-webhook": 1}
+    hooks = client.AdmissionregistrationV1Api(api).read_validating_webhook_configuration("cert-manager-webhook")
+    assert all(h.client_config.ca_bundle for h in hooks.webhooks)  # injected by the real cainjector
+    custom = client.CustomObjectsApi(api)
+
+    def issuer_ready() -> tuple[bool, Any]:
+        issuer = custom.get_cluster_custom_object("cert-manager.io", "v1", "clusterissuers",
+                                                  "kubeflow-self-signing-issuer")
+        conditions = {c["type"]: c["status"] for c in issuer.get("status", {}).get("conditions", [])}
+        return conditions.get("Ready") == "True", conditions
+
+    wait_until(issuer_ready, timeout=120, interval=2, what="Kubeflow's self-signing ClusterIssuer to be Ready")
+    too_short = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "too-short"},
+                 "spec": {"secretName": "too-short", "duration": "1m", "dnsNames": ["a.example"],
+                          "issuerRef": {"name": "kubeflow-self-signing-issuer", "kind": "ClusterIssuer"}}}
+    with pytest.raises(ApiException) as refused:
+        custom.create_namespaced_custom_object("cert-manager.io", "v1", "kubeflow", "certificates", too_short)
+    message = json.loads(refused.value.body)["message"]
+    assert refused.value.status == 403
+    assert message.startswith('admission webhook "webhook.cert-manager.io" denied the request: spec.duration'), message
 
 
 def test_the_real_controller_reconciles_the_profile(kind_stack: KindStack) -> None:

@@ -132,3 +132,16 @@ def test_preload_images_must_be_tagged_references() -> None:
     raw["cluster"]["kind"]["preloadImages"] = ["ghcr.io/kubeflow/kubeflow/kfam"]
     with pytest.raises(ConfigError, match=r"cluster\.kind\.preloadImages"):
         parse_stack_config("kind-local", raw, set())
+
+
+@pytest.mark.render
+def test_kind_local_preloads_every_image_it_runs(manifests_tree: Path) -> None:
+    """T1: the stack runs no image it does not load into its nodes (kubelet would try to pull)."""
+    from infra.config import parse_stack_config
+    from infra.manifests.render import render
+    from infra.patches.images import images_of
+    from tests.test_live_kind_stack import stack_raw
+
+    cfg = parse_stack_config("kind-local", stack_raw("kflocal"), set())
+    assert cfg.cluster.kind is not None
+    assert set(images_of(render(cfg, manifests_tree).objects)) == set(cfg.cluster.kind.preload_images)
