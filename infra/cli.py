@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "infra.toolchain.command",
     "infra.local_target.command",
     "infra.bench.command",
+    "infra.conformance.command",
     "infra.runtime.command",
     "infra.nodeimage.command",
 )

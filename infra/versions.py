@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from infra.errors import UserError
+
 VERSIONS_FILE = Path(__file__).with_name("versions.toml")
 
 
@@ -30,6 +32,13 @@ class Release:
         object.__setattr__(self, "sklearn_server_packages", tuple(self.sklearn_server_packages))
 
 
+class UnknownReleaseError(UserError, KeyError):
+    """A release the versions file does not pin."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 @dataclass(frozen=True)
 class Versions:
     python: dict[str, str]
@@ -44,7 +53,9 @@ class Versions:
             return self.releases[tag]
         except KeyError:
             known = ", ".join(sorted(self.releases))
-            raise KeyError(f"Kubeflow release {tag} is not in {VERSIONS_FILE.name}; known: {known}") from None
+            raise UnknownReleaseError(f"Kubeflow release {tag} is not in {VERSIONS_FILE.name} (known: {known}), "
+                                      "so it cannot be fetched; point kubeflow.manifests (or KFSTACK_MANIFESTS) "
+                                      "at a local tree of it") from None
 
 
 @cache

@@ -66,6 +66,16 @@ class Target:
     def lacks(self, capability: str) -> str | None:
         return self.unavailable.get(capability)
 
+    def local_store(self) -> dict[str, Any]:
+        """The local target's artifact store record; NOT RUN for a target started before it had one."""
+        store = getattr(self.local, "object_store", None) or {}
+        if not store:
+            import pytest
+
+            pytest.skip(f"{NOT_RUN}: the running local target predates its artifact store; restart it "
+                        "(`kfstack local down`, then `kfstack local up`)")
+        return dict(store)
+
     def require(self, capability: str) -> None:
         """Skip the calling test as NOT RUN when this target cannot run it."""
         reason = self.lacks(capability)

@@ -47,7 +47,6 @@ MISTAKES = [
      "storage.claims.katib-mysql.size = 'lots': must be a Kubernetes quantity"),
     ("unknown component", {"kubeflow": {"include": ["kubeflow-ui"]}},
      "kubeflow.include[0] = 'kubeflow-ui': unknown component"),
-    ("unknown release", {"kubeflow": {"release": "v0.1.0"}}, "kubeflow.release = 'v0.1.0': no component map"),
     ("bad release tag", {"kubeflow": {"release": "latest"}}, "kubeflow.release = 'latest': must be a release tag"),
     ("bad email", {"auth": {"users": [{**ALICE, "email": "alice"}], "oidcClient": {"secret": "x" * 20}}},
      "auth.users[0].email = 'alice': must be an e-mail address"),

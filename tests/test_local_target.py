@@ -81,7 +81,7 @@ def test_binary_honours_the_environment_override(tmp_path: Path, monkeypatch: py
     fake = tmp_path / "dex"
     fake.write_text("#!/bin/sh\n", encoding="utf-8")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setitem(__import__("sys").modules, "infra.toolchain", None)  # as if not installed
+    monkeypatch.setenv("KFSTACK_CACHE", str(tmp_path / "empty-cache"))  # as if nothing were installed
     monkeypatch.setenv(env_override("dex"), str(fake))
     assert env_override("oauth2-proxy") == "KFSTACK_BIN_OAUTH2_PROXY"
     assert binary("dex") == fake

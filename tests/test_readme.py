@@ -37,6 +37,7 @@ def readme_block(readme: Path) -> str:
 def test_readme_block_names_what_the_test_relies_on() -> None:
     block = readme_block(REPO / "README.md")
     assert "pulumi up --yes -s sim" in block and "pulumi destroy --yes -s sim" in block
+    assert "pytest smoke_tests --stack sim" in block
     assert re.search(r"^export PULUMI_CONFIG_PASSPHRASE=", block, re.M)
 
 
@@ -83,3 +84,7 @@ def test_readme_bring_up_block_runs_as_written(tmp_path: Path, manifests_tree: P
     deleted = re.search(r"- (\d+) deleted", output)
     assert created and deleted and created.group(1) == deleted.group(1), output[-3000:]
     assert "Program failed" not in output
+    # The smoke suite ran against the simulated stack: what needs no pod passed, the rest NOT RUN.
+    summary = re.search(r"=+ (.*(?:passed|failed|skipped).*) in [0-9.]+s", output)
+    assert summary and "passed" in summary.group(1), output[-3000:]
+    assert "failed" not in summary.group(1) and "error" not in summary.group(1), summary.group(1)

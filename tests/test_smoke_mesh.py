@@ -3,9 +3,11 @@ small evaluator of Istio's ALLOW-rule semantics for the fields the policy uses."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from smoke_tests.mesh import ACTIVATOR, CLUSTER_LOCAL_GATEWAY, INGRESS_GATEWAY, predictor_policy
 
@@ -85,3 +87,18 @@ def test_only_the_gateways_and_activator_are_trusted_callers() -> None:
 def test_only_the_models_own_paths_are_admitted() -> None:
     for path in ("/v1/models/other-model:predict", "/metrics", "/v2/repository/index", "/"):
         assert not admits(POLICY, principal=INGRESS_GATEWAY, userid=OWNER, path=path)
+
+
+@pytest.mark.render
+def test_trusted_callers_are_service_accounts_the_release_deploys(manifests_tree: Path) -> None:
+    """T1: each principal names a ServiceAccount in the upstream manifests, in the namespace the
+    principal says (a misspelt account would make the policy admit nobody)."""
+    sources = {INGRESS_GATEWAY: "common/istio/istio-install/base/install.yaml",
+               CLUSTER_LOCAL_GATEWAY: "common/istio/cluster-local-gateway/base/cluster-local-gateway.yaml",
+               ACTIVATOR: "common/knative/knative-serving/base/upstream/serving-core.yaml"}
+    for principal, path in sources.items():
+        _, namespace, _, account = principal.removeprefix("cluster.local/").split("/")
+        accounts = {(d["metadata"].get("namespace"), d["metadata"]["name"])
+                    for d in yaml.safe_load_all((manifests_tree / path).read_text(encoding="utf-8"))
+                    if d and d.get("kind") == "ServiceAccount"}
+        assert (namespace, account) in accounts or (None, account) in accounts, (principal, sorted(accounts))

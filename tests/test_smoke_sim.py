@@ -47,7 +47,6 @@ def _sim_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> str:
     kubectl.write_text(f"#!/bin/sh\ntouch {trace}\nexit 1\n", encoding="utf-8")
     kubectl.chmod(0o755)
     monkeypatch.setenv("KFSTACK_BIN_KUBECTL", str(kubectl))
-    monkeypatch.setitem(__import__("sys").modules, "infra.toolchain", None)  # use the override
     pytester.makepyfile(fake_outputs=FAKE_OUTPUTS_PLUGIN)
     pytester.syspathinsert()
     result = pytester.runpytest_subprocess(

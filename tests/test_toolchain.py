@@ -42,16 +42,38 @@ def test_versions_file_declares_every_tool_the_project_needs() -> None:
     provided = {b for t in tools.tools.values() for b in t.binaries}
     assert wanted <= provided
     node_image_only = ["containerd", "cni-plugins", "crictl", "coredns", "local-path-provisioner"]
-    component_images = ["kubeflow-profile-controller", "kubeflow-kfam"]
+    component_images = ["kubeflow-profile-controller", "kubeflow-kfam", "cert-manager-controller",
+                        "cert-manager-cainjector", "cert-manager-webhook"]
     assert [t.name for t in tools.tools.values() if not t.default] == [*node_image_only, *component_images,
                                                                        "minikube"]
 
 
-def test_tools_that_the_proxy_refuses_have_a_source_route() -> None:
+def test_every_tool_has_a_route_that_works_with_network() -> None:
+    """A user with network needs no local source tree: a release, or a module the public proxy serves."""
+    from infra.nodeimage.components import component_images
+
     tools = load_toolchain()
+    # Tools that exist only to build the kind-local stack's images here: a user with network pulls
+    # upstream's images instead, and needs none of them.
+    image_only = {tools.tool_for_binary(c.binary).name for c in component_images().values()}
+    assert all(t.release is not None or t.module is not None for t in tools.tools.values()
+               if t.name not in image_only)
+    assert all(not tools.get(name).default for name in image_only)
+    no_binaries = {t.name for t in tools.defaults() if t.release is None}
+    assert no_binaries == {"dex"}  # upstream publishes container images only
+    dex = tools.get("dex").module
+    assert dex is not None and dex.go == "1.25.0" and dex.needs_commit
     for name in ("pulumi-language-python", "pulumi-resource-kubernetes", "dex", "oauth2-proxy"):
-        assert tools.get(name).source is not None, name
-        assert tools.get(name).module is None, name
+        assert tools.get(name).source is not None, name  # the proxy these machines reach refuses them
+
+
+def test_release_tables_name_a_checksums_file_except_where_upstream_publishes_none() -> None:
+    tools = load_toolchain()
+    without = sorted(t.name for t in tools.tools.values() if t.release and not t.release.publishes_checksums)
+    assert without == ["kwok"]
+    for tool in tools.tools.values():
+        if tool.release and tool.release.checksums:
+            assert tool.release.checksums.startswith("https://") and "/tag/" not in tool.release.checksums
 
 
 def test_binary_names_resolve_to_their_tool() -> None:
@@ -95,13 +117,11 @@ def test_auto_falls_back_to_module_when_release_unreachable() -> None:
     assert choose_route(parse_tool("demo", tool_table()), "auto", LINUX, probe=lambda url: False) == "module"
 
 
-def test_auto_does_not_probe_a_release_without_checksum() -> None:
-    tool = parse_tool("demo", tool_table(release={"url": "https://x/{version}/demo", "sha256": {}}))
-
-    def probe(url: str) -> bool:
-        raise AssertionError("probed a release that would be refused anyway")
-
-    assert choose_route(tool, "auto", LINUX, probe=probe) == "module"
+def test_auto_takes_a_release_without_recorded_checksum() -> None:
+    """The release's own checksums file (or the lock) verifies it; no recorded value is needed."""
+    tool = parse_tool("demo", tool_table(release={"url": "https://x/{version}/demo", "sha256": {},
+                                                  "checksums": "https://x/{version}/SHA256SUMS"}))
+    assert choose_route(tool, "auto", LINUX, probe=lambda url: True) == "release"
 
 
 def test_auto_uses_source_when_there_is_no_module() -> None:
@@ -110,9 +130,22 @@ def test_auto_uses_source_when_there_is_no_module() -> None:
     assert choose_route(tool, "auto", LINUX, probe=lambda url: True) == "source"
 
 
-def test_auto_uses_release_only_for_the_platforms_with_checksums() -> None:
-    tool = parse_tool("demo", tool_table())
-    assert choose_route(tool, "auto", Platform("darwin", "arm64"), probe=lambda url: True) == "module"
+def test_auto_probes_every_asset() -> None:
+    tool = parse_tool("demo", {"version": "v1.2.3", "binaries": ["a", "b"],
+                               "release": {"url": "https://x/{version}/{binary}", "sha256": {}},
+                               "source": {"dir": "d", "packages": {"a": ".", "b": "./b"}}})
+    assert choose_route(tool, "auto", LINUX, probe=lambda url: not url.endswith("/b")) == "source"
+
+
+def test_auto_skips_a_module_whose_tag_repository_is_unreachable(tmp_path: Path) -> None:
+    module = {"packages": {"demo": "example.invalid/demo"}, "tag_repo": "https://example.invalid/demo",
+              "require": ["example.invalid/demo {commit}"]}
+    tool = parse_tool("demo", {"version": "v1.2.3", "binaries": ["demo"], "module": module,
+                               "source": {"dir": "demo-{version}", "packages": {"demo": "."}}})
+    assert choose_route(tool, "auto", LINUX, probe=lambda url: False) == "source"
+    pinned = parse_tool("demo", {"version": "v1.2.3", "binaries": ["demo"], "module": {**module, "commit": "a" * 40},
+                                 "source": {"dir": "demo-{version}", "packages": {"demo": "."}}})
+    assert choose_route(pinned, "auto", LINUX, probe=lambda url: False) == "module"
 
 
 def test_explicit_route_must_exist() -> None:
@@ -136,36 +169,47 @@ def test_release_urls_use_the_tools_spelling_of_os_and_arch() -> None:
     assert kubernetes[0].url == "https://dl.k8s.io/release/v1.34.2/bin/linux/amd64/kubectl"
 
 
-def test_release_without_recorded_checksum_is_refused(tmp_path: Path) -> None:
-    tool = load_toolchain().get("pulumi")
-    reason = release.refusal(tool, LINUX)
-    assert reason is not None and "no published SHA-256 recorded for pulumi v3.259.0" in reason
-    assert reason.endswith(", or use --route module")
-    with pytest.raises(release.ReleaseRefusedError, match=r"tools\.pulumi\.release\.sha256"):
-        release.install_release(tool, LINUX, tmp_path / "bin", tmp_path / "work")
-    assert not (tmp_path / "work").exists()  # refused before downloading anything
-
-
-def test_partially_checksummed_tool_names_the_missing_assets() -> None:
-    reason = release.refusal(load_toolchain().get("kubernetes"), LINUX)
-    assert reason is not None
-    assert "kube-apiserver-linux-amd64" in reason and "kubectl-linux-amd64" not in reason
-
-
 def test_tool_without_release_route_is_refused() -> None:
-    assert "no release route" in (release.refusal(load_toolchain().get("dex"), LINUX) or "")
+    with pytest.raises(release.ReleaseRefusedError, match="dex has no release route"):
+        release.assets(load_toolchain().get("dex"), LINUX)
+
+
+@pytest.mark.parametrize(("text", "name", "expected"), [
+    (f"{DIGEST}  kind-linux-amd64\n", "kind-linux-amd64", DIGEST),  # kind's .sha256sum
+    (f"{DIGEST}\n", "kube-apiserver", DIGEST),  # dl.k8s.io's .sha256: one bare digest
+    (f"{'cd' * 32}  etcd-v3.5.21-darwin-amd64.zip\n{DIGEST}  etcd-v3.5.21-linux-amd64.tar.gz\n",
+     "etcd-v3.5.21-linux-amd64.tar.gz", DIGEST),  # SHA256SUMS
+    (f"{DIGEST.upper()} *pulumi-v3.259.0-linux-x64.tar.gz\n", "pulumi-v3.259.0-linux-x64.tar.gz", DIGEST),
+    (f"{DIGEST}  ./kustomize_v5.7.1_linux_amd64.tar.gz\n", "kustomize_v5.7.1_linux_amd64.tar.gz", DIGEST),
+    (f"{DIGEST}  oauth2-proxy-v7.13.0.linux-amd64/oauth2-proxy\n", "oauth2-proxy-v7.13.0.linux-amd64.tar.gz",
+     None),  # the binary's own sum is not the tarball's
+    (f"{DIGEST}  other-file\n", "kind-linux-amd64", None),
+    ("<html>Not Found</html>", "kind-linux-amd64", None),
+])
+def test_checksums_files_as_upstreams_publish_them(text: str, name: str, expected: str | None) -> None:
+    assert release.digest_from_checksums(text, name) == expected
+
+
+def test_mirror_rewrites_the_fetched_url_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "https://github.com/kubernetes-sigs/kustomize/releases/download/kustomize%2Fv5.7.1/checksums.txt"
+    assert release.mirrored(url) == url
+    monkeypatch.setenv("KFSTACK_RELEASE_MIRROR", "http://127.0.0.1:9/mirror/")
+    assert release.mirrored(url) == ("http://127.0.0.1:9/mirror/github.com/kubernetes-sigs/kustomize/releases/"
+                                      "download/kustomize%2Fv5.7.1/checksums.txt")
+    (asset,) = release.assets(load_toolchain().get("kustomize"), LINUX)
+    assert asset.url.startswith("https://github.com/")  # the lock key stays the upstream URL
+    assert asset.filename == "kustomize_v5.7.1_linux_amd64.tar.gz"
 
 
 def test_checksum_verification_on_a_local_file(tmp_path: Path) -> None:
     path = tmp_path / "asset"
     path.write_bytes(b"published bytes")
     good = hashlib.sha256(b"published bytes").hexdigest()
-    release.verify_sha256(path, good)
-    release.verify_sha256(path, good.upper())
-    with pytest.raises(release.ChecksumMismatchError, match=f"expected {DIGEST}"):
-        release.verify_sha256(path, DIGEST, source="https://example.invalid/asset")
-    with pytest.raises(release.ReleaseRefusedError):
-        release.verify_sha256(path, "")
+    kwargs = {"source": "https://example.invalid/asset", "vouched_by": "versions.toml", "fix": "Retry."}
+    assert release.verify_sha256(path, good, **kwargs) == good
+    assert release.verify_sha256(path, good.upper(), **kwargs) == good
+    with pytest.raises(release.ChecksumMismatchError, match=rf"expected {DIGEST} \(versions.toml\)"):
+        release.verify_sha256(path, DIGEST, **kwargs)
 
 
 def _tar(path: Path, members: dict[str, bytes]) -> None:

@@ -99,6 +99,16 @@ def test_install_without_marker_is_not_installed(tmp_path: Path) -> None:
     assert (store.bin_dir(tool) / "demo").read_bytes().startswith(b"#!/bin/sh")
 
 
+def test_install_killed_between_the_two_renames_is_undone(tmp_path: Path) -> None:
+    _, tool = local_release_tool(tmp_path)
+    fake_installed(tool)
+    store.home(tool).rename(store.home(tool).with_name(f".old-{tool.version}-4242"))  # where publish stopped
+    assert store.installed_marker(tool) is None
+    outcome = install.install_tool(tool, route="release", plat=LINUX, say=lambda line: None)
+    assert (outcome.status, outcome.route) == ("present", "module")  # the previous install, put back
+    assert [p.name for p in store.home(tool).parent.iterdir() if p.name.startswith(".old-")] == []
+
+
 def test_force_reinstalls(tmp_path: Path) -> None:
     _, tool = local_release_tool(tmp_path)
     fake_installed(tool, route="module")
@@ -162,10 +172,10 @@ def test_source_route_builds_in_a_copy(tmp_path: Path, fake_go: Path) -> None:
     assert outcome.status == "installed"
     assert sorted(p.relative_to(sources) for p in sources.rglob("*")) == before  # sources untouched
     calls = [json.loads(line) for line in fake_go.read_text().splitlines()]
-    assert [c["argv"][:2] for c in calls] == [["mod", "edit"], ["run", "gen.go"], ["build", "-ldflags"]]
+    assert [c["argv"][:2] for c in calls] == [["mod", "edit"], ["run", "gen.go"], ["build", "-v"]]
     assert calls[0]["argv"][2:] == ["-replace=a/b=a/b@v1.2.3"]
     assert calls[1]["version"] == "1.2.3" and calls[1]["cwd"].endswith("provider/cmd/gen")
-    assert calls[2]["argv"][2] == "-s -w -X main.version=v1.2.3"
+    assert calls[2]["argv"][3] == "-s -w -X main.version=v1.2.3"
     assert all(c["goflags"].startswith("-mod=mod") for c in calls)
     assert all(str(paths.cache_root()) in c["cwd"] for c in calls)
     assert sorted(p.name for p in store.bin_dir(tool).iterdir()) == ["demo", "demo-exec"]
@@ -187,8 +197,11 @@ def test_build_failure_names_command_exit_code_log_tail_and_log(tmp_path: Path, 
 
 def test_source_route_without_sources_says_how_to_provide_them(tmp_path: Path) -> None:
     tool, _ = source_tool(tmp_path)
-    with pytest.raises(ToolchainError, match="--sources DIR or set KFSTACK_TOOLCHAIN_SOURCES"):
+    with pytest.raises(ToolchainError) as caught:
         install.install_tool(tool, route="source", sources=None, plat=LINUX, say=lambda line: None)
+    message = str(caught.value)
+    assert "pass --sources DIR or set KFSTACK_TOOLCHAIN_SOURCES=DIR, where DIR holds demo-v1.2.3/" in message
+    assert "shared" not in message and "/work" not in message  # no folder of any particular machine
 
 
 def test_sources_flag_wins_over_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

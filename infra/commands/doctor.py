@@ -88,6 +88,13 @@ def check_tools() -> list[Check]:
                   else f"{status.installed or 'not installed'} (wants {status.wanted})")
         checks.append(Check(f"tool {status.name}", status.ok, detail, f"kfstack tools install {status.name}",
                             required=status.default))
+    from infra.toolchain.gobuild import GO_INSTALL_HINT, go_needs
+    from infra.toolchain.model import load_toolchain
+
+    installed = {s.name for s in tool_status() if s.ok}
+    for tool, ok, detail in go_needs(load_toolchain().defaults()):
+        checks.append(Check(f"go for {tool.name}", ok, detail, f"Go {tool.module.go if tool.module else ''} or "
+                            f"newer: {GO_INSTALL_HINT}", required=tool.name not in installed))
     return checks
 
 

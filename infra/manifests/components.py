@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,23 @@ class UnknownComponentError(UserError, ValueError):
     pass
 
 
+def _version_key(release: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", release)[:3])
+
+
+def nearest_release(release: str) -> str:
+    """The hand-written map closest to `release`: the newest not newer than it, else the oldest."""
+    known = sorted((p.stem for p in RELEASES_DIR.glob("*.toml")), key=_version_key)
+    older = [k for k in known if _version_key(k) <= _version_key(release)]
+    return older[-1] if older else known[0]
+
+
 def load_component_map(release: str) -> ComponentMap:
+    """The release's hand-written map; for a release without one, the nearest release's map under
+    its name (render derives the real one from the tree: infra/manifests/derive.py)."""
     path = RELEASES_DIR / f"{release}.toml"
     if not path.exists():
-        known = ", ".join(sorted(p.stem for p in RELEASES_DIR.glob("*.toml")))
-        raise FileNotFoundError(
-            f"no component map for Kubeflow {release} (known: {known}); add "
-            f"infra/manifests/releases/{release}.toml modelled on an existing one")
+        return replace(load_component_map(nearest_release(release)), release=release)
     data = tomllib.loads(path.read_text())
     return ComponentMap(
         release=release,

@@ -21,7 +21,8 @@ import yaml
 
 from infra.config import StackConfig
 from infra.errors import UserError
-from infra.manifests.components import load_component_map, select_components
+from infra.manifests.components import select_components
+from infra.manifests.derive import check_paths, component_map_for
 from infra.paths import cache_root
 from infra.run import CommandError, run
 
@@ -140,8 +141,9 @@ def render(cfg: StackConfig, tree: Path) -> Rendered:
     """Every object the stack applies, patched for its storage, auth, profiles and provider."""
     from infra.patches import apply_patches
 
-    cmap = load_component_map(cfg.kubeflow.release)
+    cmap = component_map_for(cfg.kubeflow, tree)
     selected = select_components(cmap, cfg.kubeflow)
+    check_paths(tree, cmap, selected, cfg.cluster.provider)  # a moved path fails here, naming it
     paths: list[str] = []
     for name in selected:
         for p in cmap.paths_for(name, cfg.cluster.provider):

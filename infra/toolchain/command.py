@@ -9,6 +9,7 @@ import time
 
 from infra import paths
 from infra.toolchain import install as installer
+from infra.toolchain import release
 from infra.toolchain.locate import tool_path, tool_status, tools_env
 from infra.toolchain.model import ToolchainError
 
@@ -27,14 +28,23 @@ def _install(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     counts = {s: sum(o.status == s for o in outcomes) for s in ("installed", "present", "failed", "skipped")}
-    built = ", ".join(f"{o.tool.name} {o.seconds:.0f}s ({o.route})" for o in outcomes if o.status == "installed")
     _say(f"toolchain: {counts['installed']} installed, {counts['present']} already present, "
-         f"{counts['failed']} failed, {counts['skipped']} skipped in {time.monotonic() - start:.1f}s"
-         + (f"; built: {built}" if built else ""))
+         f"{counts['failed']} failed, {counts['skipped']} skipped in {time.monotonic() - start:.1f}s; "
+         f"routes: {', '.join(_route_summary(o) for o in outcomes)}")
     for outcome in outcomes:
         if outcome.status in ("failed", "skipped"):
             print(f"  {outcome.tool.name}: {outcome.status}: {outcome.error.splitlines()[0]}", file=sys.stderr)
     return 1 if counts["failed"] or counts["skipped"] else 0
+
+
+def _route_summary(outcome: installer.Outcome) -> str:
+    """"kind=release 4s", "dex=module (present)", "pulumi=FAILED": which route each tool took."""
+    name = outcome.tool.name
+    if outcome.status == "installed":
+        return f"{name}={outcome.route} {outcome.seconds:.0f}s"
+    if outcome.status == "present":
+        return f"{name}={outcome.route} (present)"
+    return f"{name}={outcome.status.upper()}"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -78,10 +88,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                                f"{paths.tools_dir()}.")
     sub = parser.add_subparsers(dest="tools_command", required=True, metavar="ACTION")
 
-    inst = sub.add_parser("install", help="install tools (default: every default tool); skips what is present")
+    inst = sub.add_parser(
+        "install", help="install tools (default: every default tool); skips what is present",
+        description="Install the pinned tools into the cache. Release downloads are verified against "
+                    "versions.toml, else the release's checksums file, and pinned in the cache's "
+                    f"toolchain-lock.json. ${release.MIRROR_ENV} points downloads at a mirror laid out "
+                    "like the upstream hosts.")
     inst.add_argument("names", nargs="*", metavar="NAME", help="tool or binary names (default: the default set)")
     inst.add_argument("--route", choices=["auto", "release", "module", "source"], default="auto",
-                      help="auto: a checksummed release if reachable, else the Go module, else the source tree")
+                      help="auto (default): the release download if reachable, else the Go module, else the "
+                           "source tree")
     inst.add_argument("--sources", metavar="DIR",
                       help=f"source trees for the source route (default: ${installer.SOURCES_ENV})")
     inst.add_argument("--force", action="store_true", help="reinstall even when the pinned version is present")

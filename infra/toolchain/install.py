@@ -18,9 +18,9 @@ from typing import Literal
 
 from infra import paths
 from infra.run import CommandError, run
-from infra.toolchain import gobuild, release, store
+from infra.toolchain import gobuild, lock, release, store
 from infra.toolchain.locate import tool_path, tools_env
-from infra.toolchain.model import Platform, Route, Tool, Toolchain, ToolchainError, load_toolchain
+from infra.toolchain.model import ModuleRoute, Platform, Route, Tool, Toolchain, ToolchainError, load_toolchain
 
 RouteChoice = Literal["auto", "release", "module", "source"]
 SOURCES_ENV = "KFSTACK_TOOLCHAIN_SOURCES"
@@ -46,20 +46,33 @@ def sources_dir(flag: str | None) -> Path | None:
 
 def choose_route(tool: Tool, requested: RouteChoice, plat: Platform,
                  probe: Callable[[str], bool] = release.probe) -> Route:
-    """The explicit route, or for `auto`: a reachable, checksummed release, else module, else source."""
+    """The explicit route, or for `auto`: the release when reachable, else the module, else the source tree.
+
+    Reachability is a HEAD request per asset (3 s each; fails at once without DNS). A module route
+    that must first look up a tag's commit counts as reachable only when that lookup can work.
+    """
     if requested != "auto":
         if requested not in tool.routes():
             raise ToolchainError(f"{tool.name} has no {requested} route; it has: {', '.join(tool.routes())}")
         return requested
-    usable = tool.release is not None and release.refusal(tool, plat) is None
-    if usable and all(probe(asset.url) for asset in release.assets(tool, plat)):
+    if tool.release is not None and all(probe(asset.url) for asset in release.assets(tool, plat)):
         return "release"
-    if tool.module is not None:
+    if tool.module is not None and _module_reachable(tool, tool.module):
         return "module"
     if tool.source is not None:
         return "source"
-    reason = release.refusal(tool, plat) or "its release downloads are not reachable"
-    raise ToolchainError(f"no route can install {tool.name} here: {reason}")
+    if tool.module is not None:
+        return "module"  # its own error will say what it could not reach
+    raise ToolchainError(f"no route can install {tool.name} here: its release downloads "
+                         f"({release.assets(tool, plat)[0].url}, ...) are not reachable; set "
+                         f"{release.MIRROR_ENV} to a mirror of them, or run where they are reachable")
+
+
+def _module_reachable(tool: Tool, route: ModuleRoute) -> bool:
+    """False only when the route must look up a tag's commit and the repository cannot be reached."""
+    if not route.needs_commit or route.commit or lock.get("commits", f"{route.tag_repo} {tool.version}"):
+        return True
+    return gobuild.tag_reachable(tool, route)
 
 
 def pulumi_plugin_dir(tool: Tool) -> Path:
@@ -111,6 +124,7 @@ def install_tool(tool: Tool, *, route: RouteChoice = "auto", sources: Path | Non
     """Install one tool unless its pinned version is already there; raises ToolchainError on failure."""
     plat = plat or Platform.host()
     with store.install_lock(tool):
+        store.recover(tool)
         marker = store.installed_marker(tool)
         if marker is not None and not force:
             say(f"{tool.name} {tool.version}: present ({marker.route} route, took {marker.seconds:.0f}s on "

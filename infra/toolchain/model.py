@@ -46,7 +46,7 @@ class ReleaseRoute:
 
     url: str
     sha256: Mapping[str, str]
-    checksums: str = ""
+    checksums: str = ""  # URL template of the checksums file the release publishes; "" when it has none
     archive: str = ""  # "", "tar.gz" or "zip"; "" means the asset is the binary itself
     archive_by_os: Mapping[str, str] = field(default_factory=dict)
     arch_names: Mapping[str, str] = field(default_factory=dict)
@@ -56,6 +56,11 @@ class ReleaseRoute:
     def per_binary(self) -> bool:
         """True when each binary is its own asset (the URL names {binary})."""
         return "{binary}" in self.url
+
+    @property
+    def publishes_checksums(self) -> bool:
+        """False when upstream publishes no checksum: the first download is then trusted and pinned."""
+        return bool(self.checksums)
 
     def archive_for(self, os_name: str) -> str:
         return self.archive_by_os.get(os_name, self.archive)
@@ -68,12 +73,21 @@ class ModuleRoute:
     packages: Mapping[str, str]
     require: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
-    go: str = "1.24"
+    go: str = "1.24"  # the go directive of the wrapper, and the oldest Go that builds the tool
     gonosumdb: tuple[str, ...] = ()
     # static: CGO_ENABLED=0, so the binaries also run inside minimal container images (the kind
     # node image puts them there); tags: Go build tags.
     static: bool = False
     tags: tuple[str, ...] = ()
+    # For modules whose tags the go command cannot name (Dex tags v2.x without a /v2 module path): the
+    # git repository whose tag {version} gives the commit that fills {commit} in `require`, unless
+    # `commit` records it.
+    tag_repo: str = ""
+    commit: str = ""
+
+    @property
+    def needs_commit(self) -> bool:
+        return any("{commit}" in req for req in self.require)
 
     @property
     def uses_wrapper(self) -> bool:
@@ -231,14 +245,22 @@ def _release(table: Mapping[str, Any], where: str) -> ReleaseRoute:
 
 
 def _module(table: Mapping[str, Any], where: str) -> ModuleRoute:
-    _check_keys(table, {"packages", "require", "replace", "go", "gonosumdb", "static", "tags"}, where)
+    _check_keys(table, {"packages", "require", "replace", "go", "gonosumdb", "tag_repo", "commit", "static", "tags"},
+                where)
     static = table.get("static", False)
     if not isinstance(static, bool):
         raise ToolchainError(f"{where}.static must be true or false")
-    return ModuleRoute(packages=_mapping(table, "packages", where), require=_strings(table, "require", where),
-                       replace=_strings(table, "replace", where), go=str(table.get("go", "1.24")),
-                       gonosumdb=_strings(table, "gonosumdb", where), static=static,
-                       tags=_strings(table, "tags", where))
+    route = ModuleRoute(packages=_mapping(table, "packages", where), require=_strings(table, "require", where),
+                        replace=_strings(table, "replace", where), go=str(table.get("go", "1.24")),
+                        gonosumdb=_strings(table, "gonosumdb", where), tag_repo=str(table.get("tag_repo", "")),
+                        commit=str(table.get("commit", "")), static=static, tags=_strings(table, "tags", where))
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?", route.go):
+        raise ToolchainError(f"{where}.go {route.go!r} is not a Go version like 1.25.0")
+    if route.commit and not re.fullmatch(r"[0-9a-f]{40}", route.commit):
+        raise ToolchainError(f"{where}.commit must be a full 40-character git commit hash")
+    if route.needs_commit and not (route.tag_repo or route.commit):
+        raise ToolchainError(f"{where}.require uses {{commit}}: set tag_repo (or commit)")
+    return route
 
 
 def _source(table: Mapping[str, Any], where: str) -> SourceRoute:

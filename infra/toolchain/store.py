@@ -92,9 +92,29 @@ def install_lock(tool: Tool) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def recover(tool: Tool) -> None:
+    """Undo an install killed between `publish`'s two renames: put the previous version back.
+
+    Called under the tool's install lock, before anything looks at what is installed.
+    """
+    final = home(tool)
+    for old in sorted(final.parent.glob(f".old-{tool.version}-*")):
+        if not final.exists() and read_marker(old) is not None:
+            old.rename(final)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def staging_dir(tool: Tool) -> Path:
-    """A fresh directory beside the final one (same file system, so the rename is atomic)."""
-    path = paths.tools_dir() / tool.name / f".staging-{tool.version}-{os.getpid()}"
+    """A fresh directory beside the final one (same file system, so the rename is atomic).
+
+    Called under the tool's install lock, so a leftover staging directory belongs to an install that
+    was killed (no other process can be filling it): it is removed here.
+    """
+    root = paths.tools_dir() / tool.name
+    for leftover in root.glob(".staging-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    path = root / f".staging-{tool.version}-{os.getpid()}"
     shutil.rmtree(path, ignore_errors=True)
     (path / "bin").mkdir(parents=True)
     return path

@@ -58,7 +58,7 @@ def test_sample_pipelines_ran_with_kfp_local(kf_target: Target) -> None:
 
     assert kf_target.local.hello_output == "Hello, local target!"
     namespace = kf_target.user(0).profile
-    store = kf_target.local.object_store
+    store = kf_target.local_store()
     # The namespace's pipeline root, as its kfp-launcher ConfigMap states it, inside the store's directory.
     root = store["launchers"][namespace]["data"]["defaultPipelineRoot"].split("://", 1)[1]
     for model_dir in kf_target.local.models[namespace].values():

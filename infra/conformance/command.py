@@ -1,0 +1,116 @@
+"""`kfstack conformance` and `kfstack report`: the nightly run any CI calls, and its history page."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from infra.conformance.record import EXIT_CODES, EXIT_USAGE
+
+CONFORMANCE_HELP = """\
+Bring the stack up (from nothing, or from what is there), run `kfstack doctor` and the smoke suite
+(`pytest smoke_tests --stack NAME`), collect diagnostics on failure, tear the stack down and verify
+that nothing is left (a kind, minikube or sim cluster: the cluster is gone; any other cluster: none
+of the stack's namespaces, webhook configurations, CRDs or cluster-scoped objects remain).
+
+Each run writes a report directory (REPORT_DIR/<run id>/): summary.md, record.json (stack, release,
+tool versions, each step's and each `pulumi up` phase's duration, each check's result), junit/,
+smoke.md, logs/ and diagnostics/. The record is added to the history (see `kfstack report`).
+
+Exit status: 0 all passed; 2 bad usage; otherwise the first step that failed:
+""" + "\n".join(f"  {code}  {step}" for step, code in EXIT_CODES.items()) + """
+
+The stack's passphrase comes from PULUMI_CONFIG_PASSPHRASE, users' passwords for the smoke suite from
+KFSTACK_USER_PASSWORD / KFSTACK_PASSWORD_<n>, as for `pulumi up` and `pytest smoke_tests`.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from infra.conformance.history import ENV_HISTORY
+
+    p = sub.add_parser("conformance", help="up, doctor, smoke suite, teardown and its verification; a report",
+                       description=CONFORMANCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
+    p.add_argument("--report-dir", default="reports/conformance", metavar="DIR",
+                   help="parent of the run's report directory (default: reports/conformance)")
+    p.add_argument("--history", metavar="PATH", type=Path,
+                   help=f"SQLite history to add the run to (default: ${ENV_HISTORY}, else the user cache)")
+    p.add_argument("--twice", action="store_true",
+                   help="after the teardown, bring the stack up again on the cleaned cluster, then tear it down")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the stack up at the end (with --twice: the second one; the first is always torn down)")
+    p.add_argument("--rerun-failed", action="store_true",
+                   help="run only the checks that failed in this stack's last run, against the kept stack")
+    p.add_argument("--upgrade-from", metavar="RELEASE",
+                   help="deploy RELEASE first, create user state, then move the stack to its own release "
+                        "with `pulumi up`, checking what the upgrade keeps, changes and deletes")
+    p.add_argument("--from-manifests", metavar="PATH", type=Path,
+                   help="manifests tree of the --upgrade-from release (default: fetch the pinned release)")
+    p.add_argument("--allow-replace", action="store_true",
+                   help="let the upgrade replace or delete volumes, claims, StatefulSets and namespaces "
+                        "that hold data (refused by default, before anything changes)")
+    p.add_argument("--checks", action="append", metavar="PATH", default=[],
+                   help="pytest paths of the checks to run (repeatable; default: the smoke suite)")
+    p.add_argument("-m", "--marker", metavar="EXPR", help="run only checks matching this pytest marker "
+                   "expression (e.g. 'readiness or login')")
+    p.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=main_conformance)
+
+    r = sub.add_parser("report", help="render the conformance history as one self-contained HTML page",
+                       description="One offline HTML page from the history: each check's result over runs, "
+                                   "`pulumi up` time per phase over runs, the latest run's timeline grouped by "
+                                   "phase, and a regression flag (see infra/conformance/report.py for its margin).")
+    r.add_argument("--history", metavar="PATH", type=Path, action="append", default=[],
+                   help=f"SQLite history, repeatable (default: ${ENV_HISTORY}, else the user cache)")
+    r.add_argument("--histories-in", metavar="DIR", type=Path,
+                   help="also every *.sqlite history under DIR (the artifacts of a night's jobs)")
+    r.add_argument("-o", "--output", default="reports/conformance/report.html", type=Path, metavar="FILE",
+                   help="HTML file to write (default: reports/conformance/report.html)")
+    r.add_argument("--stack", help="only this stack's runs")
+    r.add_argument("--last", type=int, default=30, metavar="N", help="the last N runs (default 30)")
+    r.set_defaults(func=main_report)
+
+
+def main_conformance(args: argparse.Namespace) -> int:
+    from infra.conformance.runner import ConformanceOptions, UsageError, run_conformance
+    from infra.paths import REPO_ROOT
+
+    if args.allow_replace and not args.upgrade_from:
+        print("--allow-replace applies to --upgrade-from only", file=sys.stderr)
+        return EXIT_USAGE
+    if args.from_manifests and not args.upgrade_from:
+        print("--from-manifests needs --upgrade-from RELEASE", file=sys.stderr)
+        return EXIT_USAGE
+    opts = ConformanceOptions(
+        stack=args.stack, project_dir=args.project_dir or REPO_ROOT, report_root=Path(args.report_dir),
+        history=args.history, twice=args.twice, keep=args.keep, rerun_failed=args.rerun_failed,
+        upgrade_from=args.upgrade_from, from_manifests=args.from_manifests, allow_replace=args.allow_replace,
+        checks=[str(Path(c).resolve()) for c in args.checks], marker=args.marker)
+    try:
+        record = run_conformance(opts)
+    except UsageError as exc:
+        print(f"kfstack conformance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return record.exit_code
+
+
+def main_report(args: argparse.Namespace) -> int:
+    from infra.conformance.report import write_report
+
+    if args.last < 1:
+        print("--last must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    histories = list(args.history)
+    if args.histories_in:
+        if not args.histories_in.is_dir():
+            print(f"--histories-in {args.histories_in}: not a directory", file=sys.stderr)
+            return EXIT_USAGE
+        found = sorted(args.histories_in.rglob("*.sqlite"))
+        if not found:
+            print(f"--histories-in {args.histories_in}: no *.sqlite history there", file=sys.stderr)
+            return EXIT_USAGE
+        histories += found
+    path = write_report(histories, args.output, args.stack, args.last)
+    print(f"wrote {path}")
+    return 0

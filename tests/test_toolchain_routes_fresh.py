@@ -1,0 +1,213 @@
+"""A fresh machine, proven: the README's two commands in a clean Debian container (tier T3, `live`).
+
+The container holds only the repository (a `git archive` of HEAD, copied in: no folder of this
+machine is mounted) and what the README says a machine needs (Python 3.11, git, Go for Dex).
+Its network is the package registries plus two stand-ins for what these machines cannot reach:
+
+- release pages (`KFSTACK_RELEASE_MIRROR`) serving the binaries built here, packed as upstream
+  packs them, with checksums files. Tools whose official digest versions.toml records (kind,
+  kubectl, kustomize, etcd on linux/amd64) cannot be stood in, by design: the server does not have
+  them, so the installer takes their module route, from the real Go module proxy;
+- Dex's tag and module: a git repository served over dumb HTTP (git's `insteadOf`, set in the
+  environment) and a module proxy ahead of the real one, holding Dex's source tree as a module.
+
+Then `./scripts/setup` and `./scripts/test`, exactly as written; both must succeed, the set-up's
+summary must name a route for every tool, and every tier the tests cannot run there must be
+reported as skipped with its reason. The cold time is printed for the docs.
+
+It takes tens of minutes of both cores, so it runs only in CI (`CI=true`) or when asked
+(`KFSTACK_FRESH_CONTAINER_TEST=1`); everywhere else it reports NOT RUN with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.process import spawn, stop_process
+from infra.run import CommandError, run
+from infra.toolchain import release, store
+from infra.toolchain.model import Platform, load_toolchain
+from infra.wait import WaitTimeout, wait_until
+from tests.toolchain_standins import GoProxy, ReleaseSite, serve
+
+pytestmark = pytest.mark.live
+
+REPO = Path(__file__).resolve().parent.parent
+BASE_IMAGE = "kfstack/debian-clean:bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+TIMEOUT = 80 * 60.0
+INSIDE = "KFSTACK_FRESH_CONTAINER"  # set in the container, so the test does not start itself there
+DEX_REPO = "https://github.com/dexidp/dex"
+
+# What the README says a machine needs, installed the way a Debian user would (Go from backports:
+# bookworm's own Go is too old to fetch the version Dex asks for).
+PREPARE = """set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list
+apt-get update -qq
+apt-get install -y -qq python3 python3-venv git ca-certificates >/dev/null
+apt-get install -y -qq -t bookworm-backports golang-1.23-go >/dev/null
+export PATH=/usr/lib/go-1.23/bin:$PATH
+cd /root/kubeflow-stacks
+start=$(date +%s)
+./scripts/setup
+setup_done=$(date +%s)
+./scripts/test
+echo "FRESH-CONTAINER-TIMES setup=$((setup_done - start))s test=$(( $(date +%s) - setup_done ))s"
+"""
+
+
+def _docker() -> str:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("NOT RUN: no container runtime (docker) on this machine")
+    try:
+        run([docker, "info", "--format", "{{.ServerVersion}}"], timeout=30)
+    except CommandError as exc:
+        pytest.skip(f"NOT RUN: docker does not answer ({exc.returncode}): start the daemon")
+    return docker
+
+
+def _base_image(docker: str, work: Path) -> str:
+    """A clean Debian bookworm image (minbase: no Python, no Go), built once with debootstrap and kept."""
+    if run([docker, "image", "inspect", BASE_IMAGE], timeout=60, check=False).returncode == 0:
+        return BASE_IMAGE
+    debootstrap = shutil.which("debootstrap")
+    if debootstrap is None or os.geteuid() != 0:
+        pytest.skip(f"NOT RUN: no {BASE_IMAGE} image, and building it needs root and debootstrap "
+                    "(apt-get install debootstrap)")
+    rootfs = work / "rootfs"
+    run([debootstrap, "--variant=minbase", "bookworm", str(rootfs), DEBIAN_MIRROR], timeout=1800)
+    archive = work / "rootfs.tar"
+    run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], timeout=600)
+    run([docker, "import", str(archive), BASE_IMAGE], timeout=600)
+    shutil.rmtree(rootfs, ignore_errors=True)
+    archive.unlink()
+    return BASE_IMAGE
+
+
+def _stand_in_releases(site: ReleaseSite) -> list[str]:
+    """Publish every release-route tool built here whose official digest is not recorded; their names."""
+    plat = Platform.host()
+    tools = load_toolchain()
+    served = []
+    for tool in tools.defaults():
+        if tool.release is None or any(a.sha256 for a in release.assets(tool, plat)):
+            continue
+        if store.installed_marker(tool) is None:
+            pytest.skip(f"NOT RUN: the stand-in release pages serve the binaries built here, and {tool.name} is "
+                        "not installed: run ./scripts/setup first")
+        real = {b: (store.bin_dir(tool) / b).read_bytes() for b in tool.binaries}
+        if tool.name == "pulumi":  # one tarball holds the CLI and the language host
+            host = tools.get("pulumi-language-python")
+            if store.installed_marker(host) is not None:
+                real.update({b: (store.bin_dir(host) / b).read_bytes() for b in host.binaries})
+        site.publish(tool, plat, real=real)
+        served.append(tool.name)
+    return served
+
+
+def _stand_in_dex(site: ReleaseSite, work: Path) -> None:
+    """Dex's tag in a git repository served over dumb HTTP, and its module (from the source tree here)."""
+    sources = Path(os.environ.get("KFSTACK_TOOLCHAIN_SOURCES", REPO.parent / "shared" / "toolchain" / "sources"))
+    dex = load_toolchain().get("dex")
+    tree = sources / f"dex-{dex.version}"
+    if not (tree / "go.mod").is_file():
+        pytest.skip(f"NOT RUN: Dex's stand-in module is made from its source tree, not found at {tree}")
+    repo = work / "dex-tag"
+    git = ["git", "-C", str(repo), "-c", "user.name=stand-in", "-c", "user.email=stand-in@example.invalid"]
+    run(["git", "init", "-q", str(repo)], timeout=30)
+    (repo / "STAND-IN").write_text(f"dex {dex.version} stand-in tag\n")
+    run([*git, "add", "STAND-IN"], timeout=30)
+    run([*git, "commit", "-q", "-m", "stand-in"], timeout=30)
+    run([*git, "tag", "-a", dex.version, "-m", dex.version], timeout=30)
+    commit = run([*git, "rev-parse", "HEAD"], timeout=30).stdout.strip()
+    served = site.root / "git" / "dex.git"
+    run(["git", "clone", "-q", "--bare", str(repo), str(served)], timeout=60)
+    run(["git", "-C", str(served), "update-server-info"], timeout=30)
+    proxy = GoProxy(site.root / "goproxy")
+    stamp = "20251020120000"
+    proxy.add_tree("github.com/dexidp/dex", f"v0.0.0-{stamp}-{commit[:12]}", tree, commit=commit)
+    proxy.add_tree("github.com/dexidp/dex/api/v2", f"v2.3.1-0.{stamp}-{commit[:12]}", tree / "api" / "v2",
+                   commit=commit)
+
+
+@pytest.fixture
+def fresh_container(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(docker, container id): the clean container with the repository copied in, removed afterwards."""
+    if os.environ.get(INSIDE):
+        pytest.skip("NOT RUN: already inside the fresh container")
+    if os.environ.get("CI") != "true" and os.environ.get("KFSTACK_FRESH_CONTAINER_TEST") != "1":
+        pytest.skip("NOT RUN: the fresh-container set-up takes tens of minutes; it runs in CI (CI=true) or with "
+                    "KFSTACK_FRESH_CONTAINER_TEST=1")
+    docker = _docker()
+    image = _base_image(docker, tmp_path)
+    checkout = tmp_path / "kubeflow-stacks"
+    archive = tmp_path / "repo.tar"
+    run(["git", "-C", str(REPO), "archive", "--format=tar", "-o", str(archive), "HEAD"], timeout=120)
+    checkout.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(checkout, filter="data")
+    yield docker, image
+
+
+def test_readme_commands_on_a_fresh_debian_container(fresh_container: tuple[str, str], tmp_path: Path) -> None:
+    docker, image = fresh_container
+    with serve(ReleaseSite(tmp_path / "site")) as site:
+        served = _stand_in_releases(site)
+        _stand_in_dex(site, tmp_path)
+        env = {
+            INSIDE: "1",
+            release.MIRROR_ENV: site.base_url,
+            "GOPROXY": f"{site.base_url}/goproxy,https://proxy.golang.org",
+            "GONOSUMDB": "github.com/dexidp/dex",  # the stand-in Dex is in no checksum database
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{site.base_url}/git/dex.git.insteadOf",
+            "GIT_CONFIG_VALUE_0": DEX_REPO,
+            # This network's registries are reached through a TLS proxy whose CA the container trusts.
+            "SSL_CERT_FILE": "/etc/kfstack-ca.crt", "PIP_CERT": "/etc/kfstack-ca.crt",
+            "GIT_SSL_CAINFO": "/etc/kfstack-ca.crt",
+        }
+        name = f"kfstack-fresh-{os.getpid()}"
+        args = [docker, "create", "--name", name, "--network", "host"]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        run([*args, image, "bash", "-c", PREPARE], timeout=120)
+        log = tmp_path / "fresh.log"
+        try:
+            run([docker, "cp", str(tmp_path / "kubeflow-stacks"), f"{name}:/root/kubeflow-stacks"], timeout=300)
+            run([docker, "cp", "/etc/ssl/certs/ca-certificates.crt", f"{name}:/etc/kfstack-ca.crt"], timeout=60)
+            start = time.monotonic()
+            proc = spawn([docker, "start", "--attach", name], log=log)
+            try:
+                code = wait_until(lambda: (proc.poll() is not None, proc.poll()), timeout=TIMEOUT, interval=5,
+                                  what="the README's two commands in the fresh container")
+            except WaitTimeout:
+                stop_process(proc)
+                raise
+            seconds = time.monotonic() - start
+        finally:
+            run([docker, "rm", "-f", name], timeout=120, check=False)
+    output = log.read_text(errors="replace")
+    tail = "\n".join(output.splitlines()[-80:])
+    assert code == 0, f"the README's commands failed in a fresh container (exit {code}); log {log}:\n{tail}"
+    summary = [line for line in output.splitlines() if line.startswith("toolchain: ") and "routes:" in line]
+    assert summary, tail
+    routes = dict(part.split("=", 1) for part in summary[-1].split("routes: ", 1)[1].split(", "))
+    assert {t.name for t in load_toolchain().defaults()} == set(routes)
+    assert all(routes[name].startswith("release") for name in served), summary[-1]
+    assert routes["dex"].startswith("module"), summary[-1]
+    assert not re.search(r"^FAILED ", output, re.MULTILINE), tail
+    assert not re.search(r"^ERROR ", output, re.MULTILINE), tail
+    skipped = re.findall(r"^SKIPPED \[\d+\] .*", output, re.MULTILINE)  # -rs: each with its reason
+    print(f"fresh container: README commands in {seconds:.0f}s; {summary[-1]}; "
+          + " ".join(re.findall(r"FRESH-CONTAINER-TIMES .*", output)) + f"; {len(skipped)} skip lines:\n"
+          + "\n".join(skipped))
