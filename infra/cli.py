@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "infra.local_target.command",
     "infra.bench.command",
     "infra.conformance.command",
+    "infra.runtime.command",
+    "infra.nodeimage.command",
 )
 
 

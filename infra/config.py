@@ -113,6 +113,8 @@ class KindSettings:
     service_account_issuer: str = "https://kubernetes.default.svc"
     service_account_signing_key_file: str = "/etc/kubernetes/pki/sa.key"
     extra_port_mappings: tuple[PortMapping, ...] = ()
+    # Local images `kind load`ed into the nodes after create (images built here, no registry).
+    preload_images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -393,7 +395,13 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
             r.unknown(key, item, {"containerPort", "hostPort", "listenAddress"})
             mappings.append(PortMapping(ports[0], ports[1], address))
         r.unknown(where, sub, {"nodeImage", "controlPlanes", "workers", "serviceAccountIssuer",
-                               "serviceAccountSigningKeyFile", "extraPortMappings"})
+                               "serviceAccountSigningKeyFile", "extraPortMappings", "preloadImages"})
+        preload = sub.get("preloadImages", []) or []
+        if not isinstance(preload, list) or not all(isinstance(i, str) and ":" in i.rsplit("/", 1)[-1]
+                                                    for i in preload):
+            r.fail(f"{where}.preloadImages", preload, "must be a list of image references with tags, "
+                   "such as ghcr.io/kubeflow/kubeflow/kfam:v1.10.0")
+            preload = []
         kind = KindSettings(
             node_image=r.string(sub, where, "nodeImage", load_versions().kind_node_image) or "",
             control_planes=r.integer(sub, where, "controlPlanes", 1, minimum=1),
@@ -405,6 +413,7 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
                 sub, where, "serviceAccountSigningKeyFile",
                 KindSettings.service_account_signing_key_file) or "",
             extra_port_mappings=tuple(mappings),
+            preload_images=tuple(preload),
         )
         if "@sha256:" not in kind.node_image and ":" not in kind.node_image.rsplit("/", 1)[-1]:
             r.fail(f"{where}.nodeImage", kind.node_image,

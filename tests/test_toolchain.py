@@ -41,13 +41,24 @@ def test_versions_file_declares_every_tool_the_project_needs() -> None:
               "pulumi-resource-pulumi-python"}
     provided = {b for t in tools.tools.values() for b in t.binaries}
     assert wanted <= provided
-    assert [t.name for t in tools.tools.values() if not t.default] == ["minikube"]
+    node_image_only = ["containerd", "cni-plugins", "crictl", "coredns", "local-path-provisioner"]
+    component_images = ["kubeflow-profile-controller", "kubeflow-kfam", "cert-manager-controller",
+                        "cert-manager-cainjector", "cert-manager-webhook"]
+    assert [t.name for t in tools.tools.values() if not t.default] == [*node_image_only, *component_images,
+                                                                       "minikube"]
 
 
 def test_every_tool_has_a_route_that_works_with_network() -> None:
     """A user with network needs no local source tree: a release, or a module the public proxy serves."""
+    from infra.nodeimage.components import component_images
+
     tools = load_toolchain()
-    assert all(t.release is not None or t.module is not None for t in tools.tools.values())
+    # Tools that exist only to build the kind-local stack's images here: a user with network pulls
+    # upstream's images instead, and needs none of them.
+    image_only = {tools.tool_for_binary(c.binary).name for c in component_images().values()}
+    assert all(t.release is not None or t.module is not None for t in tools.tools.values()
+               if t.name not in image_only)
+    assert all(not tools.get(name).default for name in image_only)
     no_binaries = {t.name for t in tools.defaults() if t.release is None}
     assert no_binaries == {"dex"}  # upstream publishes container images only
     dex = tools.get("dex").module
@@ -150,10 +161,11 @@ def test_release_urls_use_the_tools_spelling_of_os_and_arch() -> None:
     assert pulumi.url == "https://get.pulumi.com/releases/sdk/pulumi-v3.259.0-linux-x64.tar.gz"
     assert pulumi.archive == "tar.gz"
     (etcd_mac,) = release.assets(tools.get("etcd"), Platform("darwin", "arm64"))
-    assert etcd_mac.url.endswith("/v3.5.21/etcd-v3.5.21-darwin-arm64.zip")
+    assert etcd_mac.url.endswith("/v3.6.5/etcd-v3.6.5-darwin-arm64.zip")
     kubernetes = release.assets(tools.get("kubernetes"), LINUX)
     assert [a.key for a in kubernetes] == ["kubectl-linux-amd64", "kube-apiserver-linux-amd64",
-                                           "kube-controller-manager-linux-amd64", "kube-scheduler-linux-amd64"]
+                                           "kube-controller-manager-linux-amd64", "kube-scheduler-linux-amd64",
+                                           "kubeadm-linux-amd64", "kubelet-linux-amd64", "kube-proxy-linux-amd64"]
     assert kubernetes[0].url == "https://dl.k8s.io/release/v1.34.2/bin/linux/amd64/kubectl"
 
 

@@ -250,7 +250,7 @@ def test_tools_env_puts_installed_bins_first() -> None:
 def test_tool_status_reports_route_and_path() -> None:
     bins = fake_installed(load_toolchain().get("etcd"), route="module")
     by_name = {s.name: s for s in tool_status()}
-    assert (by_name["etcd"].installed, by_name["etcd"].route, by_name["etcd"].path) == ("v3.5.21", "module", bins)
+    assert (by_name["etcd"].installed, by_name["etcd"].route, by_name["etcd"].path) == ("v3.6.5", "module", bins)
     assert by_name["dex"].installed is None and not by_name["dex"].ok
     assert not by_name["minikube"].default
 

@@ -7,6 +7,7 @@ or API-server settings replaces the cluster, and `pulumi preview` says so.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,13 @@ from infra.clusters.local import LocalClusterProvider, LocalClusterResource, who
 from infra.config import StackConfig
 from infra.paths import clusters_dir
 from infra.run import run
+from infra.runtime import routes
 
 CREATE_TIMEOUT_S = 900
+# kind's own defaults, set explicitly: the host's blackhole routes (infra/runtime/routes.py) and the
+# node image built here (its static CNI range lies in the pod subnet) must agree with the cluster.
+DEFAULT_POD_SUBNET = "10.244.0.0/16"
+DEFAULT_SERVICE_SUBNET = "10.96.0.0/16"
 
 
 def kind_config(props: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +51,8 @@ def kind_config(props: dict[str, Any]) -> dict[str, Any]:
                          for _ in range(whole(props["controlPlanes"]) - 1)]
     nodes += [{"role": "worker", "image": props["nodeImage"]} for _ in range(whole(props["workers"]))]
     return {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "name": props["name"],
+            "networking": {"podSubnet": props.get("podSubnet", DEFAULT_POD_SUBNET),
+                           "serviceSubnet": props.get("serviceSubnet", DEFAULT_SERVICE_SUBNET)},
             "nodes": nodes}
 
 
@@ -52,6 +60,19 @@ def _workdir(name: str) -> Path:
     path = clusters_dir() / f"kind-{name}"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _note(line: str) -> None:
+    """Progress from inside the dynamic provider (its own process: stderr reaches the engine's log)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _route_owner(props: dict[str, Any]) -> str:
+    return f"kind:{props['name']}"
+
+
+def _ranges(props: dict[str, Any]) -> list[str]:
+    return [props.get("serviceSubnet", DEFAULT_SERVICE_SUBNET), props.get("podSubnet", DEFAULT_POD_SUBNET)]
 
 
 def _kind(*args: str, timeout: float = 120) -> str:
@@ -63,20 +84,40 @@ def _kind(*args: str, timeout: float = 120) -> str:
 class KindClusterProvider(LocalClusterProvider):
     kind = "kind"
     replace_keys = ("name", "nodeImage", "controlPlanes", "workers", "serviceAccountIssuer",
-                    "serviceAccountSigningKeyFile", "extraPortMappings")
+                    "serviceAccountSigningKeyFile", "extraPortMappings", "podSubnet", "serviceSubnet")
 
     def create_cluster(self, props: dict[str, Any]) -> str:
         workdir = _workdir(props["name"])
         config = workdir / "kind-config.yaml"
         config.write_text(yaml.safe_dump(kind_config(props), sort_keys=False))
         kubeconfig = workdir / "kubeconfig"
-        _kind("create", "cluster", "--name", props["name"], "--config", str(config),
-              "--kubeconfig", str(kubeconfig), "--wait", "5m", timeout=CREATE_TIMEOUT_S)
+        if routes.routes_wanted():  # before any node exists: no early packet may leave the host
+            routes.hold(_route_owner(props), _ranges(props), say=_note)
+        try:
+            _kind("create", "cluster", "--name", props["name"], "--config", str(config),
+                  "--kubeconfig", str(kubeconfig), "--wait", "5m", timeout=CREATE_TIMEOUT_S)
+        except Exception:
+            if not self.cluster_exists(props):
+                routes.release(_route_owner(props), say=_note)
+            raise
+        self._preload(props)
         return kubeconfig.read_text()
+
+    def _preload(self, props: dict[str, Any]) -> None:
+        """Load local images into the nodes (kind skips those already there)."""
+        images = list(props.get("preloadImages") or [])
+        if images:
+            _kind("load", "docker-image", "--name", props["name"], *images, timeout=CREATE_TIMEOUT_S)
+
+    def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """A changed image list loads the images (the only in-place change a kind cluster takes)."""
+        if old.get("preloadImages") != new.get("preloadImages"):
+            self._preload(new)
 
     def delete_cluster(self, props: dict[str, Any]) -> None:
         _kind("delete", "cluster", "--name", props["name"],
               "--kubeconfig", str(_workdir(props["name"]) / "kubeconfig"), timeout=300)
+        routes.release(_route_owner(props), say=_note)  # removed with the last cluster
 
     def cluster_exists(self, props: dict[str, Any]) -> bool:
         return props["name"] in _kind("get", "clusters").split()
@@ -99,13 +140,17 @@ class KindClusterArgs:
     service_account_signing_key_file: str = "/etc/kubernetes/pki/sa.key"
     extra_port_mappings: list[dict[str, Any]] = field(default_factory=list)
     adopt: bool = False
+    pod_subnet: str = DEFAULT_POD_SUBNET
+    service_subnet: str = DEFAULT_SERVICE_SUBNET
+    preload_images: tuple[str, ...] = ()
 
     def props(self) -> dict[str, Any]:
         return {"name": self.cluster_name, "nodeImage": self.node_image,
                 "controlPlanes": self.control_planes, "workers": self.workers,
                 "serviceAccountIssuer": self.service_account_issuer,
                 "serviceAccountSigningKeyFile": self.service_account_signing_key_file,
-                "extraPortMappings": self.extra_port_mappings}
+                "extraPortMappings": self.extra_port_mappings, "podSubnet": self.pod_subnet,
+                "serviceSubnet": self.service_subnet, "preloadImages": list(self.preload_images)}
 
 
 class KindCluster(Cluster):
@@ -127,4 +172,4 @@ class KindCluster(Cluster):
             extra_port_mappings=[{"containerPort": m.container_port, "hostPort": m.host_port,
                                   "listenAddress": m.listen_address}
                                  for m in kind.extra_port_mappings],
-            adopt=cfg.cluster.adopt), opts)
+            adopt=cfg.cluster.adopt, preload_images=kind.preload_images), opts)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.paths import cache_root
-from infra.run import CommandError, run
 
 # What Kubeflow's own docs ask of a cluster host; kind runs every node on this machine.
 MIN_CPUS = 4
@@ -71,20 +70,11 @@ def check_inotify() -> list[Check]:
     ]
 
 
-def check_container_runtime() -> Check:
-    for name in ("docker", "podman"):
-        path = shutil.which(name)
-        if not path:
-            continue
-        try:
-            out = run([path, "info", "--format", "{{.ServerVersion}}"], timeout=20).stdout.strip()
-            return Check("container runtime", True, f"{name} {out}")
-        except CommandError as exc:
-            return Check("container runtime", False, f"{name} installed but its engine does not answer "
-                         f"(exit {exc.returncode})", f"start the {name} engine (kind and minikube need it)",
-                         required=False)
-    return Check("container runtime", False, "neither docker nor podman found",
-                 "install Docker or Podman for kind/minikube stacks (not needed for sim)", required=False)
+def check_container_runtime() -> list[Check]:
+    """The runtime kind needs, with this host's quirks (infra/runtime/checks.py)."""
+    from infra.runtime.checks import runtime_checks
+
+    return [Check(c.name, c.ok, c.detail, c.fix, c.required) for c in runtime_checks()]
 
 
 def check_tools() -> list[Check]:

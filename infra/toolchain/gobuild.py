@@ -105,9 +105,11 @@ def ldflags(tool: Tool) -> str:
     return " ".join(parts)
 
 
-def go_env(gonosumdb: Sequence[str] = (), gobin: Path | None = None) -> dict[str, str]:
+def go_env(gonosumdb: Sequence[str] = (), gobin: Path | None = None, *, static: bool = False) -> dict[str, str]:
     """Variables every Go command of an install gets (merged into os.environ by `run`)."""
     env = {"GOFLAGS": "-mod=mod -buildvcs=false"}
+    if static:
+        env["CGO_ENABLED"] = "0"
     skip = [p for p in os.environ.get("GONOSUMDB", "").split(",") if p] + list(gonosumdb)
     if skip:
         env["GONOSUMDB"] = ",".join(dict.fromkeys(skip))
@@ -250,11 +252,13 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
         raise ToolchainError(f"{tool.name} has no module route")
     go = check_go_for(tool)
     flags = ldflags(tool)
+    tags = ["-tags", ",".join(route.tags)] if route.tags else []
     if not route.uses_wrapper:
         targets = [f"{pkg}@{tool.version}" for pkg in route.packages.values()]
         work.mkdir(parents=True, exist_ok=True)
-        log.run([go, "install", "-v", "-ldflags", flags, *targets], cwd=work,
-                env=go_env(route.gonosumdb, gobin=bin_dir), label=f"go install {' '.join(targets)}")
+        log.run([go, "install", "-v", *tags, "-ldflags", flags, *targets], cwd=work,
+                env=go_env(route.gonosumdb, gobin=bin_dir, static=route.static),
+                label=f"go install {' '.join(targets)}")
         for binary, pkg in route.packages.items():
             produced = bin_dir / installed_name(pkg)
             if produced.name != binary and produced.exists():
@@ -264,12 +268,12 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / "go.mod").write_text(wrapper_gomod(tool, route))
-    env = go_env(route.gonosumdb)
+    env = go_env(route.gonosumdb, static=route.static)
     requires = [tool.expand(req, commit=commit).replace(" ", "@") for req in route.require]
     log.run([go, "get", *requires], cwd=work, env=env, label=f"go get {' '.join(requires)}")
     for binary, pkg in route.packages.items():
-        log.run([go, "build", "-v", "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=work, env=env,
-                label=f"go build {binary}")
+        log.run([go, "build", "-v", *tags, "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=work,
+                env=env, label=f"go build {binary}")
 
 
 def source_tree(tool: Tool, sources: Path | None) -> Path:
@@ -301,7 +305,7 @@ def build_source(tool: Tool, sources: Path | None, bin_dir: Path, work: Path, lo
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)
     module_dir = work / route.module_dir
-    env = go_env(route.gonosumdb)
+    env = go_env(route.gonosumdb, static=route.static)
     edits = [tool.expand(arg) for arg in route.mod_edit_args()]
     if edits:
         log.run([go, "mod", "edit", *edits], cwd=module_dir, env=env, label="go mod edit", timeout=60)

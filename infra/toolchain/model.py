@@ -75,6 +75,10 @@ class ModuleRoute:
     replace: tuple[str, ...] = ()
     go: str = "1.24"  # the go directive of the wrapper, and the oldest Go that builds the tool
     gonosumdb: tuple[str, ...] = ()
+    # static: CGO_ENABLED=0, so the binaries also run inside minimal container images (the kind
+    # node image puts them there); tags: Go build tags.
+    static: bool = False
+    tags: tuple[str, ...] = ()
     # For modules whose tags the go command cannot name (Dex tags v2.x without a /v2 module path): the
     # git repository whose tag {version} gives the commit that fills {commit} in `require`, unless
     # `commit` records it.
@@ -113,6 +117,7 @@ class SourceRoute:
     generate: GenerateStep | None = None
     scripts: tuple[str, ...] = ()
     gonosumdb: tuple[str, ...] = ()
+    static: bool = False  # as ModuleRoute.static
 
     def mod_edit_args(self) -> list[str]:
         """The `go mod edit` flags this tree needs, or [] when it builds as it is."""
@@ -240,11 +245,15 @@ def _release(table: Mapping[str, Any], where: str) -> ReleaseRoute:
 
 
 def _module(table: Mapping[str, Any], where: str) -> ModuleRoute:
-    _check_keys(table, {"packages", "require", "replace", "go", "gonosumdb", "tag_repo", "commit"}, where)
+    _check_keys(table, {"packages", "require", "replace", "go", "gonosumdb", "tag_repo", "commit", "static", "tags"},
+                where)
+    static = table.get("static", False)
+    if not isinstance(static, bool):
+        raise ToolchainError(f"{where}.static must be true or false")
     route = ModuleRoute(packages=_mapping(table, "packages", where), require=_strings(table, "require", where),
                         replace=_strings(table, "replace", where), go=str(table.get("go", "1.24")),
                         gonosumdb=_strings(table, "gonosumdb", where), tag_repo=str(table.get("tag_repo", "")),
-                        commit=str(table.get("commit", "")))
+                        commit=str(table.get("commit", "")), static=static, tags=_strings(table, "tags", where))
     if not re.fullmatch(r"\d+\.\d+(\.\d+)?", route.go):
         raise ToolchainError(f"{where}.go {route.go!r} is not a Go version like 1.25.0")
     if route.commit and not re.fullmatch(r"[0-9a-f]{40}", route.commit):
@@ -256,7 +265,9 @@ def _module(table: Mapping[str, Any], where: str) -> ModuleRoute:
 
 def _source(table: Mapping[str, Any], where: str) -> SourceRoute:
     _check_keys(table, {"dir", "packages", "module_dir", "drop_replace", "replace", "require", "generate",
-                        "scripts", "gonosumdb"}, where)
+                        "scripts", "gonosumdb", "static"}, where)
+    if not isinstance(table.get("static", False), bool):
+        raise ToolchainError(f"{where}.static must be true or false")
     generate = None
     if "generate" in table:
         gen = table["generate"]
@@ -268,7 +279,7 @@ def _source(table: Mapping[str, Any], where: str) -> SourceRoute:
                        drop_replace=_strings(table, "drop_replace", where),
                        replace=_strings(table, "replace", where), require=_strings(table, "require", where),
                        generate=generate, scripts=_strings(table, "scripts", where),
-                       gonosumdb=_strings(table, "gonosumdb", where))
+                       gonosumdb=_strings(table, "gonosumdb", where), static=bool(table.get("static", False)))
 
 
 def parse_tool(name: str, table: Mapping[str, Any]) -> Tool:

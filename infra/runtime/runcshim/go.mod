@@ -1,0 +1,3 @@
+module kfstack.local/runcshim
+
+go 1.22

@@ -1,0 +1,205 @@
+"""T3 here: a real kind cluster from the node image built on this machine, created and deleted by
+the project's own KindCluster provider through the real Pulumi engine.
+
+In order, on one stack: create (node container, blackhole routes where the host needs them); the
+API server runs with the configured service-account issuer, read back from the cluster; a no-op
+`pulumi up` changes nothing; a new node image replaces the cluster; destroy leaves no cluster,
+container or route. Apart: a cluster of the same name made by plain kind (pytest-kind, the pinned
+kind binary) is never deleted by a stack.
+
+Where no container runtime can run, every test here is skipped with the reason (NOT RUN).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes import config as kube_config
+from pulumi import automation as auto
+
+from infra.automation import TempStack, inline_stack
+from infra.clusters.kind import DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, KindCluster, KindClusterArgs
+from infra.run import run
+from infra.runtime import docker, routes
+from infra.wait import wait_until
+from tests.helpers import require_toolchain
+from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
+
+pytestmark = [pytest.mark.live, pytest.mark.slow]
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+def _quiet(_line: str) -> None:
+    return None
+
+
+@pytest.fixture(scope="session")
+def node_image(container_runtime: docker.RuntimeState) -> str:  # noqa: F811 - the shared fixture
+    """The node image built here (source route; every step cached, so quick when warm). Where it
+    cannot be built (no debootstrap, not root), the pinned release image, if it can be pulled."""
+    require_toolchain("kind", "pulumi", "kubectl")
+    import os
+    import shutil
+
+    if os.geteuid() == 0 and shutil.which("debootstrap"):
+        from infra.nodeimage.build import build_node_image
+
+        return build_node_image(say=_quiet).tag
+    from infra.versions import load_versions
+
+    release = load_versions().kind_node_image
+    if run(["docker", "image", "inspect", release], timeout=60, check=False).returncode != 0 and \
+            run(["docker", "pull", release], timeout=900, check=False).returncode != 0:
+        pytest.skip(f"no node image: the source route needs root and debootstrap, and {release} cannot be pulled")
+    return release
+
+
+def kind_clusters() -> list[str]:
+    from infra.toolchain import tool_path
+
+    return run([tool_path("kind"), "get", "clusters"], timeout=60).stdout.split()
+
+
+def node_containers(name: str) -> list[str]:
+    """IDs of the containers kind made for cluster `name` (running or not)."""
+    return run(["docker", "ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={name}"], timeout=60).stdout.split()
+
+
+@dataclass
+class Live:
+    ts: TempStack
+    name: str
+    image: dict[str, str]  # the program reads the current image from here
+
+    def kube(self) -> client.ApiClient:
+        kubeconfig = yaml.safe_load(self.ts.stack.outputs()["kubeconfig"].value)
+        return kube_config.new_client_from_config_dict(kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def live(node_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    base = tmp_path_factory.mktemp("live")
+    name = f"kflive-{secrets.token_hex(3)}"
+    image = {"tag": node_image}
+
+    def program() -> None:
+        cluster = KindCluster("c", KindClusterArgs(cluster_name=name, node_image=image["tag"],
+                                                   service_account_issuer=ISSUER))
+        pulumi.export("kubeconfig", cluster.kubeconfig)
+
+    ts = inline_stack(base, program, prefix="live")
+    yield Live(ts, name, image)
+    with contextlib.suppress(auto.CommandError):
+        ts.stack.destroy(on_output=_quiet)
+    if name in kind_clusters():  # a failed destroy must not strand the cluster
+        from infra.clusters.kind import KindClusterProvider
+
+        KindClusterProvider().delete_cluster({"name": name})
+    ts.stack.workspace.remove_stack(ts.name, force=True)
+
+
+def test_up_creates_the_cluster_behind_blackhole_routes(live: Live) -> None:
+    result = live.ts.stack.up(on_output=_quiet)
+    assert result.summary.result == "succeeded"
+    assert live.name in kind_clusters()
+    assert len(node_containers(live.name)) == 1
+    if routes.routes_wanted():
+        assert routes.held_by(f"kind:{live.name}") == sorted([DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET])
+        assert routes.blackhole_present(DEFAULT_SERVICE_SUBNET)
+
+
+def test_api_server_runs_with_the_configured_issuer(live: Live) -> None:
+    api = live.kube()
+    raw = api.call_api("/.well-known/openid-configuration", "GET", response_type="object",
+                       _return_http_data_only=True)
+    assert raw["issuer"] == ISSUER
+    core = client.CoreV1Api(api)
+
+    def node_ready() -> tuple[bool, Any]:
+        conditions = {c.type: c.status for n in core.list_node().items for c in n.status.conditions or []}
+        return conditions.get("Ready") == "True", conditions
+
+    wait_until(node_ready, timeout=300, interval=3, what="the kind node to be Ready")
+
+
+def test_second_up_changes_nothing(live: Live) -> None:
+    preview = live.ts.stack.preview(on_output=_quiet)
+    changes = {k: v for k, v in preview.change_summary.items() if k != "same"}
+    assert changes == {}, preview.stdout
+
+
+def test_new_node_image_replaces_the_cluster(live: Live) -> None:
+    before = node_containers(live.name)
+    alternate = f"{live.image['tag']}-replaced"
+    run(["docker", "tag", live.image["tag"], alternate], timeout=60)
+    live.image["tag"] = alternate  # what the program reads
+    ops: dict[str, str] = {}
+
+    def on_event(event: auto.EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            meta = event.resource_pre_event.metadata
+            ops[meta.urn.rsplit("::", 1)[-1]] = str(meta.op)
+
+    live.ts.stack.up(on_output=_quiet, on_event=on_event)
+    # The cluster, and the Kubernetes provider built from its new kubeconfig.
+    assert {name: op for name, op in ops.items() if "replace" in op.lower()}.keys() == {"c-kind", "c-k8s"}, ops
+    after = node_containers(live.name)
+    assert len(after) == 1 and after != before
+
+
+def test_destroy_leaves_no_cluster_container_or_route(live: Live) -> None:
+    added = routes.routes_wanted()
+    live.ts.stack.destroy(on_output=_quiet)
+    assert live.name not in kind_clusters()
+    assert node_containers(live.name) == []
+    assert routes.held_by(f"kind:{live.name}") == []
+    if added and not any(c.startswith("kflive-") or c.startswith("kfplain-") for c in kind_clusters()):
+        assert not routes.blackhole_present(DEFAULT_SERVICE_SUBNET)
+        assert not routes.blackhole_present(DEFAULT_POD_SUBNET)
+    with contextlib.suppress(Exception):
+        run(["docker", "rmi", live.image["tag"]], timeout=60, check=False)
+
+
+def test_a_cluster_made_by_plain_kind_is_never_deleted(node_image: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_kind import KindCluster as PlainKind
+
+    from infra.toolchain import tool_path
+
+    monkeypatch.chdir(tmp_path)  # pytest-kind keeps its files under the working directory
+    name = f"kfplain-{secrets.token_hex(3)}"
+    owner = f"test:{name}"
+    if routes.routes_wanted():  # plain kind on this host needs the same protection
+        routes.hold(owner, [DEFAULT_SERVICE_SUBNET, DEFAULT_POD_SUBNET], say=_quiet)
+    plain = PlainKind(name, kubeconfig=tmp_path / "kubeconfig", image=node_image, kind_path=tool_path("kind"))
+    try:
+        plain.create()
+        before = node_containers(name)
+
+        def program() -> None:
+            KindCluster("c", KindClusterArgs(cluster_name=name, node_image=node_image))
+
+        ts = inline_stack(tmp_path / "stack", program, prefix="plain")
+        with pytest.raises(auto.CommandError) as err:
+            ts.stack.up(on_output=_quiet)
+        assert f"a kind cluster named '{name}' already exists" in str(err.value)
+        assert name in kind_clusters()
+        assert node_containers(name) == before  # the very same node, untouched
+        ts.stack.destroy(on_output=_quiet)
+        assert node_containers(name) == before
+        ts.stack.workspace.remove_stack(ts.name, force=True)
+    finally:
+        if name in kind_clusters():
+            plain.delete()
+        routes.release(owner, say=_quiet)
+        assert json.dumps(routes.held_by(owner)) == "[]"
