@@ -27,6 +27,16 @@ def manifests_tree() -> Path:
 
 
 @pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache and Pulumi home of the test's own; no KFSTACK_BIN_* leaks in from the caller."""
+    monkeypatch.setenv("KFSTACK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    for key in [k for k in os.environ if k.startswith("KFSTACK_BIN_")]:
+        monkeypatch.delenv(key)
+    return tmp_path / "cache"
+
+
+@pytest.fixture
 def stack_config_factory() -> Callable[..., StackConfig]:
     def make(stack: str = "test", secret_keys: tuple[str, ...] = ("auth",), **overrides: Any) -> StackConfig:
         return parse_stack_config(stack, base_raw(**overrides), set(secret_keys))

@@ -9,6 +9,7 @@ engine. (T3, a real kind cluster made by plain `kind create cluster`, is in the 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +54,24 @@ class Recorder:
         monkeypatch.setattr(provider, "cluster_exists", lambda props: props["name"] in self.existing)
 
 
-@pytest.fixture
-def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ownership records in a cache of the test's own (the T0 tests never touch real clusters)."""
-    monkeypatch.setenv("KFSTACK_CACHE", str(tmp_path / "cache"))
+ProviderFactory = Callable[..., tuple[LocalClusterProvider, Recorder]]
 
 
-@pytest.mark.usefixtures("own_cache")
-@pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
-def test_a_running_cluster_of_the_same_name_is_refused_and_kept(
-        provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = provider_cls()
-    binary = Recorder({"kubeflow"})
-    binary.install(provider, monkeypatch)
+@pytest.fixture(params=PROVIDERS, ids=lambda c: c.kind)
+def provider_with(request: pytest.FixtureRequest, isolated_cache: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> ProviderFactory:
+    """Each local provider, its binary replaced by a `Recorder` that knows the given clusters;
+    ownership records in a cache of the test's own (these tests never touch real clusters)."""
+    def make(existing: set[str], fail_create: bool = False) -> tuple[LocalClusterProvider, Recorder]:
+        provider = request.param()
+        binary = Recorder(existing)
+        binary.install(provider, monkeypatch, fail_create=fail_create)
+        return provider, binary
+    return make
+
+
+def test_a_running_cluster_of_the_same_name_is_refused_and_kept(provider_with: ProviderFactory) -> None:
+    provider, binary = provider_with({"kubeflow"})
     with pytest.raises(ClusterExistsError) as err:
         provider.create({"name": "kubeflow", "owner": "kubeflow-stacks/dev"})
     assert "'kubeflow' already exists" in str(err.value)
@@ -74,26 +80,16 @@ def test_a_running_cluster_of_the_same_name_is_refused_and_kept(
     assert binary.existing == {"kubeflow"}
 
 
-@pytest.mark.usefixtures("own_cache")
-@pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
-def test_a_cluster_recorded_for_another_stack_is_refused(
-        provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = provider_cls()
-    binary = Recorder({"kubeflow"})
-    binary.install(provider, monkeypatch)
+def test_a_cluster_recorded_for_another_stack_is_refused(provider_with: ProviderFactory) -> None:
+    provider, binary = provider_with({"kubeflow"})
     OwnershipRecord(provider.workdir({"name": "kubeflow"})).write("kubeflow-stacks/other")
     with pytest.raises(ClusterExistsError, match="made by the stack kubeflow-stacks/other"):
         provider.create({"name": "kubeflow", "owner": "kubeflow-stacks/dev"})
     assert binary.calls == []
 
 
-@pytest.mark.usefixtures("own_cache")
-@pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
-def test_adopts_its_own_interrupted_create_or_an_explicit_hand_over(
-        provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = provider_cls()
-    binary = Recorder({"ours", "theirs"})
-    binary.install(provider, monkeypatch)
+def test_adopts_its_own_interrupted_create_or_an_explicit_hand_over(provider_with: ProviderFactory) -> None:
+    provider, binary = provider_with({"ours", "theirs"})
     OwnershipRecord(provider.workdir({"name": "ours"})).write("kubeflow-stacks/dev")
     made = provider.create({"name": "ours", "owner": "kubeflow-stacks/dev"})
     handed = provider.create({"name": "theirs", "owner": "kubeflow-stacks/dev", "adopt": True})
@@ -102,26 +98,16 @@ def test_adopts_its_own_interrupted_create_or_an_explicit_hand_over(
     assert OwnershipRecord(provider.workdir({"name": "theirs"})).owner() == "kubeflow-stacks/dev"
 
 
-@pytest.mark.usefixtures("own_cache")
-@pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
-def test_a_failed_create_removes_only_what_it_made(
-        provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = provider_cls()
-    binary = Recorder(set())
-    binary.install(provider, monkeypatch, fail_create=True)
+def test_a_failed_create_removes_only_what_it_made(provider_with: ProviderFactory) -> None:
+    provider, binary = provider_with(set(), fail_create=True)
     with pytest.raises(RuntimeError, match="kubeadm init failed"):
         provider.create({"name": "new", "owner": "kubeflow-stacks/dev"})
     assert binary.calls == [("create", "new"), ("delete", "new")]
     assert OwnershipRecord(provider.workdir({"name": "new"})).owner() is None
 
 
-@pytest.mark.usefixtures("own_cache")
-@pytest.mark.parametrize("provider_cls", PROVIDERS, ids=lambda c: c.kind)
-def test_refresh_of_a_vanished_cluster_forgets_the_record(
-        provider_cls: type[LocalClusterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = provider_cls()
-    binary = Recorder(set())
-    binary.install(provider, monkeypatch)
+def test_refresh_of_a_vanished_cluster_forgets_the_record(provider_with: ProviderFactory) -> None:
+    provider, binary = provider_with(set())
     props = {"name": "gone", "owner": "kubeflow-stacks/dev"}
     created = provider.create(props)
     binary.existing.clear()  # deleted out of band

@@ -23,14 +23,7 @@ LINUX = Platform("linux", "amd64")
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own cache and Pulumi home; no KFSTACK_BIN_* leaks in from the caller."""
-    monkeypatch.setenv("KFSTACK_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
-    for key in [k for k in os.environ if k.startswith("KFSTACK_BIN_")]:
-        monkeypatch.delenv(key)
-    return tmp_path / "cache"
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # tests/conftest.py
 
 
 def local_release_tool(tmp_path: Path, content: bytes = b"#!/bin/sh\necho demo\n",

@@ -37,13 +37,7 @@ QUIET: Any = lambda line: None  # noqa: E731 - a `say` that prints nothing
 DEX_GO = "1.25.0"
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("KFSTACK_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
-    for key in [k for k in os.environ if k.startswith("KFSTACK_BIN_")]:
-        monkeypatch.delenv(key)
-    return tmp_path / "cache"
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # tests/conftest.py
 
 
 @pytest.fixture
