@@ -108,7 +108,8 @@ def _workspace_parts(base_dir: Path, prefix: str, env: Mapping[str, str] | None)
     return name, work_dir, state, pulumi_env({"PULUMI_CONFIG_PASSPHRASE": "kfstack-test", **(env or {})})
 
 
-def _pulumi_command() -> auto.PulumiCommand:
+def pulumi_command() -> auto.PulumiCommand:
+    """The pinned Pulumi CLI for the Automation API."""
     from infra.toolchain import tool_path
 
     return auto.PulumiCommand(root=str(tool_path("pulumi").parent.parent))  # <root>/bin/pulumi
@@ -123,7 +124,7 @@ def temp_stack(base_dir: Path, *, prefix: str = "t", env: Mapping[str, str] | No
             "toolchain": "pip", "virtualenv": str(REPO_ROOT / ".venv")}),
         backend=auto.ProjectBackend(url=f"file://{state}"))
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), project_settings=settings, env_vars=full_env,
-                                    pulumi_command=_pulumi_command())
+                                    pulumi_command=pulumi_command())
     stack = auto.Stack.create(name, workspace)
     return TempStack(name, work_dir, stack, full_env, state, settings.name)
 
@@ -141,5 +142,5 @@ def inline_stack(base_dir: Path, program: Callable[[], None], *, prefix: str = "
     settings = auto.ProjectSettings(name=f"{PROJECT}-inline", runtime="python",
                                     backend=auto.ProjectBackend(url=f"file://{state}"))
     stack = auto.create_stack(name, project_name=settings.name, program=program, opts=auto.LocalWorkspaceOptions(
-        work_dir=str(work_dir), project_settings=settings, env_vars=full_env, pulumi_command=_pulumi_command()))
+        work_dir=str(work_dir), project_settings=settings, env_vars=full_env, pulumi_command=pulumi_command()))
     return TempStack(name, work_dir, stack, full_env, state, settings.name)

@@ -77,9 +77,9 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
     def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Apply in-place changes; by default there are none beyond what `replace_keys` lists."""
 
+    @abc.abstractmethod
     def adopt_cluster(self, props: dict[str, Any]) -> str:
         """Return the kubeconfig of a cluster of this name that already runs."""
-        raise ClusterExistsError(f"{self.kind} cannot adopt a running cluster")
 
     def cluster_id(self, props: dict[str, Any]) -> str:
         return f"{self.kind}:{props['name']}"

@@ -6,10 +6,10 @@ import argparse
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from infra.paths import cache_root
+from infra.preflight import Check
 
 # What Kubeflow's own docs ask of a cluster host; kind runs every node on this machine.
 MIN_CPUS = 4
@@ -17,15 +17,6 @@ MIN_MEMORY_GIB = 12
 MIN_DISK_GIB = 50
 MIN_INOTIFY_WATCHES = 1_280_000
 MIN_INOTIFY_INSTANCES = 2_280
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    required: bool = True
 
 
 def _read_int(path: str) -> int | None:
@@ -74,7 +65,7 @@ def check_container_runtime() -> list[Check]:
     """The runtime kind needs, with this host's quirks (infra/runtime/checks.py)."""
     from infra.runtime.checks import runtime_checks
 
-    return [Check(c.name, c.ok, c.detail, c.fix, c.required) for c in runtime_checks()]
+    return runtime_checks()
 
 
 def check_tools() -> list[Check]:

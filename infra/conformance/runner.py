@@ -26,6 +26,7 @@ from typing import Any, TextIO
 import yaml
 from pulumi import automation as auto
 
+from infra.automation import pulumi_command
 from infra.config import PROJECT
 from infra.conformance.record import EXIT_USAGE, Check, RunRecord, Step, new_run_id, now_iso, read_junit
 from infra.paths import REPO_ROOT
@@ -139,12 +140,6 @@ def make_workspace(project_dir: Path, stack: str, workdir: Path) -> Path:
     return workdir
 
 
-def _pulumi_command() -> auto.PulumiCommand:
-    from infra.toolchain import tool_path
-
-    return auto.PulumiCommand(root=str(tool_path("pulumi").parent.parent))
-
-
 def open_stack(project_dir: Path, stack: str, workdir: Path, env: dict[str, str]) -> auto.Stack:
     """Select the stack (creating it in the project, as `pulumi stack select --create` would, so
     its encryption salt lands in the user's stack file), then open it from the run's workspace."""
@@ -152,7 +147,7 @@ def open_stack(project_dir: Path, stack: str, workdir: Path, env: dict[str, str]
     if backend.startswith("file://"):
         # A fresh machine has no state directory yet; the file backend will not create it.
         Path(backend[len("file://"):]).expanduser().mkdir(parents=True, exist_ok=True)
-    opts = auto.LocalWorkspaceOptions(env_vars=env, pulumi_command=_pulumi_command())
+    opts = auto.LocalWorkspaceOptions(env_vars=env, pulumi_command=pulumi_command())
     auto.create_or_select_stack(stack, work_dir=str(project_dir.resolve()), opts=opts)
     make_workspace(project_dir, stack, workdir)
     return auto.select_stack(stack, work_dir=str(workdir), opts=opts)

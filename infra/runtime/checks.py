@@ -3,21 +3,16 @@ container and the blackhole routes, each with the fix for this host when it fail
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from infra.preflight import Check
 from infra.runtime import docker, host, probe, routes, shim
 
 
-@dataclass(frozen=True)
-class RuntimeCheck:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    required: bool = False  # kind stacks need these; sim and existing stacks do not
+def RuntimeCheck(name: str, ok: bool, detail: str, fix: str = "") -> Check:
+    """A runtime check: never required, since kind stacks need these and sim and existing do not."""
+    return Check(name, ok, detail, fix, required=False)
 
 
-def _daemon_check(info: dict[str, object] | None) -> RuntimeCheck:
+def _daemon_check(info: dict[str, object] | None) -> Check:
     if info is not None:
         owner = "started by kfstack" if docker.owned_pid() else "not started by kfstack"
         return RuntimeCheck("container runtime", True,
@@ -32,7 +27,7 @@ def _daemon_check(info: dict[str, object] | None) -> RuntimeCheck:
                         "kfstack runtime start (starts dockerd detached; `kfstack runtime stop` stops it)")
 
 
-def _capability_check(info: dict[str, object] | None) -> RuntimeCheck:
+def _capability_check(info: dict[str, object] | None) -> Check:
     if not host.lacks_sys_resource():
         return RuntimeCheck("CAP_SYS_RESOURCE", True, "in the capability bounding set")
     uses_shim = info is not None and info.get("DefaultRuntime") == shim.RUNTIME_NAME
@@ -50,7 +45,7 @@ def _capability_check(info: dict[str, object] | None) -> RuntimeCheck:
                         "containers (every kind node) fail with 'unable to apply caps'", fix)
 
 
-def runtime_checks() -> list[RuntimeCheck]:
+def runtime_checks() -> list[Check]:
     info = docker.server_info()
     checks = [_daemon_check(info), RuntimeCheck("cgroup", True, host.cgroup_version()), _capability_check(info)]
     if info is not None:
