@@ -25,7 +25,7 @@ UPSTREAM_CLIENT_SECRET_SHA256 = "462a0aa7e3ad7e72bcc06fd22a504044f4a4c79033231b9
 UPSTREAM_DEFAULT_CLIENT_ID = "kubeflow-oidc-authservice"
 
 # The top-level keys of a stack's config (`kubeflow-stacks:<key>`).
-CONFIG_KEYS = ("devStack", "cluster", "kubeflow", "storage", "auth", "profiles", "images")
+CONFIG_KEYS = ("devStack", "cluster", "kubeflow", "storage", "auth", "profiles", "images", "gateway")
 CLUSTER_PROVIDERS = ("kind", "minikube", "existing", "sim", "eks", "gke", "aks")
 LOCAL_PROVIDERS = ("kind", "minikube", "sim")
 COMPONENT_SETS = ("full", "core")
@@ -46,6 +46,7 @@ _HOST = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^[0-9a-fA-F:]+$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([-a-z0-9._/]*[a-z0-9])?)?/?$")
 _IMAGE = re.compile(r"^[a-z0-9][-a-z0-9._:/]*[a-z0-9](:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+GATEWAY_KINDS = ("istio", "standin")
 MINIKUBE_DRIVERS = ("docker", "podman", "kvm2", "qemu2", "virtualbox", "hyperkit", "vfkit", "hyperv", "none", "ssh")
 # Shorter client secrets are guessable; upstream's example is 34 characters, `openssl rand -hex 16` 32.
 MIN_CLIENT_SECRET = 16
@@ -245,6 +246,19 @@ class ImagesConfig:
 
 
 @dataclass(frozen=True)
+class GatewayConfig:
+    """What answers at the stack's front door: Istio's ingress gateway (upstream), or the project's
+    nginx stand-in where Envoy cannot run (it routes /dex and /oauth2 and checks sessions with the
+    real oauth2-proxy, as the local target's gateway does)."""
+
+    kind: str = "istio"
+
+    @property
+    def standin(self) -> bool:
+        return self.kind == "standin"
+
+
+@dataclass(frozen=True)
 class StackConfig:
     stack: str
     dev: bool
@@ -254,6 +268,7 @@ class StackConfig:
     auth: AuthConfig
     profiles: tuple[ProfileConfig, ...]
     images: ImagesConfig = field(default_factory=ImagesConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -678,6 +693,12 @@ def _images(r: _Reader, raw: Mapping[str, Any]) -> ImagesConfig:
                         pull_policy=policy)
 
 
+def _gateway(r: _Reader, raw: Mapping[str, Any]) -> GatewayConfig:
+    data = r.section(raw, "gateway")
+    r.unknown("gateway", data, {"kind"})
+    return GatewayConfig(kind=r.string(data, "gateway", "kind", "istio", choices=GATEWAY_KINDS) or "istio")
+
+
 def _check_components(r: _Reader, kubeflow: KubeflowConfig) -> None:
     """Release and component names must be ones the project has a component map for."""
     from infra.manifests.components import load_component_map, requirement_problems
@@ -735,6 +756,7 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any],
     auth = _auth(r, raw, dev_value, stack)
     profiles = _profiles(r, raw, auth)
     images = _images(r, raw)
+    gateway = _gateway(r, raw)
     _check_components(r, kubeflow)
     if cluster.provider in ("eks", "gke", "aks") and storage.mode == "local-path":
         r.fail("storage.mode", storage.mode, "local-path suits single-node clusters; on a managed "
@@ -742,4 +764,5 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any],
     if r.problems:
         raise ConfigError(r.problems)
     return StackConfig(stack=stack, dev=dev_value, cluster=cluster, kubeflow=kubeflow,
-                       storage=storage, auth=auth, profiles=profiles, images=images)
+                       storage=storage, auth=auth, profiles=profiles, images=images,
+                       gateway=gateway)

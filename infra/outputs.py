@@ -7,15 +7,15 @@ from typing import Any
 import pulumi
 
 from infra.config import StackConfig
+from infra.gateway.standin import ingress
 from infra.manifests.render import Rendered
-
-INGRESS = {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80}
 
 
 def connect_text(cfg: StackConfig) -> str:
+    gw = ingress(cfg)
     return (
         f"kubectl --kubeconfig <(pulumi stack output kubeconfig --show-secrets -s {cfg.stack}) "
-        f"port-forward -n {INGRESS['namespace']} svc/{INGRESS['service']} 8080:{INGRESS['port']}\n"
+        f"port-forward -n {gw['namespace']} svc/{gw['service']} 8080:{gw['port']}\n"
         f"then open http://localhost:8080 and log in as one of the users; "
         f"smoke-test with: pytest smoke_tests --stack {cfg.stack}"
     )
@@ -25,7 +25,7 @@ def stack_outputs(cfg: StackConfig, rendered: Rendered) -> dict[str, Any]:
     """Plain outputs (everything but the kubeconfig), pure so that tests can check them."""
     profile_of = {p.owner: p.name for p in cfg.profiles}
     return {
-        "ingress": dict(INGRESS),
+        "ingress": ingress(cfg),
         "users": [{"email": u.email, "profile": profile_of.get(u.email)} for u in cfg.auth.users],
         "profiles": [p.name for p in cfg.profiles],
         "kubeflowVersion": cfg.kubeflow.release,

@@ -24,6 +24,7 @@ class StackOutputs:
     cluster_provider: str | None = None
     profiles: tuple[str, ...] = ()
     object_count: int | None = None
+    ingress_kind: str = "istio"  # or "standin: ..." where nginx stands in for Istio's gateway
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> StackOutputs:
@@ -36,7 +37,7 @@ class StackOutputs:
                    users=list(data["users"]), kubeflow_version=data.get("kubeflowVersion"),
                    components=tuple(data.get("components") or ()), dex_issuer=data.get("dexIssuer"),
                    cluster_provider=data.get("clusterProvider"), profiles=tuple(data.get("profiles") or ()),
-                   object_count=data.get("objectCount"))
+                   object_count=data.get("objectCount"), ingress_kind=str(ingress.get("kind") or "istio"))
 
 
 def read_stack_outputs(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> StackOutputs:

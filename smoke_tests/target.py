@@ -148,6 +148,29 @@ def simulated_unavailable(stack: str, provider: str) -> dict[str, str]:
 
 SIMULATED_PROVIDERS = ("sim",)
 
+
+def deployed_unavailable(stack: str, components: tuple[str, ...], ingress_kind: str) -> dict[str, str]:
+    """What a stack cannot be checked for because its component selection leaves the part out
+    (a stack on a machine where Envoy cannot run, say): NOT RUN, naming the missing component."""
+    have = set(components)
+    missing: dict[str, str] = {}
+
+    def lacks(capability: str, needed: tuple[str, ...], what: str) -> None:
+        absent = [c for c in needed if c not in have]
+        if absent and capability not in missing:
+            missing[capability] = (f"stack {stack} does not deploy {', '.join(absent)} ({what}); "
+                                   "see its component selection")
+
+    standin = ingress_kind.startswith("standin")
+    if not standin:
+        lacks(PORTFORWARD, ("istio",), "its ingress gateway, the port-forward's target")
+    lacks(GATEWAY, ("dex", "oauth2-proxy") + (() if standin else ("istio",)),
+          "the login path behind the gateway")
+    lacks(ISVC, ("kserve",), "InferenceServices")
+    lacks(KFP, ("pipelines",), "the Pipelines API")
+    lacks(ARTIFACTS, ("pipelines",), "the pipeline artifact store")
+    return missing
+
 ENDPOINT_UNAVAILABLE = {
     KUBERNETES: "--endpoint without --kubeconfig gives no Kubernetes API",
     ARTIFACTS: "--endpoint without --kubeconfig gives no access to the artifact store",

@@ -227,7 +227,8 @@ def test_outputs_are_correct_and_secret_where_they_should_be(sim: Sim):
     assert out["users"].value == [{"email": ALICE["email"], "profile": "kubeflow-alice-example-org"},
                                   {"email": BOB["email"], "profile": "kubeflow-bob-example-org"}]
     assert out["kubeflowVersion"].value == "v1.11.0"
-    assert out["ingress"].value == {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80}
+    assert out["ingress"].value == {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80,
+                                   "kind": "istio"}
     assert "sim:no-admission-webhooks(27)" in out["adjustments"].value
     # The file the backend keeps (Automation API's export would decrypt secrets for us).
     state = sim.ts.state_file_text()

@@ -170,7 +170,7 @@ def test_stack_target_reads_outputs_forwards_and_checks(pytester: pytest.Pyteste
     outputs = {"kubeconfig": kwok.kubeconfig.read_text(encoding="utf-8"),
                "ingress": {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80},
                "users": [{"email": "user@example.com", "profile": "kubeflow-user-example-com"}],
-               "kubeflowVersion": "v1.11.0", "components": ["pipelines", "kserve"],
+               "kubeflowVersion": "v1.11.0", "components": ["istio", "dex", "oauth2-proxy", "pipelines", "kserve"],
                # Pods here are KWOK's and serve nothing, but this test's kubectl does: as if not simulated.
                "clusterProvider": "existing"}
     for name, text in (("pulumi", FAKE_PULUMI.format(python=sys.executable, outputs=json.dumps(outputs))),
@@ -228,7 +228,7 @@ def test_sim_stack_runs_readiness_objects_and_outputs_and_nothing_that_needs_pod
                "ingress": {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80},
                "users": [{"email": "user@example.com", "profile": "kubeflow-user-example-com"}],
                "profiles": ["kubeflow-user-example-com"], "objectCount": 573,
-               "kubeflowVersion": "v1.11.0", "components": ["profiles"], "clusterProvider": "sim"}
+               "kubeflowVersion": "v1.11.0", "components": ["istio", "profiles"], "clusterProvider": "sim"}
     pulumi = tmp_path / "pulumi"
     pulumi.write_text(FAKE_PULUMI.format(python=sys.executable, outputs=json.dumps(outputs)), encoding="utf-8")
     pulumi.chmod(0o755)
