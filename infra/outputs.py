@@ -31,6 +31,7 @@ def stack_outputs(cfg: StackConfig, rendered: Rendered) -> dict[str, Any]:
         "kubeflowVersion": cfg.kubeflow.release,
         "components": list(rendered.components),
         "clusterProvider": cfg.cluster.provider,
+        "clusterName": cfg.cluster.name,
         "dexIssuer": cfg.auth.issuer,
         "objectCount": len(rendered.objects),
         "adjustments": list(rendered.adjustments),

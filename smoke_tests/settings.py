@@ -39,6 +39,9 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("--stack", "KFSTACK_STACK", "Pulumi stack to test; its outputs give kubeconfig, gateway and users"),
+    Option("--stack-outputs", "KFSTACK_STACK_OUTPUTS", "a stack's outputs as JSON (`pulumi stack output "
+           "--json`), where Pulumi is not at hand (the in-cluster Job); its kubeconfig, if any, or --kubeconfig",
+           kind="path"),
     Option("--kubeconfig", "KFSTACK_KUBECONFIG", "kubeconfig of a cluster not managed by Pulumi", kind="path",
            shared=True),
     Option("--context", "KFSTACK_CONTEXT", "kubeconfig context (with --kubeconfig)"),
@@ -83,6 +86,7 @@ OPTIONS: tuple[Option, ...] = (
 @dataclass(frozen=True)
 class SmokeSettings:
     stack: str | None = None
+    stack_outputs: Path | None = None
     kubeconfig: Path | None = None
     context: str | None = None
     endpoint: str | None = None
@@ -106,7 +110,7 @@ class SmokeSettings:
     def target_kind(self) -> str | None:
         if self.local_target:
             return "local"
-        if self.stack:
+        if self.stack or self.stack_outputs:
             return "stack"
         if self.kubeconfig:
             return "cluster"
@@ -148,14 +152,18 @@ def resolve(cli: dict[str, Any], environ: dict[str, str] | None = None) -> Smoke
 def problems(settings: SmokeSettings, environ: dict[str, str] | None = None) -> list[str]:
     """Bad combinations, each naming the options (and environment variables) involved."""
     found = []
-    chosen = [name for name, on in (("--stack", settings.stack), ("--kubeconfig", settings.kubeconfig),
+    chosen = [name for name, on in (("--stack", settings.stack), ("--stack-outputs", settings.stack_outputs),
                                     ("--local-target", settings.local_target)) if on]
+    if settings.kubeconfig and (settings.stack or settings.local_target):
+        chosen.append("--kubeconfig")
     if len(chosen) > 1:
         found.append(f"choose one target, not {' and '.join(chosen)}")
     if settings.local_target and settings.endpoint:
         found.append("--endpoint does not apply to --local-target (it has its own gateway)")
     if settings.context and not settings.kubeconfig:
         found.append("--context (KFSTACK_CONTEXT) needs --kubeconfig (KFSTACK_KUBECONFIG)")
+    if settings.stack_outputs and not settings.stack_outputs.is_file():
+        found.append(f"--stack-outputs {settings.stack_outputs}: no such file")
     if settings.kubeconfig and not settings.kubeconfig.is_file():
         found.append(f"--kubeconfig {settings.kubeconfig}: no such file")
     if settings.endpoint and not settings.endpoint.startswith(("http://", "https://")):

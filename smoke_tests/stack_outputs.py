@@ -28,11 +28,11 @@ class StackOutputs:
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> StackOutputs:
-        missing = [k for k in ("kubeconfig", "ingress", "users") if k not in data]
+        missing = [k for k in ("ingress", "users") if k not in data]
         if missing:
             raise ValueError(f"stack outputs lack {', '.join(missing)}; is the stack up (`pulumi up`)?")
         ingress = data["ingress"]
-        return cls(kubeconfig=data["kubeconfig"], ingress_namespace=ingress["namespace"],
+        return cls(kubeconfig=data.get("kubeconfig") or "", ingress_namespace=ingress["namespace"],
                    ingress_service=ingress["service"], ingress_port=int(ingress["port"]),
                    users=list(data["users"]), kubeflow_version=data.get("kubeflowVersion"),
                    components=tuple(data.get("components") or ()), dex_issuer=data.get("dexIssuer"),
@@ -40,7 +40,7 @@ class StackOutputs:
                    object_count=data.get("objectCount"), ingress_kind=str(ingress.get("kind") or "istio"))
 
 
-def read_stack_outputs(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> StackOutputs:
+def read_outputs_json(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> dict[str, Any]:
     """`pulumi stack output --json --show-secrets` (the kubeconfig is a secret output)."""
     from infra.local_target.binaries import binary
 
@@ -50,7 +50,20 @@ def read_stack_outputs(stack: str, *, cwd: Path | None = None, timeout: float = 
         pulumi = "pulumi"
     result = run([pulumi, "stack", "output", "--json", "--show-secrets", "-s", stack],
                  timeout=timeout, cwd=cwd)
-    return StackOutputs.parse(json.loads(result.stdout))
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def read_stack_outputs(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> StackOutputs:
+    return StackOutputs.parse(read_outputs_json(stack, cwd=cwd, timeout=timeout))
+
+
+def load_stack_outputs(path: Path) -> StackOutputs:
+    """Outputs saved as JSON (the in-cluster Job mounts them without the kubeconfig)."""
+    try:
+        return StackOutputs.parse(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--stack-outputs {path}: {exc}") from None
 
 
 def write_kubeconfig(content: str, directory: Path) -> Path:

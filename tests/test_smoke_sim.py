@@ -29,7 +29,7 @@ def fake(stack, **_):
         "ingress": {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80},
         "users": [{"email": "user@example.com", "profile": "kubeflow-user-example-com"}],
         "profiles": ["kubeflow-user-example-com"], "kubeflowVersion": "v1.11.0",
-        "components": ["profiles"], "clusterProvider": "sim", "objectCount": 573,
+        "components": ["istio", "profiles"], "clusterProvider": "sim", "objectCount": 573,
     })
 
 stack_outputs.read_stack_outputs = fake

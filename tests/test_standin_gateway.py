@@ -10,8 +10,8 @@ import pytest
 
 from infra.config import ConfigError, parse_stack_config
 from infra.errors import UserError
-from infra.gateway.standin import NAME, NAMESPACE, cluster_layout, ingress, standin_objects
 from infra.gateway.nginx import nginx_conf
+from infra.gateway.standin import NAME, NAMESPACE, cluster_layout, ingress, standin_objects
 from infra.local_target.binaries import MissingBinary, binary
 from infra.manifests.render import render
 from infra.run import run
@@ -90,5 +90,5 @@ def test_render_adds_the_standin_and_maps_its_image(manifests_tree: Path) -> Non
 
 def test_a_standin_beside_istio_is_refused_before_anything_is_applied(manifests_tree: Path) -> None:
     cfg = parse_stack_config("t", base_raw(gateway={"kind": "standin"}), {"auth"})
-    with pytest.raises(UserError, match="add istio to kubeflow.exclude"):
+    with pytest.raises(UserError, match=r"add istio to kubeflow\.exclude"):
         render(cfg, manifests_tree)

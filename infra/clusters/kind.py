@@ -75,7 +75,7 @@ def _ranges(props: dict[str, Any]) -> list[str]:
     return [props.get("serviceSubnet", DEFAULT_SERVICE_SUBNET), props.get("podSubnet", DEFAULT_POD_SUBNET)]
 
 
-def _kind(*args: str, timeout: float = 120) -> str:
+def kind_cli(*args: str, timeout: float = 120) -> str:
     from infra.toolchain import tool_path, tools_env
 
     return run([tool_path("kind"), *args], timeout=timeout, env=tools_env()).stdout
@@ -94,7 +94,7 @@ class KindClusterProvider(LocalClusterProvider):
         if routes.routes_wanted():  # before any node exists: no early packet may leave the host
             routes.hold(_route_owner(props), _ranges(props), say=_note)
         try:
-            _kind("create", "cluster", "--name", props["name"], "--config", str(config),
+            kind_cli("create", "cluster", "--name", props["name"], "--config", str(config),
                   "--kubeconfig", str(kubeconfig), "--wait", "5m", timeout=CREATE_TIMEOUT_S)
         except Exception:
             if not self.cluster_exists(props):
@@ -107,7 +107,7 @@ class KindClusterProvider(LocalClusterProvider):
         """Load local images into the nodes (kind skips those already there)."""
         images = list(props.get("preloadImages") or [])
         if images:
-            _kind("load", "docker-image", "--name", props["name"], *images, timeout=CREATE_TIMEOUT_S)
+            kind_cli("load", "docker-image", "--name", props["name"], *images, timeout=CREATE_TIMEOUT_S)
 
     def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """A changed image list loads the images (the only in-place change a kind cluster takes)."""
@@ -115,15 +115,15 @@ class KindClusterProvider(LocalClusterProvider):
             self._preload(new)
 
     def delete_cluster(self, props: dict[str, Any]) -> None:
-        _kind("delete", "cluster", "--name", props["name"],
+        kind_cli("delete", "cluster", "--name", props["name"],
               "--kubeconfig", str(_workdir(props["name"]) / "kubeconfig"), timeout=300)
         routes.release(_route_owner(props), say=_note)  # removed with the last cluster
 
     def cluster_exists(self, props: dict[str, Any]) -> bool:
-        return props["name"] in _kind("get", "clusters").split()
+        return props["name"] in kind_cli("get", "clusters").split()
 
     def adopt_cluster(self, props: dict[str, Any]) -> str:
-        kubeconfig = _kind("get", "kubeconfig", "--name", props["name"])
+        kubeconfig = kind_cli("get", "kubeconfig", "--name", props["name"])
         path = _workdir(props["name"]) / "kubeconfig"
         path.write_text(kubeconfig)
         path.chmod(0o600)

@@ -1,0 +1,87 @@
+"""The smoke suite's image: Debian's Python with the suite's libraries from PyPI (pinned by
+constraints.txt) and the project's own code, tagged by a digest of its inputs, so an unchanged
+project is never rebuilt."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from infra.nodeimage.build import KEY_LABEL, docker, image_key, replacing
+from infra.nodeimage.steps import StepLog
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_IMAGE = "kfstack/debian-clean:bookworm"  # the Debian rootfs the node-image route builds
+REPOSITORY = "kfstack/smoke-suite"
+USER_ID = 65532
+# What the checks import (lazily, beside pytest's plugin): not the Pulumi SDKs the project needs.
+SUITE_REQUIREMENTS = ("pytest", "requests", "pyyaml", "kubernetes", "kfp", "docker", "scikit-learn",
+                      "joblib", "minio", "bcrypt")
+SOURCES = ("pyproject.toml", "constraints.txt", "infra", "smoke_tests")
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def dockerfile(*, host_ca: bool = True) -> str:
+    """With `host_ca`, pip trusts the host's CA bundle (an egress that inspects TLS); it is
+    removed at the end."""
+    reqs = " ".join(f'"{r}"' for r in SUITE_REQUIREMENTS)
+    ca = "COPY ca.crt /tmp/host-ca.crt\n" if host_ca else ""
+    cert = "PIP_CERT=/tmp/host-ca.crt " if host_ca else ""
+    return f"""FROM {BASE_IMAGE}
+{ca}ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180
+RUN apt-get update && apt-get install -y --no-install-recommends python3-venv python3-pip \\
+    && rm -rf /var/lib/apt/lists/*
+COPY src /src
+RUN python3 -m venv /suite \\
+    && {cert}/suite/bin/pip install --no-cache-dir -c /src/constraints.txt {reqs} \\
+    && {cert}/suite/bin/pip install --no-cache-dir --no-deps /src && rm -rf /src /tmp/host-ca.crt
+ENV PATH=/suite/bin:/usr/bin:/bin HOME=/tmp
+USER {USER_ID}
+ENTRYPOINT ["python", "-m", "smoke_tests.incluster"]
+"""
+
+
+def _files(repo: Path) -> list[Path]:
+    out: list[Path] = []
+    for name in SOURCES:
+        path = repo / name
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        else:
+            out.append(path)
+    return out
+
+
+def inputs_digest(repo: Path = REPO) -> str:
+    """What decides the image: the Dockerfile, the base image and every source file."""
+    sha = hashlib.sha256(dockerfile(host_ca=HOST_CA.exists()).encode())
+    sha.update(BASE_IMAGE.encode())
+    for path in _files(repo):
+        sha.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return sha.hexdigest()[:16]
+
+
+def build_suite_image(*, say: Callable[[str], None] = print, repo: Path = REPO) -> str:
+    """Build (or find) the suite's image; returns its reference."""
+    key = inputs_digest(repo)
+    tag = f"{REPOSITORY}:{key}"
+    log = StepLog(say)
+
+    def build() -> None:
+        with tempfile.TemporaryDirectory(prefix="kfstack-suite-image-") as tmp:
+            context = Path(tmp)
+            (context / "Dockerfile").write_text(dockerfile(host_ca=HOST_CA.exists()), encoding="utf-8")
+            if HOST_CA.exists():
+                shutil.copyfile(HOST_CA, context / "ca.crt")
+            for path in _files(repo):
+                dest = context / "src" / path.relative_to(repo)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+            docker("build", "--network", "host", "--label", f"{KEY_LABEL}={key}", "-t", tag, str(context),
+                   timeout=1800)
+
+    log.run("image smoke-suite", key, lambda: image_key(tag) == key, replacing(tag, build))
+    return tag
