@@ -175,6 +175,8 @@ def test_summary_puts_the_failed_check_and_what_was_left_first(tmp_path: Path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--allow-replace"], "--allow-replace applies to --upgrade-from only"),
     (["--from-manifests", "/x"], "--from-manifests needs --upgrade-from RELEASE"),
+    (["--in-cluster", "--rerun-failed"], "--in-cluster runs the suite's own checks"),
+    (["--in-cluster", "--checks", "smoke_tests/checks/test_login.py"], "--in-cluster runs the suite's own checks"),
 ])
 def test_bad_option_combinations_are_usage_errors(args: list[str], message: str,
                                                   capsys: pytest.CaptureFixture[str]):

@@ -54,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pytest paths of the checks to run (repeatable; default: the smoke suite)")
     p.add_argument("-m", "--marker", metavar="EXPR", help="run only checks matching this pytest marker "
                    "expression (e.g. 'readiness or login')")
+    p.add_argument("--in-cluster", action="store_true",
+                   help="run the smoke suite as a Job inside the cluster (kfstack smoke-job), for clusters "
+                   "that port-forward cannot reach")
     p.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=main_conformance)
 
@@ -82,11 +85,15 @@ def main_conformance(args: argparse.Namespace) -> int:
     if args.from_manifests and not args.upgrade_from:
         print("--from-manifests needs --upgrade-from RELEASE", file=sys.stderr)
         return EXIT_USAGE
+    if args.in_cluster and (args.rerun_failed or args.checks):
+        print("--in-cluster runs the suite's own checks from its image: not with --rerun-failed or --checks "
+              "(use -m to select)", file=sys.stderr)
+        return EXIT_USAGE
     opts = ConformanceOptions(
         stack=args.stack, project_dir=args.project_dir or REPO_ROOT, report_root=Path(args.report_dir),
         history=args.history, twice=args.twice, keep=args.keep, rerun_failed=args.rerun_failed,
         upgrade_from=args.upgrade_from, from_manifests=args.from_manifests, allow_replace=args.allow_replace,
-        checks=[str(Path(c).resolve()) for c in args.checks], marker=args.marker)
+        checks=[str(Path(c).resolve()) for c in args.checks], marker=args.marker, in_cluster=args.in_cluster)
     try:
         record = run_conformance(opts)
     except UsageError as exc:

@@ -56,6 +56,7 @@ class ConformanceOptions:
     marker: str | None = None
     smoke_timeout: float = SMOKE_TIMEOUT_S
     parallel: int = UP_PARALLEL
+    in_cluster: bool = False  # the smoke suite as a Job inside the cluster (kfstack smoke-job)
 
 
 class Progress:
@@ -377,8 +378,14 @@ def _doctor(run: Run) -> None:
 
 
 def smoke_command(run: Run, rerun: list[Check]) -> list[str]:
-    """`pytest smoke_tests --stack NAME` with the report's JUnit, Markdown and diagnostics paths."""
+    """`pytest smoke_tests --stack NAME` with the report's JUnit, Markdown and diagnostics paths; with
+    in_cluster, `kfstack smoke-job`, whose results are then moved to the same paths."""
     opts = run.opts
+    if opts.in_cluster:
+        cmd = [sys.executable, "-m", "infra.cli", "smoke-job", "--stack", opts.stack,
+               "--report-dir", str(run.dir / "smoke-job"), "--timeout", str(opts.smoke_timeout), "--",
+               "-o", "junit_family=xunit1", "-rs"]
+        return cmd + (["-m", opts.marker] if opts.marker else [])
     targets = [c.path + c.id[c.id.index("::"):] for c in rerun] if rerun else (
         opts.checks or [str(REPO_ROOT / "smoke_tests")])
     cmd = [sys.executable, "-m", "pytest", *targets, "--stack", opts.stack,
@@ -398,8 +405,12 @@ def _smoke(run: Run, rerun: list[Check]) -> None:
     with run.step("smoke") as step:
         cmd = smoke_command(run, rerun)
         (run.dir / "junit").mkdir(parents=True, exist_ok=True)
-        proc = run_command(cmd, timeout=run.opts.smoke_timeout, cwd=run.workdir, env=run.env, check=False)
+        proc = run_command(cmd, timeout=run.opts.smoke_timeout + 900, cwd=run.workdir, env=run.env, check=False)
         (run.logs / "smoke.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+        if run.opts.in_cluster:
+            for name, dest in (("junit.xml", run.dir / "junit" / "smoke.xml"), ("smoke.md", run.dir / "smoke.md")):
+                if (run.dir / "smoke-job" / name).exists():
+                    shutil.copyfile(run.dir / "smoke-job" / name, dest)
         checks = read_junit(run.dir / "junit" / "smoke.xml", REPO_ROOT)
         run.record.checks += checks
         failed = [c.id for c in checks if c.failed]
