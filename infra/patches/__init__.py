@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 
 def apply_patches(rendered: Rendered, cfg: StackConfig) -> None:
-    from infra.patches import auth, images, normalize, profiles, sim, storage
+    from infra.patches import auth, images, kserve, normalize, profiles, sim, storage
 
     # images last: it maps every image, the storage provisioners' included.
-    for patch in (normalize.apply, storage.apply, auth.apply, profiles.apply, sim.apply, images.apply):
+    for patch in (normalize.apply, storage.apply, auth.apply, profiles.apply, kserve.apply, sim.apply,
+                  images.apply):
         patch(rendered, cfg)
