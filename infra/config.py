@@ -29,6 +29,9 @@ CONFIG_KEYS = ("devStack", "cluster", "kubeflow", "storage", "auth", "profiles",
 CLUSTER_PROVIDERS = ("kind", "minikube", "existing", "sim", "eks", "gke", "aks")
 LOCAL_PROVIDERS = ("kind", "minikube", "sim")
 COMPONENT_SETS = ("full", "core")
+# KServe's modes the manifests can be set to: Serverless (upstream Kubeflow's default: Knative and
+# Istio) or RawDeployment (plain Deployments and Services, where Knative cannot run).
+KSERVE_DEPLOYMENT_MODES = ("Serverless", "RawDeployment")
 STORAGE_MODES = ("existing", "local-path", "nfs-subdir", "static")
 CONNECTOR_TYPES = ("ldap", "github", "oidc")
 
@@ -175,6 +178,8 @@ class KubeflowConfig:
     components: str = "full"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # kubeflow.kserve.deploymentMode: None keeps upstream's inferenceservice-config as it is.
+    kserve_deployment_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -479,7 +484,12 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
 
 def _kubeflow(r: _Reader, raw: Mapping[str, Any]) -> KubeflowConfig:
     data = r.section(raw, "kubeflow")
-    r.unknown("kubeflow", data, {"release", "manifests", "components", "include", "exclude"})
+    r.unknown("kubeflow", data, {"release", "manifests", "components", "include", "exclude", "kserve"})
+    kserve = data.get("kserve") or {}
+    if not isinstance(kserve, Mapping):
+        r.fail("kubeflow.kserve", kserve, "must be a map of settings, such as {deploymentMode: RawDeployment}")
+        kserve = {}
+    r.unknown("kubeflow.kserve", kserve, {"deploymentMode"})
     release = r.string(data, "kubeflow", "release", "v1.11.0") or "v1.11.0"
     if not _RELEASE.match(release):
         r.fail("kubeflow.release", release, "must be a release tag such as v1.11.0")
@@ -496,6 +506,8 @@ def _kubeflow(r: _Reader, raw: Mapping[str, Any]) -> KubeflowConfig:
         components=r.string(data, "kubeflow", "components", "full", choices=COMPONENT_SETS) or "full",
         include=lists["include"],
         exclude=lists["exclude"],
+        kserve_deployment_mode=r.string(kserve, "kubeflow.kserve", "deploymentMode",
+                                        choices=KSERVE_DEPLOYMENT_MODES),
     )
 
 

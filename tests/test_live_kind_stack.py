@@ -1,16 +1,21 @@
 """T3 here: `pulumi up` of the kind-local stack file through the project's whole program.
 
 The stack's cluster comes from the node image built here; upstream cert-manager, the profile
-controller and KFAM run as real pods from images built here. In order, on one stack: up;
+controller and KFAM, Dex and oauth2-proxy (with its jwks proxy), and KServe in raw deployment mode
+run as real pods from images built here. In order, on one stack: up, and every pod Ready;
 cert-manager's CA injected and its webhook validating for real; the real controller reconciles
-the configured Profile into its namespace; the namespaces carry the Pod Security levels upstream
-sets, and the real admission refuses a pod that breaks them; a no-op preview changes nothing;
-destroy leaves no cluster, container or route. NOT RUN (skipped with the reason) where no
-container runtime, node image or component image can be had.
+the configured Profile into its namespace, and the real API server enforces its quota; Dex logs in
+the stack's users (a real OIDC code flow through a port-forward, the code exchanged for an ID token
+naming the user) and refuses a wrong password; KServe's controller runs with the raw mode the
+stack set; the namespaces carry the Pod Security levels upstream sets, and the real admission
+refuses a pod that breaks them; a second up changes nothing; destroy leaves no cluster, container
+or route. NOT RUN (skipped with the reason) where no container runtime, node image or component
+image can be had.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -20,8 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
+import requests
 import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
@@ -41,6 +48,15 @@ from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 STACK_FILE = REPO_ROOT / "stacks" / "Pulumi.kind-local.yaml"
 PROFILE_NAMESPACE = "kubeflow-user-example-com"
+# What the stack runs, by namespace: Deployment -> ready replicas (upstream's counts).
+DEPLOYMENTS = {
+    "cert-manager": {"cert-manager": 1, "cert-manager-cainjector": 1, "cert-manager-webhook": 1},
+    "auth": {"dex": 1},
+    "oauth2-proxy": {"oauth2-proxy": 2},
+    "istio-system": {"cluster-jwks-proxy": 1},
+    "kubeflow": {"profiles-deployment": 1, "kserve-controller-manager": 1,
+                 "kserve-localmodel-controller-manager": 1},
+}
 
 
 def _quiet(_line: str) -> None:
@@ -107,6 +123,27 @@ def test_up_runs_the_upstream_profile_controller(kind_stack: KindStack) -> None:
                       "ghcr.io/kubeflow/kubeflow/kfam:v1.10.0"}
 
 
+def test_every_pod_the_stack_made_is_ready(kind_stack: KindStack) -> None:
+    api = kind_stack.api()
+    apps = client.AppsV1Api(api)
+    ready = {ns: {d.metadata.name: d.status.ready_replicas or 0 for d in apps.list_namespaced_deployment(ns).items}
+             for ns in DEPLOYMENTS}
+    assert ready == DEPLOYMENTS
+    core = client.CoreV1Api(api)
+
+    def all_ready() -> tuple[bool, Any]:
+        waiting = []
+        for pod in core.list_pod_for_all_namespaces().items:
+            if pod.status.phase == "Succeeded":
+                continue
+            conditions = {c.type: c.status for c in pod.status.conditions or []}
+            if conditions.get("Ready") != "True":
+                waiting.append(f"{pod.metadata.namespace}/{pod.metadata.name} ({pod.status.phase})")
+        return not waiting, waiting
+
+    wait_until(all_ready, timeout=120, interval=2, what="every pod of the cluster to be Ready")
+
+
 def test_cert_manager_runs_injects_its_ca_and_its_webhook_validates(kind_stack: KindStack) -> None:
     api = kind_stack.api()
     apps = client.AppsV1Api(api)
@@ -150,6 +187,88 @@ def test_the_real_controller_reconciles_the_profile(kind_stack: KindStack) -> No
     assert subjects == ["user@example.com"]
 
 
+def test_the_profiles_quota_is_enforced_by_the_api_server(kind_stack: KindStack) -> None:
+    """The stack's quota (cpu 4) reaches the namespace through the real controller; a pod asking for
+    more is refused by the API server's quota admission."""
+    core = client.CoreV1Api(kind_stack.api())
+
+    def quota() -> tuple[bool, Any]:
+        items = core.list_namespaced_resource_quota(PROFILE_NAMESPACE).items
+        return bool(items), [q.spec.hard for q in items]
+
+    [hard] = wait_until(quota, timeout=180, interval=2, what=f"the profile's ResourceQuota in {PROFILE_NAMESPACE}")
+    assert hard == {"cpu": "4", "memory": "8Gi"}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "over-quota"},
+           "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                    "resources": {"requests": {"cpu": "5", "memory": "64Mi"},
+                                                  "limits": {"cpu": "5", "memory": "64Mi"}}}]}}
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(PROFILE_NAMESPACE, pod)
+    assert refused.value.status == 403 and "exceeded quota" in str(refused.value.body), refused.value.body
+
+
+def _dex_code_flow(base: str, client_id: str, email: str, password: str) -> str | None:
+    """Dex's authorization-code flow as a browser walks it: the authorization request, the password
+    form of the local connector, the POST; returns the code Dex redirects with, or None when Dex
+    answers the POST with the form again (refused)."""
+    http = requests.Session()
+    http.trust_env = False  # a loopback port-forward: no proxy
+    auth = http.get(f"{base}/dex/auth", params={"client_id": client_id, "redirect_uri": "/oauth2/callback",
+                                                "response_type": "code", "scope": "openid email profile",
+                                                "state": "live-test"}, timeout=30)
+    assert auth.status_code == 200 and 'name="password"' in auth.text, (auth.status_code, auth.url)
+    resp = http.post(auth.url, data={"login": email, "password": password}, allow_redirects=False, timeout=30)
+    for _ in range(5):
+        if resp.status_code not in (302, 303):
+            return None
+        location = resp.headers["Location"]
+        if urlsplit(location).path == "/oauth2/callback":
+            query = parse_qs(urlsplit(location).query)
+            assert query["state"] == ["live-test"]
+            return query["code"][0]
+        resp = http.get(urljoin(resp.url, location), allow_redirects=False, timeout=30)
+    raise AssertionError(f"Dex never redirected to the client: {resp.status_code} {resp.url}")
+
+
+def test_dex_logs_in_the_stacks_users_and_refuses_a_wrong_password(kind_stack: KindStack) -> None:
+    from infra.toolchain import tool_path
+    from smoke_tests.portforward import ForwardSpec, PortForward
+
+    cfg = parse_stack_config(kind_stack.ts.name, kind_stack.raw, set())
+    kubeconfig = kind_stack.ts.work_dir / "kubeconfig"
+    kubeconfig.write_text(kind_stack.ts.stack.outputs()["kubeconfig"].value)
+    oidc = client.CoreV1Api(kind_stack.api()).read_namespaced_secret("dex-oidc-client", "auth").data
+    client_id, client_secret = (base64.b64decode(oidc[k]).decode() for k in ("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"))
+    assert client_id == cfg.auth.client_id
+    spec = ForwardSpec(tool_path("kubectl"), "auth", "svc/dex", 5556, kubeconfig=kubeconfig)
+    with PortForward(spec) as forward:
+        for user in cfg.auth.users:
+            assert user.password is not None
+            code = _dex_code_flow(forward.url, client_id, user.email, user.password.reveal())
+            assert code, f"Dex refused {user.email}'s configured password"
+            token = requests.post(f"{forward.url}/dex/token", auth=(client_id, client_secret), timeout=30,
+                                  data={"grant_type": "authorization_code", "code": code,
+                                        "redirect_uri": "/oauth2/callback"})
+            assert token.status_code == 200, token.text
+            payload = token.json()["id_token"].split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            assert claims["email"] == user.email and claims["iss"] == "http://dex.auth.svc.cluster.local:5556/dex"
+            assert _dex_code_flow(forward.url, client_id, user.email, user.password.reveal() + "x") is None
+
+
+def test_kserve_runs_in_the_stacks_raw_mode(kind_stack: KindStack) -> None:
+    api = kind_stack.api()
+    config = client.CoreV1Api(api).read_namespaced_config_map("inferenceservice-config", "kubeflow")
+    assert json.loads(config.data["deploy"]) == {"defaultDeploymentMode": "RawDeployment"}
+    hooks = client.AdmissionregistrationV1Api(api).read_validating_webhook_configuration(
+        "inferenceservice.serving.kserve.io")
+    assert all(h.client_config.ca_bundle for h in hooks.webhooks)  # injected by the real cainjector
+    runtime = client.CustomObjectsApi(api).get_cluster_custom_object(
+        "serving.kserve.io", "v1alpha1", "clusterservingruntimes", "kserve-sklearnserver")
+    [container] = runtime["spec"]["containers"]
+    assert (container["image"], container["imagePullPolicy"]) == ("kserve/sklearnserver:v0.15.2", "IfNotPresent")
+
+
 def test_namespaces_carry_upstreams_pod_security_and_admission_enforces_it(kind_stack: KindStack,
                                                                           manifests_tree: Path) -> None:
     cfg = parse_stack_config(kind_stack.ts.name, kind_stack.raw, set())
@@ -169,8 +288,9 @@ def test_namespaces_carry_upstreams_pod_security_and_admission_enforces_it(kind_
 
 
 def test_second_up_changes_nothing(kind_stack: KindStack) -> None:
-    preview = kind_stack.ts.stack.preview(on_output=_quiet)
-    assert {k: v for k, v in preview.change_summary.items() if k != "same"} == {}, preview.stdout
+    result = kind_stack.ts.stack.up(on_output=_quiet, parallel=64)
+    changes = result.summary.resource_changes or {}
+    assert {k: v for k, v in changes.items() if k != "same"} == {}, result.stdout
 
 
 def test_destroy_leaves_no_cluster_container_or_route(kind_stack: KindStack) -> None:

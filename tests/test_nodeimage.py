@@ -5,6 +5,7 @@ live tier, tests/test_live_kind.py.)"""
 from __future__ import annotations
 
 import ipaddress
+import json
 import shutil
 from pathlib import Path
 
@@ -136,7 +137,10 @@ def test_preload_images_must_be_tagged_references() -> None:
 
 @pytest.mark.render
 def test_kind_local_preloads_every_image_it_runs(manifests_tree: Path) -> None:
-    """T1: the stack runs no image it does not load into its nodes (kubelet would try to pull)."""
+    """T1: the stack runs no pod from an image it does not load into its nodes (kubelet would try to
+    pull): every workload's image, and for KServe's raw InferenceServices the sklearn runtime and the
+    storage initializer named in inferenceservice-config. Other serving runtimes stay objects only."""
+    from infra.apply import WORKLOAD_KINDS
     from infra.config import parse_stack_config
     from infra.manifests.render import render
     from infra.patches.images import images_of
@@ -144,4 +148,11 @@ def test_kind_local_preloads_every_image_it_runs(manifests_tree: Path) -> None:
 
     cfg = parse_stack_config("kind-local", stack_raw("kflocal"), set())
     assert cfg.cluster.kind is not None
-    assert set(images_of(render(cfg, manifests_tree).objects)) == set(cfg.cluster.kind.preload_images)
+    rendered = render(cfg, manifests_tree)
+    workloads = images_of([o for o in rendered.objects if o["kind"] in WORKLOAD_KINDS])
+    [sklearn] = rendered.find("ClusterServingRuntime", "kserve-sklearnserver")
+    [isvc_config] = rendered.find("ConfigMap", "inferenceservice-config")
+    initializer = json.loads(isvc_config["data"]["storageInitializer"])["image"]
+    preloaded = set(cfg.cluster.kind.preload_images)
+    assert set(workloads) | set(images_of([sklearn])) | {initializer} <= preloaded
+    assert preloaded - set(images_of(rendered.objects)) - {initializer} == {"kfstack/standin-gateway:nginx-1.22"}

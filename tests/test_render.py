@@ -211,3 +211,24 @@ def test_configured_issuer_reaches_dex_oauth2_proxy_and_the_gateway(manifests_tr
     assert [r["issuer"] for r in rules if "dex" in r.get("jwksUri", r["issuer"])] == [
         "https://kubeflow.example.org/dex"]
     assert rules[0]["jwksUri"] == "http://dex.auth.svc.cluster.local:5556/dex/keys"
+
+
+def _inferenceservice_deploy(rendered: Rendered) -> dict:
+    [config_map] = rendered.find("ConfigMap", "inferenceservice-config", "kubeflow")
+    return json.loads(config_map["data"]["deploy"])
+
+
+def test_kserve_deployment_mode_sets_upstreams_inferenceservice_config(manifests_tree: Path, full: Rendered):
+    from tests.helpers import base_raw
+
+    assert _inferenceservice_deploy(full) == {"defaultDeploymentMode": "Serverless"}  # upstream's, untouched
+    raw = base_raw()
+    raw["kubeflow"]["kserve"] = {"deploymentMode": "RawDeployment"}
+    patched = render(parse_stack_config("test", raw, {"auth"}), manifests_tree)
+    assert _inferenceservice_deploy(patched) == {"defaultDeploymentMode": "RawDeployment"}
+    assert "kserve:RawDeployment" in patched.adjustments
+    # Nothing else of KServe's config changes.
+    [before] = full.find("ConfigMap", "inferenceservice-config", "kubeflow")
+    [after] = patched.find("ConfigMap", "inferenceservice-config", "kubeflow")
+    assert {k: v for k, v in before["data"].items() if k != "deploy"} == \
+           {k: v for k, v in after["data"].items() if k != "deploy"}

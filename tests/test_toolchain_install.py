@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -90,6 +91,21 @@ def test_install_without_marker_is_not_installed(tmp_path: Path) -> None:
         tool_path("demo", toolchain)
     assert install.install_tool(tool, route="release", plat=LINUX, say=lambda line: None).status == "installed"
     assert (store.bin_dir(tool) / "demo").read_bytes().startswith(b"#!/bin/sh")
+
+
+def test_a_build_from_another_go_than_the_pinned_one_is_not_installed() -> None:
+    """Dex built before its Go pin (or with another Go) is rebuilt; a release download is not."""
+    toolchain = parse_toolchain({"demo": {"version": "v1.0.0", "binaries": ["demo"], "go_toolchain": "1.25.0",
+                                          "source": {"dir": "demo", "packages": {"demo": "."}}}})
+    tool = toolchain.get("demo")
+    fake_installed(tool, route="source")  # a marker without go_toolchain: built with whatever Go was found
+    assert store.installed_marker(tool) is None
+    marker = store.read_marker(store.home(tool))
+    assert marker is not None
+    store.write_marker(store.home(tool), dataclasses.replace(marker, go_toolchain="1.25.0"))
+    assert store.installed_marker(tool) is not None
+    store.write_marker(store.home(tool), dataclasses.replace(marker, route="release"))
+    assert store.installed_marker(tool) is not None
 
 
 def test_install_killed_between_the_two_renames_is_undone(tmp_path: Path) -> None:

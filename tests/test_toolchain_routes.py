@@ -10,6 +10,7 @@ route builds a small tree. Each test has its own cache (KFSTACK_CACHE) and Pulum
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -299,7 +300,9 @@ def test_module_route_builds_dex_from_a_module_proxy(tmp_path: Path, go_env: GoP
                files={"go.mod": api_gomod, "api.go": 'package api\n\nconst Revision = "api-at-the-tag"\n'})
     go_env.add_mod_only("github.com/dexidp/dex/api/v2", "v2.3.0", api_gomod)
 
-    tool = load_toolchain().get("dex")
+    # The stand-in proxy serves no Go release, so this build runs with the Go found (the pinned Go is
+    # test_source_route_builds_with_the_pinned_go's subject).
+    tool = dataclasses.replace(load_toolchain().get("dex"), go_toolchain="")
     assert tool.module is not None
     # The real tag_repo, sent to the stand-in by git's own configuration (as a user's mirror would be):
     # the route must ask git whether the tag is reachable, not probe the URL over HTTP.
@@ -322,7 +325,7 @@ def test_module_route_builds_dex_from_a_module_proxy(tmp_path: Path, go_env: GoP
 
 
 def test_module_route_refuses_a_go_too_old_before_running_anything(monkeypatch: pytest.MonkeyPatch) -> None:
-    tool = load_toolchain().get("dex")
+    tool = dataclasses.replace(load_toolchain().get("dex"), go_toolchain="")  # the module's minimum alone
     monkeypatch.setenv("GOTOOLCHAIN", "local")
     assert gobuild.go_requirement(tool, "1.24.3") == (
         False, "dex is built from its Go module: needs Go 1.25.0 or newer, found 1.24.3")
@@ -334,10 +337,24 @@ def test_module_route_refuses_a_go_too_old_before_running_anything(monkeypatch: 
     assert gobuild.go_requirement(tool, "1.20.1")[0] is False  # too old to fetch a toolchain
 
 
+def test_a_pinned_go_is_fetched_whatever_go_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dex pins Go 1.25.0: a newer Go, or the user's GOTOOLCHAIN=local, must not change the binary."""
+    tool = load_toolchain().get("dex")
+    assert tool.go_toolchain == "1.25.0"
+    monkeypatch.setenv("GOTOOLCHAIN", "local")
+    assert gobuild.go_requirement(tool, "1.26.8") == (
+        True, "dex is built with Go 1.25.0 exactly: found 1.26.8, which fetches go1.25.0 from the module proxy "
+              "(GOTOOLCHAIN=go1.25.0)")
+    assert gobuild.go_requirement(tool, "1.20.1")[0] is False
+    assert gobuild.go_requirement(tool, None)[0] is False
+    assert gobuild.go_env(toolchain=tool.go_toolchain)["GOTOOLCHAIN"] == "go1.25.0"
+    assert "GOTOOLCHAIN" not in gobuild.go_env()
+
+
 def test_doctor_reports_the_go_dex_needs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor"]) in (0, 1)
     out = capsys.readouterr().out
-    assert "go for dex" in out and "needs Go 1.25.0 or newer" in out
+    assert "go for dex" in out and "built with Go 1.25.0 exactly" in out
 
 
 # --- the source route, with the real go command --------------------------------------------------
@@ -353,6 +370,28 @@ def test_source_route_builds_a_tree_with_the_real_go(tmp_path: Path, go_env: GoP
                                 "source": {"dir": "hello-{version}", "packages": {"hello": "."}}})
     assert install.install_tool(tool, sources=sources, say=QUIET).route == "source"
     assert run([str(store.bin_dir(tool) / "hello")], timeout=10).stdout == "hello v1.0.0\n"
+
+
+def test_source_route_builds_with_the_pinned_go(tmp_path: Path) -> None:
+    """A tool pinning go_toolchain is built by that Go release (fetched from the real module proxy
+    once, then from the module cache), and its marker says so; the Go found here is newer."""
+    if shutil.which("go") is None:
+        pytest.skip("the source route needs Go on PATH (not installed here)")
+    fetch = run(["go", "version"], timeout=600, check=False, env={"GOTOOLCHAIN": f"go{DEX_GO}"})
+    if fetch.returncode != 0 or f"go{DEX_GO}" not in fetch.stdout:
+        pytest.skip(f"NOT RUN: the go command cannot fetch go{DEX_GO} from its module proxy: {fetch.stderr.strip()}")
+    sources = tmp_path / "sources"
+    tree = sources / "pinned-v1.0.0"
+    tree.mkdir(parents=True)
+    (tree / "go.mod").write_text("module example.test/pinned\n\ngo 1.21\n")
+    (tree / "main.go").write_text('package main\n\nimport "runtime"\n\nfunc main() { println(runtime.Version()) }\n')
+    tool = parse_tool("pinned", {"version": "v1.0.0", "binaries": ["pinned"], "go_toolchain": DEX_GO,
+                                 "source": {"dir": "pinned-{version}", "packages": {"pinned": "."}}})
+    assert install.install_tool(tool, sources=sources, say=QUIET).route == "source"
+    assert run([str(store.bin_dir(tool) / "pinned")], timeout=10).stderr.strip() == f"go{DEX_GO}"
+    marker = store.installed_marker(tool)
+    assert marker is not None and marker.go_toolchain == DEX_GO
+    assert install.install_tool(tool, sources=sources, say=QUIET).status == "present"
 
 
 # --- progress on long steps ------------------------------------------------------------------------

@@ -277,10 +277,15 @@ class Build:
         self.image_tars[tag] = tar
         self.keys[f"image {tag}"] = key
 
-    def mini_image(self, tag: str, files: Mapping[str, Path], entrypoint: list[str], user: str) -> None:
-        """A static binary on a minimal root: CA bundle, passwd with nobody, /tmp."""
-        key = digest({"tag": tag, "files": {k: file_digest(v) for k, v in files.items()}, "entry": entrypoint,
-                      "user": user, "layout": 1})
+    def mini_image(self, tag: str, files: Mapping[str, Path], entrypoint: list[str], user: str,
+                   env: Mapping[str, str] | None = None) -> None:
+        """A static binary on a minimal root: CA bundle, passwd with nobody, /tmp; `env` adds
+        variables (HOME=/tmp for tools that write a cache under it)."""
+        inputs: dict[str, object] = {"tag": tag, "files": {k: file_digest(v) for k, v in files.items()},
+                                     "entry": entrypoint, "user": user, "layout": 1}
+        if env:
+            inputs["env"] = dict(env)  # only when set: the node's own images keep their keys
+        key = digest(inputs)
 
         def build_image() -> None:
             with tempfile.TemporaryDirectory(dir=nodeimage_dir()) as tmp:
@@ -293,6 +298,8 @@ class Build:
                            "ENV PATH=/usr/local/bin:/usr/bin:/bin", "--change", f"LABEL {KEY_LABEL}={key}"]
                 if user:
                     changes += ["--change", f"USER {user}"]
+                for name, value in (env or {}).items():
+                    changes += ["--change", f"ENV {name}={value}"]
                 docker("import", *changes, str(archive), tag)
 
         self._save(tag.rsplit("/", 1)[-1].split(":")[0], tag, key, build_image)

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 
 
 def apply_patches(rendered: Rendered, cfg: StackConfig) -> None:
-    from infra.patches import auth, gateway, images, normalize, profiles, sim, storage
+    from infra.patches import auth, gateway, images, kserve, normalize, profiles, sim, storage
 
-    # images last: it maps every image, the storage provisioners' included.
-    for patch in (normalize.apply, storage.apply, auth.apply, profiles.apply, gateway.apply, sim.apply,
-                  images.apply):
+    # images last: it maps every image, the storage provisioners' and the stand-in gateway's included.
+    for patch in (normalize.apply, storage.apply, auth.apply, profiles.apply, kserve.apply, gateway.apply,
+                  sim.apply, images.apply):
         patch(rendered, cfg)

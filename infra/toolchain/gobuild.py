@@ -63,8 +63,20 @@ def installed_go() -> str | None:
 def go_requirement(tool: Tool, found: str | None) -> tuple[bool, str]:
     """(ok, explanation) for building `tool` by its module route with the Go found on PATH.
 
-    Older Go from 1.21 on is enough when GOTOOLCHAIN lets it fetch the version the module needs.
+    Older Go from 1.21 on is enough when GOTOOLCHAIN lets it fetch the version the module needs. A
+    tool that pins its Go (`go_toolchain`) is built with exactly that release, whatever Go is found:
+    any Go from 1.21 fetches it (the build sets GOTOOLCHAIN itself).
     """
+    if tool.go_toolchain:
+        pinned = tool.go_toolchain
+        if found is None:
+            return False, f"{tool.name} is built with Go {pinned} exactly: needs a Go from 1.21 on PATH, none found"
+        if found == pinned:
+            return True, f"{tool.name} is built with Go {pinned} exactly: found {found}"
+        if version_tuple(found)[:2] >= FIRST_SELF_UPDATING_GO:
+            return True, (f"{tool.name} is built with Go {pinned} exactly: found {found}, which fetches go{pinned} "
+                          f"from the module proxy (GOTOOLCHAIN=go{pinned})")
+        return False, f"{tool.name} is built with Go {pinned} exactly: found {found}, too old to fetch it (needs 1.21+)"
     assert tool.module is not None
     need = tool.module.go
     if found is None:
@@ -91,6 +103,8 @@ def go_needs(tools: Sequence[Tool]) -> list[tuple[Tool, bool, str]]:
 def check_go_for(tool: Tool) -> str:
     """The go binary to build `tool` with; raises, before anything runs, when it is missing or too old."""
     go = go_binary()
+    if tool.module is None and not tool.go_toolchain:
+        return go
     ok, why = go_requirement(tool, installed_go())
     if not ok:
         raise ToolchainError(f"{why}: {GO_INSTALL_HINT}")
@@ -105,9 +119,16 @@ def ldflags(tool: Tool) -> str:
     return " ".join(parts)
 
 
-def go_env(gonosumdb: Sequence[str] = (), gobin: Path | None = None, *, static: bool = False) -> dict[str, str]:
-    """Variables every Go command of an install gets (merged into os.environ by `run`)."""
+def go_env(gonosumdb: Sequence[str] = (), gobin: Path | None = None, *, static: bool = False,
+           toolchain: str = "") -> dict[str, str]:
+    """Variables every Go command of an install gets (merged into os.environ by `run`).
+
+    `toolchain` (a tool's `go_toolchain`) pins the Go release: GOTOOLCHAIN=go<version> wins over
+    the user's setting (even `local`), so every route and machine builds the same Go's binary.
+    """
     env = {"GOFLAGS": "-mod=mod -buildvcs=false"}
+    if toolchain:
+        env["GOTOOLCHAIN"] = f"go{toolchain}"
     if static:
         env["CGO_ENABLED"] = "0"
     skip = [p for p in os.environ.get("GONOSUMDB", "").split(",") if p] + list(gonosumdb)
@@ -257,7 +278,7 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
         targets = [f"{pkg}@{tool.version}" for pkg in route.packages.values()]
         work.mkdir(parents=True, exist_ok=True)
         log.run([go, "install", "-v", *tags, "-ldflags", flags, *targets], cwd=work,
-                env=go_env(route.gonosumdb, gobin=bin_dir, static=route.static),
+                env=go_env(route.gonosumdb, gobin=bin_dir, static=route.static, toolchain=tool.go_toolchain),
                 label=f"go install {' '.join(targets)}")
         for binary, pkg in route.packages.items():
             produced = bin_dir / installed_name(pkg)
@@ -268,7 +289,7 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / "go.mod").write_text(wrapper_gomod(tool, route))
-    env = go_env(route.gonosumdb, static=route.static)
+    env = go_env(route.gonosumdb, static=route.static, toolchain=tool.go_toolchain)
     requires = [tool.expand(req, commit=commit).replace(" ", "@") for req in route.require]
     log.run([go, "get", *requires], cwd=work, env=env, label=f"go get {' '.join(requires)}")
     for binary, pkg in route.packages.items():
@@ -297,7 +318,7 @@ def build_source(tool: Tool, sources: Path | None, bin_dir: Path, work: Path, lo
     route: SourceRoute | None = tool.source
     tree = source_tree(tool, sources)
     assert route is not None  # source_tree checked
-    go = go_binary()
+    go = check_go_for(tool)
     shutil.rmtree(work, ignore_errors=True)
     work.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(tree, work, symlinks=True)
@@ -305,7 +326,7 @@ def build_source(tool: Tool, sources: Path | None, bin_dir: Path, work: Path, lo
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)
     module_dir = work / route.module_dir
-    env = go_env(route.gonosumdb, static=route.static)
+    env = go_env(route.gonosumdb, static=route.static, toolchain=tool.go_toolchain)
     edits = [tool.expand(arg) for arg in route.mod_edit_args()]
     if edits:
         log.run([go, "mod", "edit", *edits], cwd=module_dir, env=env, label="go mod edit", timeout=60)

@@ -144,7 +144,8 @@ def install_tool(tool: Tool, *, route: RouteChoice = "auto", sources: Path | Non
             seconds = round(time.monotonic() - start, 1)
             store.write_marker(staging, store.Marker(
                 name=tool.name, version=tool.version, route=chosen, seconds=seconds,
-                installed_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), binaries=tool.binaries))
+                installed_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), binaries=tool.binaries,
+                go_toolchain=tool.go_toolchain if chosen != "release" else ""))
             store.publish(staging, store.home(tool))
         finally:
             shutil.rmtree(staging, ignore_errors=True)

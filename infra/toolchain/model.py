@@ -138,6 +138,9 @@ class Tool:
     link_vars: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     pulumi_plugin: str = ""  # "resource kubernetes": register the binary in Pulumi's plugin cache
+    # The exact Go every Go route builds it with (GOTOOLCHAIN=go<version>; the go command fetches it
+    # from the module proxy): for tools whose behaviour changes with the Go release (Dex).
+    go_toolchain: str = ""
     release: ReleaseRoute | None = None
     module: ModuleRoute | None = None
     source: SourceRoute | None = None
@@ -285,12 +288,13 @@ def _source(table: Mapping[str, Any], where: str) -> SourceRoute:
 def parse_tool(name: str, table: Mapping[str, Any]) -> Tool:
     """Build one `Tool` from its raw table, checking what later steps rely on."""
     where = f"tools.{name}"
-    _check_keys(table, {"version", "binaries", "default", "link_vars", "requires", "pulumi_plugin",
+    _check_keys(table, {"version", "binaries", "default", "link_vars", "requires", "pulumi_plugin", "go_toolchain",
                         "release", "module", "source"}, where)
     tool = Tool(
         name=name, version=str(table["version"]), binaries=_strings(table, "binaries", where),
         default=bool(table.get("default", True)), link_vars=_strings(table, "link_vars", where),
         requires=_strings(table, "requires", where), pulumi_plugin=str(table.get("pulumi_plugin", "")),
+        go_toolchain=str(table.get("go_toolchain", "")),
         release=_release(table["release"], f"{where}.release") if "release" in table else None,
         module=_module(table["module"], f"{where}.module") if "module" in table else None,
         source=_source(table["source"], f"{where}.source") if "source" in table else None,
@@ -304,6 +308,8 @@ def parse_tool(name: str, table: Mapping[str, Any]) -> Tool:
         raise ToolchainError(f"{where}.module.packages must build exactly the binaries {list(tool.binaries)}")
     if tool.source is not None and set(tool.source.packages) | set(tool.source.scripts) != set(tool.binaries):
         raise ToolchainError(f"{where}.source packages and scripts must give exactly {list(tool.binaries)}")
+    if tool.go_toolchain and not re.fullmatch(r"\d+\.\d+\.\d+", tool.go_toolchain):
+        raise ToolchainError(f"{where}.go_toolchain {tool.go_toolchain!r} is not an exact Go release like 1.25.0")
     if tool.pulumi_plugin and len(tool.pulumi_plugin.split()) != 2:
         raise ToolchainError(f"{where}.pulumi_plugin must be '<kind> <name>', like 'resource kubernetes'")
     for var in tool.link_vars:

@@ -32,6 +32,7 @@ class Marker:
     seconds: float
     installed_at: str
     binaries: tuple[str, ...]
+    go_toolchain: str = ""  # the Go release it was built with, when the tool pins one
 
 
 def home(tool: Tool) -> Path:
@@ -54,7 +55,7 @@ def read_marker(directory: Path) -> Marker | None:
         data = json.loads((directory / MARKER_NAME).read_text())
         return Marker(name=str(data["name"]), version=str(data["version"]), route=str(data["route"]),
                       seconds=float(data["seconds"]), installed_at=str(data["installed_at"]),
-                      binaries=tuple(data["binaries"]))
+                      binaries=tuple(data["binaries"]), go_toolchain=str(data.get("go_toolchain", "")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -64,6 +65,8 @@ def installed_marker(tool: Tool) -> Marker | None:
     marker = read_marker(home(tool))
     if marker is None or marker.version != tool.version:
         return None
+    if tool.go_toolchain and marker.route != "release" and marker.go_toolchain != tool.go_toolchain:
+        return None  # built before the pin, or with another Go: rebuilt with the pinned one
     bins = bin_dir(tool)
     if not all(os.access(bins / b, os.X_OK) for b in tool.binaries):
         return None
