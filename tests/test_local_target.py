@@ -63,7 +63,9 @@ def test_gateway_routes_each_namespace_only_for_its_owner() -> None:
     assert '"kubeflow-user-example-com|user@example.com" 127.0.0.1:18010;' in conf
     assert '"kubeflow-user2-example-com|user2@example.com" 127.0.0.1:18011;' in conf
     assert "default 127.0.0.1:18004;" in conf
-    assert r'server_name "~^(?<isvc>[a-z0-9-]+)\.(?<profile_ns>[a-z0-9-]+)\.example\.com$";' in conf
+    assert (r'server_name "~^(?<isvc>[a-z0-9-]+)\.(?<profile_ns>[a-z0-9-]+)\.example\.com$" '
+            r'"~^(?<isvc>[a-z0-9-]+)-(?<profile_ns>kubeflow-user-example-com|kubeflow-user2-example-com)'
+            r'\.example\.com$";') in conf
     assert conf.count("auth_request /oauth2/auth;") == 2
 
 
