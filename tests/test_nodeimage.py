@@ -156,3 +156,13 @@ def test_kind_local_preloads_every_image_it_runs(manifests_tree: Path) -> None:
     preloaded = set(cfg.cluster.kind.preload_images)
     assert set(workloads) | set(images_of([sklearn])) | {initializer} <= preloaded
     assert preloaded - set(images_of(rendered.objects)) - {initializer} == {"kfstack/standin-gateway:nginx-1.22"}
+
+
+def test_a_recipe_image_without_its_source_copy_fails_naming_it(tmp_path: Path) -> None:
+    """KServe's Python servers are not on PyPI: without the source copy the build stops at once,
+    before any image is made, and says what to provide."""
+    from infra.nodeimage.build import NodeImageError
+    from infra.nodeimage.components import build_component_images
+
+    with pytest.raises(NodeImageError, match=r"source tree .*kserve-v0\.15\.2-python not found"):
+        build_component_images(["kserve/sklearnserver:v0.15.2"], say=lambda line: None, sources=tmp_path)

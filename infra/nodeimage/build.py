@@ -273,7 +273,8 @@ class Build:
             docker("save", "-o", str(tmp), tag)
             tmp.rename(tar)
 
-        self.log.run(f"image {name}", key, tar.exists, build)
+        # Done only when both are there: kind loads the image from Docker, the node image imports the tar.
+        self.log.run(f"image {name}", key, lambda: tar.exists() and image_key(tag) == key, build)
         self.image_tars[tag] = tar
         self.keys[f"image {tag}"] = key
 

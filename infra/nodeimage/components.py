@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.nodeimage.build import Build, NodeImageError, bin_of
+from infra.nodeimage.build import Build, NodeImageError, bin_of, is_static
 from infra.nodeimage.pins import load_pins
 from infra.nodeimage.steps import StepLog
 from infra.toolchain import install as installer
@@ -88,8 +88,12 @@ def build_component_images(refs: Iterable[str] = (), *, say: Callable[[str], Non
     for ref in wanted:
         spec = known[ref]
         if spec.binary:
-            build.mini_image(ref, {spec.path.lstrip("/"): bin_of(pins, spec.binary)}, [spec.path], spec.user,
-                             env=spec.env)
+            binary = bin_of(pins, spec.binary)
+            if not is_static(binary):
+                raise NodeImageError(f"{binary} is not a static binary, so it cannot run in the image {ref} (an "
+                                     f"install from before its route was static): `kfstack tools install --force "
+                                     f"{toolchain.tool_for_binary(spec.binary).name}`")
+            build.mini_image(ref, {spec.path.lstrip("/"): binary}, [spec.path], spec.user, env=spec.env)
     recipe_refs = [known[r] for r in wanted if known[r].recipe]
     if recipe_refs:
         try:

@@ -231,8 +231,10 @@ def build_recipe_images(build: Build, wanted: Sequence[tuple[str, str, str]]) ->
     unknown = sorted({r for _, r, _ in wanted if r not in recipes})
     if unknown:
         raise RecipeError(f"no [image_recipes.{unknown[0]}] in {VERSIONS_FILE.name}; known: {', '.join(recipes)}")
-    base = debian_base(build)
     kserve = [(ref, target) for ref, recipe, target in wanted if recipe == "kserve-python"]
+    if kserve:  # a missing source copy fails before anything is built
+        _sources(build, recipes["kserve-python"], str(recipes["kserve-python"].get("version")))
+    base = debian_base(build)
     if kserve:
         kserve_python(build, base, recipes["kserve-python"], kserve)
     for ref, recipe, _ in wanted:
