@@ -238,7 +238,7 @@ class ProfileConfig:
 @dataclass(frozen=True)
 class ImagesConfig:
     """Where the stack's images come from: a registry that mirrors them all, exact overrides per
-    upstream image, and the pull policy for every image the map rewrites (air-gapped installs,
+    upstream image, and the pull policy for every container (air-gapped installs,
     images built locally)."""
 
     registry: str | None = None

@@ -73,3 +73,14 @@ def test_every_container_of_the_render_runs_a_mapped_image(mirrored: Rendered) -
                 for c in containers(obj)]
     assert runtimes and all(i.startswith("registry.local:5000/kf/") for i in runtimes)
     assert "kubeflow-stacks/dex:v2.44.0-local" in images_of(mirrored.objects)
+
+
+def test_the_pull_policy_holds_for_images_the_map_does_not_move(manifests_tree: Path) -> None:
+    """kind-local maps one image and loads the rest into the nodes: none may keep upstream's
+    `Always` (KServe's managers) or the `:latest` default (the jwks proxy's kubectl)."""
+    raw = base_raw(images={"overrides": {"docker.io/library/nginx:1.27.5": "kfstack/standin-gateway:nginx-1.22"},
+                           "pullPolicy": "IfNotPresent"})
+    rendered = render(parse_stack_config("t", raw, {"auth"}), manifests_tree)
+    policies = {c["image"]: c.get("imagePullPolicy") for o in rendered.objects for c in containers(o)}
+    assert policies["kserve/kserve-controller:v0.15.2"] == "IfNotPresent"
+    assert {p for p in policies.values()} == {"IfNotPresent"}

@@ -61,8 +61,8 @@ def apply(rendered: Rendered, cfg: StackConfig) -> None:
     images = cfg.images
     if not images.active:
         return
-    # With no registry and no overrides, the pull policy is for every image.
-    policy_for_all = not (images.registry or images.overrides)
+    # The pull policy is for every image, moved or not: images loaded into the nodes (kind-local)
+    # or mirrored must not be pulled `Always` (upstream's KServe managers, a `:latest` tag).
     rewritten = 0
     for obj in rendered.objects:
         for container in containers(obj):
@@ -71,6 +71,6 @@ def apply(rendered: Rendered, cfg: StackConfig) -> None:
             if moved:
                 container["image"] = target
                 rewritten += 1
-            if images.pull_policy and (moved or policy_for_all):
+            if images.pull_policy:
                 container["imagePullPolicy"] = images.pull_policy
     rendered.adjustments.append(f"images({rewritten})")

@@ -34,10 +34,12 @@ def dockerfile(*, host_ca: bool = True) -> str:
 {ca}ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180
 RUN apt-get update && apt-get install -y --no-install-recommends python3-venv python3-pip \\
     && rm -rf /var/lib/apt/lists/*
-COPY src /src
+# The libraries first, so a change to the project's code rebuilds only the last layers.
+COPY src/constraints.txt /tmp/constraints.txt
 RUN python3 -m venv /suite \\
-    && {cert}/suite/bin/pip install --no-cache-dir -c /src/constraints.txt {reqs} \\
-    && {cert}/suite/bin/pip install --no-cache-dir --no-deps /src && rm -rf /src /tmp/host-ca.crt
+    && {cert}/suite/bin/pip install --no-cache-dir -c /tmp/constraints.txt {reqs}
+COPY src /src
+RUN {cert}/suite/bin/pip install --no-cache-dir --no-deps /src && rm -rf /src /tmp/host-ca.crt
 ENV PATH=/suite/bin:/usr/bin:/bin HOME=/tmp
 USER {USER_ID}
 ENTRYPOINT ["python", "-m", "smoke_tests.incluster"]
