@@ -21,6 +21,9 @@ available, ...) make "depends on" mean "is ready". The phases follow what the ob
 7. applications: every other workload.
 8. webhooks: the remaining webhook configurations, once the services behind them answer.
 9. resources: instances of custom resources (gateways, policies, runtimes, profiles, ...).
+
+A phase whose objects earlier webhooks intercept starts after an admission gate, which waits until
+the API server can call those webhooks (infra/admission.py says why the barrier is not enough).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
+from infra.admission import AdmissionGate, probes_for
 from infra.definitions import FIELD_MANAGER, CustomResourceDefinitions
 from infra.manifests.render import group_of
 
@@ -258,11 +262,20 @@ class KubeflowDeployment(pulumi.ComponentResource):
         super().__init__("kubeflow-stacks:kubeflow:KubeflowDeployment", name, None, opts)
         self.phases: dict[str, list[KubeObject]] = {}
         self.barriers: dict[str, PhaseBarrier] = {}
+        self.gates: dict[str, pulumi.Resource] = {}  # phase -> its admission gate (infra/admission.py)
         self.definitions: CustomResourceDefinitions | None = None
-        previous: PhaseBarrier | None = None
+        previous: pulumi.Resource | None = None
+        earlier_webhooks: list[Obj] = []
         for phase, objs in group_by_phase(args.objects).items():
             if not objs:
                 continue
+            probes = probes_for(objs, earlier_webhooks, args.objects) if earlier_webhooks else []
+            if probes and previous is not None:
+                previous = AdmissionGate(f"{name}-{phase}-admission", phase, probes, args.kubeconfig, args.context,
+                                         pulumi.ResourceOptions(parent=self, depends_on=[previous],
+                                                                deleted_with=args.deleted_with))
+                self.gates[phase] = previous
+            earlier_webhooks += [o for o in objs if o["kind"] in WEBHOOK_KINDS]
             after = [previous] if previous else []
             child_opts = pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=after, delete_before_replace=True,
@@ -293,7 +306,7 @@ class KubeflowDeployment(pulumi.ComponentResource):
                     f"{name}-crds", crds, args.kubeconfig, args.context,
                     pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with))
                 members.append(self.definitions)
-            previous = PhaseBarrier(f"{name}-{phase}", phase, members, pulumi.ResourceOptions(parent=self))
+            barrier = PhaseBarrier(f"{name}-{phase}", phase, members, pulumi.ResourceOptions(parent=self))
             self.phases[phase] = [m for m in members if isinstance(m, KubeObject)]
-            self.barriers[phase] = previous
+            self.barriers[phase] = previous = barrier
         self.register_outputs({"objectCount": len(args.objects), "phases": list(self.phases)})
