@@ -1,0 +1,187 @@
+"""Admission gates (infra/admission.py): T0 on which objects a gate probes, T1 on the real render,
+T2 on a real kube-apiserver calling a real TLS webhook that starts only after its configuration is
+in place: `pulumi up` of the project's ordered apply waits for it instead of failing the next
+phase's create with "failed calling webhook ... connection refused" (kind-local's intermittent
+failure at cert-manager's Issuers)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import http.server
+import ipaddress
+import json
+import ssl
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from kubernetes import client
+from kubernetes import config as kube_config
+
+from infra.admission import intercepts, not_served, probes_for
+from infra.apply import KubeflowArgs, KubeflowDeployment, group_by_phase
+from infra.automation import inline_stack
+from infra.config import parse_stack_config
+from infra.manifests.render import render
+from infra.process import free_port
+from infra.wait import wait_until
+from tests.helpers import base_raw
+
+GROUP = "kfstack.test"
+CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+       "metadata": {"name": f"widgets.{GROUP}"},
+       "spec": {"group": GROUP, "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                    "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+WIDGET = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "default"},
+          "spec": {"size": 1}}
+
+
+def webhook_config(url: str, ca: bytes) -> dict[str, Any]:
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "kfstack-gate-test"},
+            "webhooks": [{"name": "widgets.kfstack.test", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                          "failurePolicy": "Fail", "timeoutSeconds": 5,
+                          "clientConfig": {"url": url, "caBundle": base64.b64encode(ca).decode()},
+                          "rules": [{"apiGroups": [GROUP], "apiVersions": ["v1"], "operations": ["CREATE"],
+                                     "resources": ["widgets"]}]}]}
+
+
+def test_only_objects_an_earlier_webhook_intercepts_are_probed() -> None:
+    hooks = [webhook_config("https://127.0.0.1:1/", b"x")]
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}
+    assert intercepts(hooks, WIDGET, {(GROUP, "Widget"): "widgets"})
+    assert not intercepts(hooks, cm, {})
+    assert probes_for([cm, secret, WIDGET], hooks, [CRD]) == [WIDGET]
+    assert not_served('Internal error occurred: failed calling webhook "x": dial tcp: connect: connection refused')
+    assert not not_served('admission webhook "x" denied the request: size must be positive')
+
+
+def test_kind_local_render_gates_cert_managers_issuers_and_sim_has_no_gate(manifests_tree: Path) -> None:
+    no_istio = {"release": "v1.11.0", "components": "core", "include": ["istio-crds"],
+                "exclude": ["istio", "kubeflow-istio-resources", "knative-serving", "pipelines", "centraldashboard"]}
+    storage = {"mode": "existing", "defaultClass": "standard"}
+    cfg = parse_stack_config("t", base_raw(kubeflow=no_istio, storage=storage), {"auth"})
+    phases = group_by_phase(render(cfg, manifests_tree).objects)
+    hooks = [o for o in phases["cert-manager"] if o["kind"].endswith("WebhookConfiguration")]
+    probed = {(o["kind"], o["metadata"]["name"]) for o in probes_for(phases["certificates"], hooks,
+                                                                       [o for p in phases.values() for o in p])}
+    assert ("ClusterIssuer", "kubeflow-self-signing-issuer") in probed
+    sim = parse_stack_config("s", base_raw(cluster={"provider": "sim", "name": "s"}), {"auth"})
+    sim_objects = render(sim, manifests_tree).objects
+    assert not [o for o in sim_objects if o["kind"].endswith("WebhookConfiguration")]  # so no gate on sim
+
+
+def _tls(tmp: Path) -> tuple[bytes, ssl.SSLContext]:
+    """A CA and a server certificate for 127.0.0.1, made here."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kfstack gate test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp / "cert.pem").write_bytes(pem)
+    (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    return pem, context
+
+
+class LateWebhook:
+    """A webhook that starts answering only a while after its configuration exists, recording each
+    review it gets (allowed) and whether `pulumi up` was still running when it started."""
+
+    def __init__(self, api: client.ApiClient, port: int, context: ssl.SSLContext) -> None:
+        self.api, self.port, self.context = api, port, context
+        self.reviews: list[dict[str, Any]] = []
+        self.up_done = threading.Event()
+        self.up_running_at_start: bool | None = None
+        self.server: http.server.HTTPServer | None = None
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        admission = client.AdmissionregistrationV1Api(self.api)
+
+        def exists() -> tuple[bool, Any]:
+            try:
+                return True, admission.read_validating_webhook_configuration("kfstack-gate-test")
+            except client.ApiException as exc:
+                if exc.status == 404:
+                    return False, None
+                raise
+
+        wait_until(exists, timeout=300, interval=0.2, what="the webhook configuration")
+        # The window a create without the gate fell into: the configuration is in place, nothing answers.
+        time.sleep(3)
+        reviews = self.reviews
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                reviews.append(review["request"])
+                body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+                    "uid": review["request"]["uid"], "allowed": True}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        server = http.server.HTTPServer(("127.0.0.1", self.port), Handler)
+        server.socket = self.context.wrap_socket(server.socket, server_side=True)
+        self.up_running_at_start = not self.up_done.is_set()
+        self.server = server
+        server.serve_forever()
+
+
+def test_up_waits_for_a_webhook_that_answers_late(sim_kubeconfig: Path, tmp_path: Path) -> None:
+    kubeconfig = sim_kubeconfig.read_text()
+    api = kube_config.new_client_from_config(str(sim_kubeconfig))
+    port = free_port()
+    ca, context = _tls(tmp_path)
+    objects = [CRD, webhook_config(f"https://127.0.0.1:{port}/validate", ca), WIDGET]
+
+    def program() -> None:
+        provider = k8s.Provider("sim", kubeconfig=pulumi.Output.secret(kubeconfig))
+        deployment = KubeflowDeployment("gate", KubeflowArgs(objects=objects, provider=provider, kubeconfig=kubeconfig))
+        pulumi.export("gates", list(deployment.gates))
+
+    ts = inline_stack(tmp_path, program, prefix="gate")
+    hook = LateWebhook(api, port, context)
+    try:
+        try:
+            result = ts.stack.up()
+        finally:
+            hook.up_done.set()
+        assert result.summary.result == "succeeded"
+        assert result.outputs["gates"].value == ["resources"]
+        assert hook.up_running_at_start is True
+        kinds = [(r["kind"]["kind"], r["dryRun"]) for r in hook.reviews]
+        assert kinds[0] == ("Widget", True), kinds  # the gate's dry-run came first, then the real create
+        assert ("Widget", False) in kinds
+        assert client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, "v1", "default", "widgets", "w")
+    finally:
+        ts.stack.destroy()
+        ts.stack.workspace.remove_stack(ts.name)
+        if hook.server:
+            hook.server.shutdown()
