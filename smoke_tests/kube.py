@@ -17,7 +17,7 @@ import yaml
 from smoke_tests.target import KubeAccess
 
 KUBEFLOW_NAMESPACES = ("kubeflow", "istio-system", "auth", "oauth2-proxy", "cert-manager",
-                       "knative-serving", "knative-eventing", "kubeflow-system")
+                       "knative-serving", "knative-eventing", "kubeflow-system", "kfstack-gateway")
 SECRET_KEYS = ("token", "client-key-data", "client-certificate-data", "password", "id-token",
                "refresh-token")
 

@@ -7,9 +7,7 @@ failure at cert-manager's Issuers)."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import http.server
-import ipaddress
 import json
 import ssl
 import threading
@@ -30,6 +28,7 @@ from infra.manifests.render import render
 from infra.process import free_port
 from infra.wait import wait_until
 from tests.helpers import base_raw
+from tests.tls import self_signed
 
 GROUP = "kfstack.test"
 CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -76,32 +75,6 @@ def test_kind_local_render_gates_cert_managers_issuers_and_sim_has_no_gate(manif
     sim = parse_stack_config("s", base_raw(cluster={"provider": "sim", "name": "s"}), {"auth"})
     sim_objects = render(sim, manifests_tree).objects
     assert not [o for o in sim_objects if o["kind"].endswith("WebhookConfiguration")]  # so no gate on sim
-
-
-def _tls(tmp: Path) -> tuple[bytes, ssl.SSLContext]:
-    """A CA and a server certificate for 127.0.0.1, made here."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kfstack gate test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    (tmp / "cert.pem").write_bytes(pem)
-    (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
-    return pem, context
 
 
 class LateWebhook:
@@ -158,7 +131,7 @@ def test_up_waits_for_a_webhook_that_answers_late(sim_kubeconfig: Path, tmp_path
     kubeconfig = sim_kubeconfig.read_text()
     api = kube_config.new_client_from_config(str(sim_kubeconfig))
     port = free_port()
-    ca, context = _tls(tmp_path)
+    ca, context = self_signed(tmp_path)
     objects = [CRD, webhook_config(f"https://127.0.0.1:{port}/validate", ca), WIDGET]
 
     def program() -> None:

@@ -60,8 +60,8 @@ def test_oauth2_proxy_file_is_the_generators_and_secrets_go_by_environment() -> 
 
 def test_gateway_routes_each_namespace_only_for_its_owner() -> None:
     conf = configs.nginx_conf(CONFIG, PORTS, workdir="/w")
-    assert '"kubeflow-user-example-com|user@example.com" 127.0.0.1:18010;' in conf
-    assert '"kubeflow-user2-example-com|user2@example.com" 127.0.0.1:18011;' in conf
+    assert '"kubeflow-user-example-com|user@example.com|" 127.0.0.1:18010;' in conf
+    assert '"kubeflow-user2-example-com|user2@example.com|" 127.0.0.1:18011;' in conf
     assert "default 127.0.0.1:18004;" in conf
     assert (r'server_name "~^(?<isvc>[a-z0-9-]+)\.(?<profile_ns>[a-z0-9-]+)\.example\.com$" '
             r'"~^(?<isvc>[a-z0-9-]+)-(?<profile_ns>kubeflow-user-example-com|kubeflow-user2-example-com)'

@@ -4,9 +4,13 @@ the real nginx), T1 on the real v1.11.0 render of a stack without Istio."""
 from __future__ import annotations
 
 import dataclasses
+import http.server
+import ssl
+import threading
 from pathlib import Path
 
 import pytest
+import requests
 
 from infra.config import ConfigError, parse_stack_config
 from infra.errors import UserError
@@ -14,8 +18,11 @@ from infra.gateway.nginx import nginx_conf
 from infra.gateway.standin import NAME, NAMESPACE, cluster_layout, ingress, standin_objects
 from infra.local_target.binaries import MissingBinary, binary
 from infra.manifests.render import render
+from infra.process import free_port, port_open, spawn, stop_process
 from infra.run import run
+from infra.wait import wait_until
 from tests.helpers import ALICE, BOB, base_raw
+from tests.tls import self_signed
 
 NO_ISTIO = {"release": "v1.11.0", "components": "core", "include": ["istio-crds"],
             "exclude": ["istio", "kubeflow-istio-resources", "knative-serving", "pipelines", "centraldashboard"]}
@@ -36,7 +43,7 @@ def test_routes_go_to_upstreams_services_and_each_profiles_predictors() -> None:
     assert "set $oauth2_upstream oauth2-proxy.oauth2-proxy.svc.cluster.local:80;" in conf
     for user in (ALICE, BOB):
         profile = "kubeflow-" + user["email"].replace("@", "-").replace(".", "-")
-        assert f'"{profile}|{user["email"]}" $isvc-predictor.{profile}.svc.cluster.local:80;' in conf
+        assert f'"{profile}|{user["email"]}|" $isvc-predictor.{profile}.svc.cluster.local:80;' in conf
     assert "include /tmp/resolver.conf;" in conf  # names resolve per request: no start-up failure
 
 
@@ -48,7 +55,8 @@ def test_the_cluster_configuration_is_valid_nginx(tmp_path: Path) -> None:
     cfg = _config()
     (tmp_path / "resolver.conf").write_text("resolver 127.0.0.1 valid=10s;\n", encoding="utf-8")
     layout = dataclasses.replace(cluster_layout(cfg), workdir=str(tmp_path),
-                                 resolver_file=str(tmp_path / "resolver.conf"))
+                                 resolver_file=str(tmp_path / "resolver.conf"),
+                                 token_api_ca="/etc/ssl/certs/ca-certificates.crt")
     conf = tmp_path / "nginx.conf"
     conf.write_text(nginx_conf(cfg, layout), encoding="utf-8")
     result = run([nginx, "-t", "-p", tmp_path, "-c", conf, "-e", "stderr"], timeout=30)
@@ -92,3 +100,80 @@ def test_a_standin_beside_istio_is_refused_before_anything_is_applied(manifests_
     cfg = parse_stack_config("t", base_raw(gateway={"kind": "standin"}), {"auth"})
     with pytest.raises(UserError, match=r"add istio to kubeflow\.exclude"):
         render(cfg, manifests_tree)
+
+
+def _serve(handler: type[http.server.BaseHTTPRequestHandler], context: ssl.SSLContext | None = None) -> int:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return int(server.server_address[1])
+
+
+def test_serviceaccount_tokens_on_model_hosts_are_decided_by_the_api_server(tmp_path: Path) -> None:
+    """The real nginx with the cluster's configuration: a bearer token goes to the API server (a TLS
+    stand-in here), which lets the owner's token list the namespace's InferenceServices (200: the
+    model answers), refuses another namespace's (403: Istio's RBAC denial) and does not know a forged
+    one (401: sent to log in)."""
+    try:
+        nginx = binary("nginx")
+    except MissingBinary as exc:
+        pytest.skip(f"NOT RUN: nginx is not installed here ({exc})")
+    cfg = _config()
+    namespace = cfg.profiles[0].name
+    asked: list[tuple[str, str, str]] = []
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            token = self.headers.get("Authorization", "")
+            asked.append((self.command, self.path, token))
+            code = {"Bearer owner": 200, "Bearer foreign": 403}.get(token, 401)
+            self.send_response(code)
+            self.send_header("Audit-Id", "a1")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    class Model(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b'{"predictions": [1]}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    _, context = self_signed(tmp_path)
+    api_port, model_port, port = _serve(Api, context), _serve(Model), free_port()
+    layout = dataclasses.replace(
+        cluster_layout(cfg), listen=f"127.0.0.1:{port}", dashboard=f"127.0.0.1:{free_port()}",
+        deny=f"127.0.0.1:{free_port()}", oauth2_proxy=f"127.0.0.1:{free_port()}", workdir=str(tmp_path),
+        error_log=str(tmp_path / "error.log"), access_log=str(tmp_path / "access.log"), resolver_file=None,
+        models={p.name: f"127.0.0.1:{model_port}" for p in cfg.profiles}, token_api=f"127.0.0.1:{api_port}",
+        token_api_ca=str(tmp_path / "cert.pem"))
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(nginx_conf(cfg, layout), encoding="utf-8")
+    proc = spawn([nginx, "-p", tmp_path, "-c", conf, "-e", tmp_path / "error.log", "-g", "daemon off;"])
+    try:
+        wait_until(lambda: (port_open(port), None), timeout=30, interval=0.2, what="nginx to listen")
+        url = f"http://127.0.0.1:{port}/v1/models/iris:predict"
+        host = f"kfstack-iris-{namespace}.example.com"  # KServe raw mode's host
+
+        def predict(token: str) -> requests.Response:
+            return requests.post(url, json={"instances": [[1, 2, 3, 4]]}, allow_redirects=False, timeout=10,
+                                 headers={"Host": host, "Authorization": f"Bearer {token}"})
+
+        owner, foreign, forged = predict("owner"), predict("foreign"), predict("forged")
+        log = (tmp_path / "error.log").read_text()
+        assert (owner.status_code, owner.json()) == (200, {"predictions": [1]}), log
+        assert (foreign.status_code, foreign.text) == (403, "RBAC: access denied"), log
+        assert (forged.status_code, forged.headers["Location"]) == (302, "/oauth2/start?rd=/v1/models/iris:predict")
+        path = f"/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices?limit=1"
+        assert asked == [("GET", path, "Bearer owner"), ("GET", path, "Bearer foreign"), ("GET", path, "Bearer forged")]
+    finally:
+        stop_process(proc)

@@ -35,6 +35,12 @@ class GatewayLayout:
     access_log: str
     resolver_file: str | None = None  # a file holding a `resolver` line, where upstreams are names
     platform: str = "local-target"  # what the dashboard stand-in reports as the platform
+    # In a cluster, bearer tokens on model hosts are ServiceAccount tokens (Kubeflow's machine
+    # clients): the API server at this host:port decides whether one may use the namespace
+    # (may it read the namespace's InferenceServices?), as Istio's per-namespace policies decide.
+    token_api: str | None = None
+    token_api_ca: str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    token_api_name: str = "kubernetes.default.svc"
 
 
 def _auth_locations(layout: GatewayLayout) -> str:
@@ -58,24 +64,63 @@ def _auth_locations(layout: GatewayLayout) -> str:
         }}
         location @login {{
             return 302 /oauth2/start?rd=$request_uri;
+        }}
+        location @deny {{
+            default_type text/plain;
+            return 403 '{DENY_BODY}';
         }}"""
 
 
-def _checked(upstream: str) -> str:
-    """A location body that lets a request through only with an oauth2-proxy session or token."""
+def _checked(upstream: str, check: str = "/oauth2/auth") -> str:
+    """A location body that lets a request through only with an oauth2-proxy session or token (or,
+    with the token check, a ServiceAccount token the API server accepts for the namespace)."""
     return f"""
-            auth_request /oauth2/auth;
+            auth_request {check};
             error_page 401 = @login;
+            error_page 403 = @deny;
             auth_request_set $auth_email $upstream_http_x_auth_request_email;
+            auth_request_set $token_checked $upstream_http_audit_id;
             proxy_set_header kubeflow-userid $auth_email;
             proxy_pass {upstream};"""
+
+
+def _token_locations(layout: GatewayLayout) -> str:
+    """Bearer tokens to the API server, everything else to oauth2-proxy. A ServiceAccount token is
+    asked, with its own rights, to list the namespace's InferenceServices: 200 lets it through (the
+    API server's answer carries an Audit-Id, which the route map reads), 403 is Istio's RBAC denial,
+    401 a token the cluster does not know."""
+    if not layout.token_api:
+        return ""
+    return f"""
+        location = /_kfstack/auth {{
+            internal;
+            if ($http_authorization ~* "^Bearer ") {{
+                rewrite ^ /_kfstack/token last;
+            }}
+            rewrite ^ /oauth2/auth last;
+        }}
+        location = /_kfstack/token {{
+            internal;
+            set $token_api {layout.token_api};
+            proxy_method GET;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header Accept "application/json";
+            proxy_ssl_trusted_certificate {layout.token_api_ca};
+            proxy_ssl_verify on;
+            proxy_ssl_server_name on;
+            proxy_ssl_name {layout.token_api_name};
+            proxy_pass https://$token_api/apis/serving.kserve.io/v1beta1/namespaces/$profile_ns/inferenceservices?limit=1;
+        }}"""
 
 
 def nginx_conf(config: StackConfig, layout: GatewayLayout, *, domain: str = MODEL_DOMAIN) -> str:
     """The gateway. The namespace check is a map from (namespace, caller's e-mail) to an upstream:
     the owner's pair leads to the namespace's model server, every other pair to the deny server."""
     owners = {p.name: p.owner for p in config.profiles}
-    routes = "\n".join(f'        "{ns}|{owners[ns]}" {upstream};'
+    # (namespace, caller's e-mail, whether the API server accepted a token for the namespace)
+    routes = "\n".join(f'        "{ns}|{owners[ns]}|" {upstream};\n'
+                       f'        "~^{ns}\\|[^|]*\\|.+$" {upstream};'
                        for ns, upstream in sorted(layout.models.items()) if ns in owners)
     auth = _auth_locations(layout)
     work = layout.workdir
@@ -98,6 +143,8 @@ http {{
     fastcgi_temp_path {work}/fastcgi;
     uwsgi_temp_path {work}/uwsgi;
     scgi_temp_path {work}/scgi;
+    # Redirects stay relative: behind a port-forward the client's port is not the one nginx listens on.
+    absolute_redirect off;
     # Bodies and answers stay in memory: workers may not be able to write the temp paths.
     client_max_body_size 16m;
     client_body_buffer_size 16m;
@@ -105,7 +152,7 @@ http {{
     proxy_buffers 64 64k;
     proxy_max_temp_file_size 0;
 
-    map "$profile_ns|$auth_email" $model_upstream {{
+    map "$profile_ns|$auth_email|$token_checked" $model_upstream {{
         default {layout.deny};
 {routes}
     }}
@@ -147,7 +194,8 @@ http {{
         listen {layout.listen};
         server_name "{host_pattern}" "{raw_pattern}";
 {auth}
-        location / {{{_checked("http://$model_upstream")}
+{_token_locations(layout)}
+        location / {{{_checked("http://$model_upstream", "/_kfstack/auth" if layout.token_api else "/oauth2/auth")}
         }}
     }}
 }}

@@ -26,6 +26,7 @@ LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "kubef
 DEX = "dex.auth.svc.cluster.local:5556"
 OAUTH2_PROXY = "oauth2-proxy.oauth2-proxy.svc.cluster.local:80"
 PREDICTOR = "$isvc-predictor.{namespace}.svc.cluster.local:80"
+KUBE_API = "kubernetes.default.svc.cluster.local:443"  # checks ServiceAccount tokens on model hosts
 # nginx resolves names only through a `resolver`: take the pod's own DNS server at start.
 START = ("while read key value rest; do if [ \"$key\" = nameserver ]; then "
          "echo \"resolver $value valid=10s;\"; break; fi; done < /etc/resolv.conf > /tmp/resolver.conf && "
@@ -39,7 +40,8 @@ def cluster_layout(cfg: StackConfig) -> GatewayLayout:
                          dashboard="127.0.0.1:8081", deny="127.0.0.1:8082",
                          models={p.name: PREDICTOR.format(namespace=p.name) for p in cfg.profiles},
                          workdir="/tmp", error_log="stderr", access_log="/dev/stdout",
-                         resolver_file="/tmp/resolver.conf", platform="standin-gateway")
+                         resolver_file="/tmp/resolver.conf", platform="standin-gateway",
+                         token_api=KUBE_API)
 
 
 def standin_objects(cfg: StackConfig) -> list[Obj]:
