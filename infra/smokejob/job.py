@@ -43,6 +43,7 @@ RULES: list[Obj] = [
     {"apiGroups": ["kubeflow.org"], "resources": ["profiles", "poddefaults"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices", "inferenceservices/status"],
      "verbs": ["get", "list", "watch", "create", "delete", "patch"]},
+    {"apiGroups": ["serving.kserve.io"], "resources": ["clusterservingruntimes"], "verbs": ["get", "list"]},
     {"apiGroups": ["security.istio.io"], "resources": ["authorizationpolicies"],
      "verbs": ["get", "list", "create", "delete"]},
     {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get", "list"]},
