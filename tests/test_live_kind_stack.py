@@ -7,7 +7,8 @@ cert-manager's CA injected and its webhook validating for real; the real control
 the configured Profile into its namespace, and the real API server enforces its quota; Dex logs in
 the stack's users (a real OIDC code flow through a port-forward, the code exchanged for an ID token
 naming the user) and refuses a wrong password; KServe's controller runs with the raw mode the
-stack set; the namespaces carry the Pod Security levels upstream sets, and the real admission
+stack set, and an InferenceService (no mode annotation) becomes a raw-mode predictor from the sklearn
+server image built here that serves a model a Job trained onto a local-path claim; the namespaces carry the Pod Security levels upstream sets, and the real admission
 refuses a pod that breaks them; a second up changes nothing; destroy leaves no cluster, container
 or route. NOT RUN (skipped with the reason) where no container runtime, node image or component
 image can be had.
@@ -267,6 +268,72 @@ def test_kserve_runs_in_the_stacks_raw_mode(kind_stack: KindStack) -> None:
         "serving.kserve.io", "v1alpha1", "clusterservingruntimes", "kserve-sklearnserver")
     [container] = runtime["spec"]["containers"]
     assert (container["image"], container["imagePullPolicy"]) == ("kserve/sklearnserver:v0.15.2", "IfNotPresent")
+
+
+TRAIN_IRIS = """
+import os, joblib
+from sklearn import datasets, svm
+iris = datasets.load_iris()
+os.makedirs("/mnt/models/iris", exist_ok=True)
+joblib.dump(svm.SVC(gamma="scale").fit(iris.data, iris.target), "/mnt/models/iris/model.joblib")
+"""
+SMALL = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def test_an_inferenceservice_in_raw_mode_serves_a_model_from_a_claim(kind_stack: KindStack) -> None:
+    """KServe's real controller makes a raw-mode predictor (the stack's default mode, no annotation)
+    from the sklearn server image built here; a model trained by a Job on a local-path claim answers.
+    Within the profile's quota, under its namespace's Pod Security level."""
+    from infra.toolchain import tool_path
+    from smoke_tests.portforward import ForwardSpec, PortForward
+
+    api = kind_stack.api()
+    core, batch, custom = client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api)
+    ns = PROFILE_NAMESPACE
+    core.create_namespaced_persistent_volume_claim(ns, {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "iris-model"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "100Mi"}}}})
+    batch.create_namespaced_job(ns, {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "train-iris"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "train", "image": "kserve/sklearnserver:v0.15.2", "imagePullPolicy": "IfNotPresent",
+                            "command": ["python3", "-c", TRAIN_IRIS], "resources": SMALL,
+                            "volumeMounts": [{"name": "models", "mountPath": "/mnt/models"}]}],
+            "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "iris-model"}}]}}}})
+
+    def trained() -> tuple[bool, Any]:
+        status = batch.read_namespaced_job_status("train-iris", ns).status
+        if status.failed:
+            raise AssertionError(f"the training Job failed: {status}")
+        return bool(status.succeeded), status.conditions
+
+    wait_until(trained, timeout=300, interval=2, what="the training Job")
+    custom.create_namespaced_custom_object("serving.kserve.io", "v1beta1", ns, "inferenceservices", {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "iris"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "pvc://iris-model/iris",
+                                         "resources": SMALL}}}})
+
+    def ready() -> tuple[bool, Any]:
+        isvc = custom.get_namespaced_custom_object("serving.kserve.io", "v1beta1", ns, "inferenceservices", "iris")
+        conditions = {c["type"]: c["status"] for c in (isvc.get("status") or {}).get("conditions", [])}
+        return conditions.get("Ready") == "True", conditions
+
+    wait_until(ready, timeout=420, interval=3, what="the InferenceService iris to be Ready")
+    predictor = client.AppsV1Api(api).read_namespaced_deployment("iris-predictor", ns)  # raw mode: a Deployment
+    [server] = [c for c in predictor.spec.template.spec.containers if c.name == "kserve-container"]
+    assert server.image == "kserve/sklearnserver:v0.15.2"
+    kubeconfig = kind_stack.ts.work_dir / "kubeconfig"
+    kubeconfig.write_text(kind_stack.ts.stack.outputs()["kubeconfig"].value)
+    spec = ForwardSpec(tool_path("kubectl"), ns, "svc/iris-predictor", 80, kubeconfig=kubeconfig)
+    with PortForward(spec) as forward:
+        session = requests.Session()
+        session.trust_env = False
+        # One flower of each species, from the training data: setosa, virginica, versicolor.
+        resp = session.post(f"{forward.url}/v1/models/iris:predict", timeout=60,
+                            json={"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"predictions": [0, 2, 1]}
 
 
 def test_namespaces_carry_upstreams_pod_security_and_admission_enforces_it(kind_stack: KindStack,
