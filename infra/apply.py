@@ -21,6 +21,10 @@ available, ...) make "depends on" mean "is ready". The phases follow what the ob
 7. applications: every other workload.
 8. webhooks: the remaining webhook configurations, once the services behind them answer.
 9. resources: instances of custom resources (gateways, policies, runtimes, profiles, ...).
+
+Before the certificates and resources phases, a `WebhooksAnswer` waits until the admission webhooks
+that validate them answer through their Services (a server-side dry run of one object of each
+kind): a webhook's Deployment is available a moment before its Service forwards to it.
 """
 
 from __future__ import annotations
@@ -35,11 +39,15 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
 from infra.definitions import FIELD_MANAGER, CustomResourceDefinitions
 from infra.manifests.render import group_of
+from infra.webhooks import WebhooksAnswer
 
 Obj = dict[str, Any]
 
 PHASES = ("base", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
           "webhooks", "resources")
+# Phases whose objects admission webhooks of earlier phases validate: each waits until those
+# webhooks answer through their Services (infra/webhooks.py says why Deployments are not enough).
+WEBHOOK_GUARDED_PHASES = ("certificates", "resources")
 BASE_KINDS = {"Namespace", "StorageClass", "PersistentVolume"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 WEBHOOK_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
@@ -263,7 +271,11 @@ class KubeflowDeployment(pulumi.ComponentResource):
         for phase, objs in group_by_phase(args.objects).items():
             if not objs:
                 continue
-            after = [previous] if previous else []
+            after: list[pulumi.Resource] = [previous] if previous else []
+            if phase in WEBHOOK_GUARDED_PHASES and previous is not None:
+                after = [WebhooksAnswer(f"{name}-{phase}-webhooks", phase, objs, args.kubeconfig, args.context,
+                                        pulumi.ResourceOptions(parent=self, depends_on=after,
+                                                               deleted_with=args.deleted_with))]
             child_opts = pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=after, delete_before_replace=True,
                 deleted_with=args.deleted_with,

@@ -7,11 +7,11 @@ cert-manager's CA injected and its webhook validating for real; the real control
 the configured Profile into its namespace, and the real API server enforces its quota; Dex logs in
 the stack's users (a real OIDC code flow through a port-forward, the code exchanged for an ID token
 naming the user) and refuses a wrong password; KServe's controller runs with the raw mode the
-stack set, and an InferenceService (no mode annotation) becomes a raw-mode predictor from the sklearn
-server image built here that serves a model a Job trained onto a local-path claim; the namespaces carry the Pod Security levels upstream sets, and the real admission
-refuses a pod that breaks them; a second up changes nothing; destroy leaves no cluster, container
-or route. NOT RUN (skipped with the reason) where no container runtime, node image or component
-image can be had.
+stack set, and an InferenceService (no mode annotation) becomes a raw-mode predictor from the
+sklearn server image built here that serves a model a Job trained onto a local-path claim; the
+namespaces carry the Pod Security levels upstream sets, and the real admission refuses a pod that
+breaks them; a second up changes nothing; destroy leaves no cluster, container or route. NOT RUN
+(skipped with the reason) where no container runtime, node image or component image can be had.
 """
 
 from __future__ import annotations

@@ -172,8 +172,13 @@ def test_kubeflow_objects_share_one_parent_and_are_grouped_in_phases(mocks, mani
     # One stable field manager, so objects adopted after an interrupted update can still change.
     managers = {r.inputs["metadata"]["annotations"].get("pulumi.com/patchFieldManager") for r in k8s_objects}
     assert managers == {"kubeflow-stacks"}
-    barriers = [r.inputs["phase"] for r in mocks.registered if "phase" in r.inputs]
+    barriers = [r.inputs["phase"] for r in mocks.registered if "phase" in r.inputs and "samples" not in r.inputs]
     assert barriers == list(stack.kubeflow.phases)
+    # The phases admission webhooks validate wait for them first, probing one object of each kind.
+    answers = {r.inputs["phase"]: r.inputs["samples"] for r in mocks.registered if "samples" in r.inputs}
+    assert set(answers) == {"certificates", "resources"} & set(stack.kubeflow.phases)
+    for phase, probed in answers.items():
+        assert set(probed) == {f"{m.obj['apiVersion']}/{m.obj['kind']}" for m in stack.kubeflow.phases[phase]}
 
 
 def test_secret_objects_are_secret_inputs(mocks, manifests_tree):
