@@ -5,6 +5,8 @@ In the T2 stack every admission webhook is left out (their pods are simulated), 
 the `pulumi.com/waitFor` annotation is proven: `pulumi up` holds a webhook configuration until
 every webhook in it has its caBundle (here injected by the test, standing in for cert-manager's
 cainjector or a controller that fills its own), and fails with the wait named if nothing does.
+And the await before the phases webhooks validate (infra/webhooks.py): it waits while the API
+server cannot call a webhook that intercepts the phase's objects.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pulumi import automation as auto
 from infra.apply import WAIT_FOR_ANNOTATION, KubeObject, ca_bundle_awaits, with_awaits
 from infra.automation import inline_stack
 from infra.wait import wait_until
+from infra.webhooks import WebhookProbe, samples, unreachable_webhook
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -147,3 +150,50 @@ def test_up_fails_naming_the_wait_when_a_ca_never_comes(sim_kubeconfig: Path, tm
     finally:
         ts.stack.destroy()
         ts.stack.workspace.remove_stack(ts.name)
+
+
+class CountingProbe(WebhookProbe):
+    """The real probe, counting its dry runs (so the test sees it waiting without timing it)."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        super().__init__(kubeconfig, None)
+        self.calls = 0
+
+    def dry_run(self, body: str) -> str | None:
+        self.calls += 1
+        return super().dry_run(body)
+
+
+def test_a_guarded_phase_waits_until_its_webhooks_answer(sim_kubeconfig: Path) -> None:
+    """WebhooksAnswer's probe against a real API server: while a webhook that intercepts the phase's
+    objects cannot be called, the dry run fails and the probe waits; once the API server stops
+    failing the call (here the unreachable webhook goes away), it returns. The dry runs create
+    nothing."""
+    api = kube_config.new_client_from_config(str(sim_kubeconfig))
+    core, admission = client.CoreV1Api(api), client.AdmissionregistrationV1Api(api)
+    core.create_namespace({"metadata": {"name": "guarded", "labels": {"kubeflow-stacks.test/guarded": "true"}}})
+    hook = webhook("kfstack-unreachable", annotations={})
+    hook["webhooks"][0].update(failurePolicy="Fail",
+                               namespaceSelector={"matchLabels": {"kubeflow-stacks.test/guarded": "true"}})
+    admission.create_validating_webhook_configuration(hook)
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probed", "namespace": "guarded"},
+                  "data": {"k": "v"}}
+    probe = CountingProbe(sim_kubeconfig.read_text())
+    unreachable = probe.dry_run(json.dumps(config_map))
+    assert unreachable is not None and unreachable_webhook(unreachable), unreachable
+    failures: list[BaseException] = []
+
+    def waiting() -> None:
+        try:
+            probe.wait(samples([config_map]))
+        except BaseException as exc:  # handed to the test thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=waiting, daemon=True)
+    thread.start()
+    wait_until(lambda: (probe.calls >= 3, probe.calls), timeout=60, interval=0.2, what="the probe to retry")
+    assert thread.is_alive()  # still waiting: the webhook cannot be called
+    admission.delete_validating_webhook_configuration("kfstack-unreachable")
+    thread.join(timeout=60)
+    assert not thread.is_alive() and failures == []
+    assert core.list_namespaced_config_map("guarded", field_selector="metadata.name=probed").items == []
