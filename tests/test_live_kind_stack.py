@@ -3,16 +3,16 @@
 The stack's cluster comes from the node image built here; upstream cert-manager, the profile
 controller and KFAM, Dex and oauth2-proxy (with its jwks proxy), and KServe in raw deployment mode
 run as real pods from images built here. In order, on one stack: up, and every pod Ready;
-cert-manager's CA injected and its webhook validating for real; the real controller reconciles
-the configured Profile into its namespace, and the real API server enforces its quota; Dex logs in
-the stack's users (a real OIDC code flow through a port-forward, the code exchanged for an ID token
-naming the user) and refuses a wrong password, and oauth2-proxy turns that login into a session
-its auth endpoint accepts; KServe's controller runs with the raw mode the
-stack set, and an InferenceService (no mode annotation) becomes a raw-mode predictor from the
-sklearn server image built here that serves a model a Job trained onto a local-path claim; the
-namespaces carry the Pod Security levels upstream sets, and the real admission refuses a pod that
-breaks them; a second up changes nothing; destroy leaves no cluster, container or route. NOT RUN
-(skipped with the reason) where no container runtime, node image or component image can be had.
+cert-manager's CA injected and its webhook validating for real; the real controller reconciles the
+configured Profile into its namespace, and the real API server enforces its quota; Dex logs in the
+stack's users (a real OIDC code flow through a port-forward, the code exchanged for an ID token
+naming the user) and refuses a wrong password, and oauth2-proxy turns that login into a session its
+auth endpoint accepts; KServe's controller runs with the raw mode the stack set, and an
+InferenceService (no mode annotation) becomes a raw-mode predictor from the sklearn server image
+built here that serves a model a Job trained onto a local-path claim; the namespaces carry the Pod
+Security levels upstream sets, and the real admission refuses a pod that breaks them; a second up
+changes nothing; destroy leaves no cluster, container or route. NOT RUN (skipped with the reason)
+where no container runtime, node image or component image can be had.
 """
 
 from __future__ import annotations
