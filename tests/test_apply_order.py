@@ -102,3 +102,26 @@ def test_aggregated_cluster_roles_come_before_the_roles_they_gather(kind_render:
     for name, gatherers in gathered.items():
         for gatherer in gatherers:
             assert order.index(gatherer) < order.index(name), (gatherer, name)
+
+
+def test_kserves_first_apply_is_ordered_by_phases_and_awaits(kind_render: Rendered) -> None:
+    """Upstream's one-shot apply of KServe fails its first time: its serving runtimes reach the API
+    server before the webhook that validates them has a CA and a running server behind it. Here the
+    definitions come first, the webhook's certificate next, the controller (awaited available)
+    before the webhook configurations (each awaited until cert-manager injects its CA), and the
+    KServe objects that the webhooks validate last (the live tier's first `pulumi up` then succeeds
+    as it is)."""
+    order = {phase: index for index, phase in enumerate(PHASES)}
+    kserve = [o for o in kind_render.objects if "kserve" in o["apiVersion"] or "kserve" in o["metadata"]["name"]]
+    crds = [o for o in kserve if o["kind"] == "CustomResourceDefinition"]
+    hooks = [o for o in kserve if o["kind"] in WEBHOOK_KINDS]
+    instances = [o for o in kind_render.objects if o["apiVersion"].startswith("serving.kserve.io/")]
+    [controller] = kind_render.find("Deployment", "kserve-controller-manager", "kubeflow")
+    [certificate] = kind_render.find("Certificate", "serving-cert", "kubeflow")
+    assert crds and hooks and instances
+    assert {phase_of(o) for o in crds} == {"foundation"}
+    assert order[phase_of(certificate)] < order[phase_of(controller)]
+    assert all(order[phase_of(controller)] < order[phase_of(h)] for h in hooks)
+    assert all(WAIT_FOR_ANNOTATION in with_awaits(h)["metadata"]["annotations"] for h in hooks)
+    last_hook = max(order[phase_of(h)] for h in hooks)
+    assert all(order[phase_of(o)] > last_hook for o in instances), sorted({o["kind"] for o in instances})

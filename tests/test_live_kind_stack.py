@@ -3,14 +3,16 @@
 The stack's cluster comes from the node image built here; upstream cert-manager, the profile
 controller and KFAM, Dex and oauth2-proxy (with its jwks proxy), and KServe in raw deployment mode
 run as real pods from images built here. In order, on one stack: up, and every pod Ready;
-cert-manager's CA injected and its webhook validating for real; the real controller reconciles
-the configured Profile into its namespace, and the real API server enforces its quota; Dex logs in
-the stack's users (a real OIDC code flow through a port-forward, the code exchanged for an ID token
-naming the user) and refuses a wrong password; KServe's controller runs with the raw mode the
-stack set; the namespaces carry the Pod Security levels upstream sets, and the real admission
-refuses a pod that breaks them; a second up changes nothing; destroy leaves no cluster, container
-or route. NOT RUN (skipped with the reason) where no container runtime, node image or component
-image can be had.
+cert-manager's CA injected and its webhook validating for real; the real controller reconciles the
+configured Profile into its namespace, and the real API server enforces its quota; Dex logs in the
+stack's users (a real OIDC code flow through a port-forward, the code exchanged for an ID token
+naming the user) and refuses a wrong password, and oauth2-proxy turns that login into a session its
+auth endpoint accepts; KServe's controller runs with the raw mode the stack set, and an
+InferenceService (no mode annotation) becomes a raw-mode predictor from the sklearn server image
+built here that serves a model a Job trained onto a local-path claim; the namespaces carry the Pod
+Security levels upstream sets, and the real admission refuses a pod that breaks them; a second up
+changes nothing; destroy leaves no cluster, container or route. NOT RUN (skipped with the reason)
+where no container runtime, node image or component image can be had.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 import requests
@@ -207,15 +209,11 @@ def test_the_profiles_quota_is_enforced_by_the_api_server(kind_stack: KindStack)
     assert refused.value.status == 403 and "exceeded quota" in str(refused.value.body), refused.value.body
 
 
-def _dex_code_flow(base: str, client_id: str, email: str, password: str) -> str | None:
-    """Dex's authorization-code flow as a browser walks it: the authorization request, the password
-    form of the local connector, the POST; returns the code Dex redirects with, or None when Dex
-    answers the POST with the form again (refused)."""
-    http = requests.Session()
-    http.trust_env = False  # a loopback port-forward: no proxy
-    auth = http.get(f"{base}/dex/auth", params={"client_id": client_id, "redirect_uri": "/oauth2/callback",
-                                                "response_type": "code", "scope": "openid email profile",
-                                                "state": "live-test"}, timeout=30)
+def _dex_login(http: requests.Session, auth_url: str, email: str, password: str) -> str | None:
+    """From Dex's authorization request (`auth_url`) through the local connector's password form and
+    its POST, as a browser walks it; returns where Dex sends the browser back (the client's callback,
+    path and query), or None when Dex answers the POST with the form again (refused)."""
+    auth = http.get(auth_url, timeout=30)
     assert auth.status_code == 200 and 'name="password"' in auth.text, (auth.status_code, auth.url)
     resp = http.post(auth.url, data={"login": email, "password": password}, allow_redirects=False, timeout=30)
     for _ in range(5):
@@ -223,11 +221,23 @@ def _dex_code_flow(base: str, client_id: str, email: str, password: str) -> str 
             return None
         location = resp.headers["Location"]
         if urlsplit(location).path == "/oauth2/callback":
-            query = parse_qs(urlsplit(location).query)
-            assert query["state"] == ["live-test"]
-            return query["code"][0]
+            return f"{urlsplit(location).path}?{urlsplit(location).query}"
         resp = http.get(urljoin(resp.url, location), allow_redirects=False, timeout=30)
     raise AssertionError(f"Dex never redirected to the client: {resp.status_code} {resp.url}")
+
+
+def _dex_code_flow(base: str, client_id: str, email: str, password: str) -> str | None:
+    """Dex's authorization-code flow for `client_id`: the code Dex redirects with, or None if refused."""
+    http = requests.Session()
+    http.trust_env = False  # a loopback port-forward: no proxy
+    query = urlencode({"client_id": client_id, "redirect_uri": "/oauth2/callback", "response_type": "code",
+                       "scope": "openid email profile", "state": "live-test"})
+    callback = _dex_login(http, f"{base}/dex/auth?{query}", email, password)
+    if callback is None:
+        return None
+    params = parse_qs(urlsplit(callback).query)
+    assert params["state"] == ["live-test"]
+    return params["code"][0]
 
 
 def test_dex_logs_in_the_stacks_users_and_refuses_a_wrong_password(kind_stack: KindStack) -> None:
@@ -256,6 +266,50 @@ def test_dex_logs_in_the_stacks_users_and_refuses_a_wrong_password(kind_stack: K
             assert _dex_code_flow(forward.url, client_id, user.email, user.password.reveal() + "x") is None
 
 
+def _cookie_header(cookies: dict[str, str]) -> dict[str, str]:
+    """oauth2-proxy's cookies are Secure (upstream forces HTTPS); over the plain port-forward they are
+    sent by hand, as the browser behind a TLS gateway would."""
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+
+
+def test_oauth2_proxy_turns_a_dex_login_into_a_session(kind_stack: KindStack) -> None:
+    """The upstream login, with the two real pods and no gateway: oauth2-proxy's /oauth2/start sends
+    the browser to Dex (a relative /dex/auth, which Istio's single host would route), Dex's form
+    logs the user in and sends it back to /oauth2/callback, oauth2-proxy redeems the code with Dex
+    in the cluster and sets its session cookie; with it /oauth2/auth accepts and names the user."""
+    from infra.toolchain import tool_path
+    from smoke_tests.portforward import ForwardSpec, PortForward
+
+    cfg = parse_stack_config(kind_stack.ts.name, kind_stack.raw, set())
+    kubeconfig = kind_stack.ts.work_dir / "kubeconfig"
+    kubeconfig.write_text(kind_stack.ts.stack.outputs()["kubeconfig"].value)
+    kubectl = tool_path("kubectl")
+    [user] = cfg.auth.users[:1]
+    assert user.password is not None
+    with PortForward(ForwardSpec(kubectl, "auth", "svc/dex", 5556, kubeconfig=kubeconfig)) as dex, \
+            PortForward(ForwardSpec(kubectl, "oauth2-proxy", "svc/oauth2-proxy", 80, kubeconfig=kubeconfig)) as proxy:
+        plain = requests.Session()
+        plain.trust_env = False
+        assert plain.get(f"{proxy.url}/oauth2/auth", timeout=30).status_code == 401  # no session
+        start = plain.get(f"{proxy.url}/oauth2/start", params={"rd": "/"}, allow_redirects=False, timeout=30)
+        assert start.status_code == 302, start.text
+        to_dex = urlsplit(start.headers["Location"])
+        assert to_dex.path == "/dex/auth"
+        cookies = dict(start.cookies)  # the CSRF cookie (state and PKCE verifier)
+        callback = _dex_login(plain, f"{dex.url}{to_dex.path}?{to_dex.query}", user.email, user.password.reveal())
+        assert callback is not None, "Dex refused the configured password"
+        fresh = requests.Session()
+        fresh.trust_env = False
+        back = fresh.get(f"{proxy.url}{callback}", headers=_cookie_header(cookies), allow_redirects=False, timeout=30)
+        assert back.status_code == 302, back.text
+        cookies.update(dict(back.cookies))
+        assert "oauth2_proxy_kubeflow" in cookies
+        auth = fresh.get(f"{proxy.url}/oauth2/auth", headers=_cookie_header(cookies), timeout=30)
+        assert auth.status_code == 202, auth.text
+        assert auth.headers["X-Auth-Request-Email"] == user.email
+        assert auth.headers["Authorization"].startswith("Bearer ")
+
+
 def test_kserve_runs_in_the_stacks_raw_mode(kind_stack: KindStack) -> None:
     api = kind_stack.api()
     config = client.CoreV1Api(api).read_namespaced_config_map("inferenceservice-config", "kubeflow")
@@ -267,6 +321,72 @@ def test_kserve_runs_in_the_stacks_raw_mode(kind_stack: KindStack) -> None:
         "serving.kserve.io", "v1alpha1", "clusterservingruntimes", "kserve-sklearnserver")
     [container] = runtime["spec"]["containers"]
     assert (container["image"], container["imagePullPolicy"]) == ("kserve/sklearnserver:v0.15.2", "IfNotPresent")
+
+
+TRAIN_IRIS = """
+import os, joblib
+from sklearn import datasets, svm
+iris = datasets.load_iris()
+os.makedirs("/mnt/models/iris", exist_ok=True)
+joblib.dump(svm.SVC(gamma="scale").fit(iris.data, iris.target), "/mnt/models/iris/model.joblib")
+"""
+SMALL = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def test_an_inferenceservice_in_raw_mode_serves_a_model_from_a_claim(kind_stack: KindStack) -> None:
+    """KServe's real controller makes a raw-mode predictor (the stack's default mode, no annotation)
+    from the sklearn server image built here; a model trained by a Job on a local-path claim answers.
+    Within the profile's quota, under its namespace's Pod Security level."""
+    from infra.toolchain import tool_path
+    from smoke_tests.portforward import ForwardSpec, PortForward
+
+    api = kind_stack.api()
+    core, batch, custom = client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api)
+    ns = PROFILE_NAMESPACE
+    core.create_namespaced_persistent_volume_claim(ns, {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "iris-model"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "100Mi"}}}})
+    batch.create_namespaced_job(ns, {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "train-iris"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "train", "image": "kserve/sklearnserver:v0.15.2", "imagePullPolicy": "IfNotPresent",
+                            "command": ["python3", "-c", TRAIN_IRIS], "resources": SMALL,
+                            "volumeMounts": [{"name": "models", "mountPath": "/mnt/models"}]}],
+            "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "iris-model"}}]}}}})
+
+    def trained() -> tuple[bool, Any]:
+        status = batch.read_namespaced_job_status("train-iris", ns).status
+        if status.failed:
+            raise AssertionError(f"the training Job failed: {status}")
+        return bool(status.succeeded), status.conditions
+
+    wait_until(trained, timeout=300, interval=2, what="the training Job")
+    custom.create_namespaced_custom_object("serving.kserve.io", "v1beta1", ns, "inferenceservices", {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "iris"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "pvc://iris-model/iris",
+                                         "resources": SMALL}}}})
+
+    def ready() -> tuple[bool, Any]:
+        isvc = custom.get_namespaced_custom_object("serving.kserve.io", "v1beta1", ns, "inferenceservices", "iris")
+        conditions = {c["type"]: c["status"] for c in (isvc.get("status") or {}).get("conditions", [])}
+        return conditions.get("Ready") == "True", conditions
+
+    wait_until(ready, timeout=420, interval=3, what="the InferenceService iris to be Ready")
+    predictor = client.AppsV1Api(api).read_namespaced_deployment("iris-predictor", ns)  # raw mode: a Deployment
+    [server] = [c for c in predictor.spec.template.spec.containers if c.name == "kserve-container"]
+    assert server.image == "kserve/sklearnserver:v0.15.2"
+    kubeconfig = kind_stack.ts.work_dir / "kubeconfig"
+    kubeconfig.write_text(kind_stack.ts.stack.outputs()["kubeconfig"].value)
+    spec = ForwardSpec(tool_path("kubectl"), ns, "svc/iris-predictor", 80, kubeconfig=kubeconfig)
+    with PortForward(spec) as forward:
+        session = requests.Session()
+        session.trust_env = False
+        # One flower of each species, from the training data: setosa, virginica, versicolor.
+        resp = session.post(f"{forward.url}/v1/models/iris:predict", timeout=60,
+                            json={"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"predictions": [0, 2, 1]}
 
 
 def test_namespaces_carry_upstreams_pod_security_and_admission_enforces_it(kind_stack: KindStack,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.nodeimage.build import DOCKER_TIMEOUT, KEY_LABEL, Build, docker, docker_cli, image_key, replacing
-from infra.nodeimage.steps import digest, nodeimage_dir
+from infra.nodeimage.steps import digest, file_digest, nodeimage_dir
 from infra.run import CommandError, run
 from infra.versions import VERSIONS_FILE, load_versions
 
@@ -93,14 +93,8 @@ def debian_base(build: Build) -> tuple[str, str]:
 
 
 def _tree_digest(root: Path) -> str:
-    files = {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
-    import hashlib
-
-    sha = hashlib.sha256()
-    for rel in files:
-        sha.update(rel.encode())
-        sha.update((root / rel).read_bytes())
-    return sha.hexdigest()
+    """A digest of a directory's files (names and contents)."""
+    return digest({str(p.relative_to(root)): file_digest(p) for p in sorted(root.rglob("*")) if p.is_file()})
 
 
 # --- KServe's Python images ----------------------------------------------------------------------
@@ -149,7 +143,7 @@ def kserve_python(build: Build, base: tuple[str, str], recipe: Recipe, targets: 
     dockerfile = KSERVE_DOCKERFILE.format(base=base[0], packages=" ".join(f"'{p}'" for p in packages), user=user)
     common = {"base": base[1], "dockerfile": dockerfile, "constraints": constraints,
               "parts": {name: _tree_digest(path) for name, path in parts.items()},
-              "ca": HOST_CA.read_bytes().hex()[-64:] if HOST_CA.is_file() else ""}
+              "ca": file_digest(HOST_CA) if HOST_CA.is_file() else ""}
     for ref, target in targets:
         if target not in ("sklearnserver", "storage-initializer"):
             raise RecipeError(f"component_images.{ref!r}: target {target!r} is not one of sklearnserver, "
@@ -170,7 +164,10 @@ def kserve_python(build: Build, base: tuple[str, str], recipe: Recipe, targets: 
                     shutil.copytree(path, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
                 _docker_build(context, ref, key, target)
 
-        build.log.run(f"image {ref}", key, lambda ref=ref, key=key: image_key(ref) == key, replacing(ref, make))
+        def done(ref: str = ref, key: str = key) -> bool:
+            return image_key(ref) == key
+
+        build.log.run(f"image {ref}", key, done, replacing(ref, make))
 
 
 def _sources(build: Build, recipe: Recipe, version: str) -> Path:
