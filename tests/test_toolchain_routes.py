@@ -29,7 +29,7 @@ from infra.toolchain.locate import ToolMissingError, tool_path
 from infra.toolchain.model import Platform, Tool, ToolchainError, load_toolchain, parse_tool
 from infra.versions import load_versions
 from infra.wait import wait_until
-from tests.toolchain_standins import GoProxy, ReleaseSite, serve, stand_in
+from tests.toolchain_standins import GoProxy, ReleaseSite, publish_releases, serve, stand_in
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = Platform.host()
@@ -91,6 +91,19 @@ def test_release_route_installs_each_tool_as_upstream_publishes_it(name: str, si
     if name == "pulumi-language-python":  # both scripts come out of the CLI tarball beside the host
         assert sorted(p.name for p in store.bin_dir(tool).iterdir()) == [
             "pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python"]
+
+
+def test_stand_in_pages_keep_every_real_binary_of_a_shared_tarball(site: ReleaseSite) -> None:
+    """The fresh-container test serves the binaries built here. Pulumi's CLI and language host come
+    in one tarball, published once per tool: the second publish must not put a stand-in CLI over
+    the real one (it did, and the Automation API then could not parse `pulumi version`)."""
+    cli, host = real_tool("pulumi"), real_tool("pulumi-language-python")
+    real = {"pulumi": b"#!/bin/sh\necho v3.259.0\n"} | {b: f"real {b}".encode() for b in host.binaries}
+    publish_releases(site, [cli, host], HOST, real)
+    for tool in (cli, host):
+        assert install.install_tool(tool, route="release", say=QUIET).route == "release"
+        assert installed_bytes(tool) == {b: real[b] for b in tool.binaries}
+    assert run([str(tool_path("pulumi")), "version"], timeout=30).stdout.strip() == "v3.259.0"
 
 
 def test_a_release_without_checksums_is_trusted_once_then_pinned(site: ReleaseSite) -> None:

@@ -36,7 +36,7 @@ from infra.run import CommandError, run
 from infra.toolchain import release, store
 from infra.toolchain.model import Platform, load_toolchain
 from infra.wait import WaitTimeout, wait_until
-from tests.toolchain_standins import GoProxy, ReleaseSite, serve
+from tests.toolchain_standins import GoProxy, ReleaseSite, publish_releases, serve
 
 pytestmark = pytest.mark.live
 
@@ -97,22 +97,16 @@ def _base_image(docker: str, work: Path) -> str:
 def _stand_in_releases(site: ReleaseSite) -> list[str]:
     """Publish every release-route tool built here whose official digest is not recorded; their names."""
     plat = Platform.host()
-    tools = load_toolchain()
-    served = []
-    for tool in tools.defaults():
-        if tool.release is None or any(a.sha256 for a in release.assets(tool, plat)):
-            continue
+    tools = [t for t in load_toolchain().defaults()
+             if t.release is not None and not any(a.sha256 for a in release.assets(t, plat))]
+    real: dict[str, bytes] = {}
+    for tool in tools:
         if store.installed_marker(tool) is None:
             pytest.skip(f"NOT RUN: the stand-in release pages serve the binaries built here, and {tool.name} is "
                         "not installed: run ./scripts/setup first")
-        real = {b: (store.bin_dir(tool) / b).read_bytes() for b in tool.binaries}
-        if tool.name == "pulumi":  # one tarball holds the CLI and the language host
-            host = tools.get("pulumi-language-python")
-            if store.installed_marker(host) is not None:
-                real.update({b: (store.bin_dir(host) / b).read_bytes() for b in host.binaries})
-        site.publish(tool, plat, real=real)
-        served.append(tool.name)
-    return served
+        real.update({b: (store.bin_dir(tool) / b).read_bytes() for b in tool.binaries})
+    publish_releases(site, tools, plat, real)
+    return [t.name for t in tools]
 
 
 def _stand_in_dex(site: ReleaseSite, work: Path) -> None:

@@ -19,7 +19,7 @@ import tarfile
 import threading
 import urllib.parse
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -116,6 +116,17 @@ class ReleaseSite:
         for url, lines in listed.items():
             self.put(url, ("\n".join(lines) + "\n").encode())
         return contents
+
+
+def publish_releases(site: ReleaseSite, tools: Iterable[Tool], plat: Platform, real: Mapping[str, bytes]) -> None:
+    """Publish every tool in `tools` from one pool of real binaries (binary name -> content).
+
+    Tools can share an asset (Pulumi's CLI tarball holds its language host too), so each publish
+    repacks the whole asset: packed from only its own tool's binaries, a later publish would put
+    stand-ins over the earlier tool's real ones.
+    """
+    for tool in tools:
+        site.publish(tool, plat, real=dict(real))
 
 
 def _pack(archive: str, prefix: str, files: dict[str, bytes]) -> bytes:
