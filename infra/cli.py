@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "infra.conformance.command",
     "infra.runtime.command",
     "infra.nodeimage.command",
+    "infra.commands.manifests",
 )
 
 

@@ -22,7 +22,8 @@ def manifests_tree() -> Path:
     """The upstream Kubeflow v1.11.0 tree, rendered offline (CI points at shared/)."""
     path = Path(os.environ.get("KFSTACK_MANIFESTS", SHARED_MANIFESTS))
     if not (path / "common").is_dir():
-        pytest.skip(f"render tier needs the upstream manifests tree: set KFSTACK_MANIFESTS (tried {path})")
+        pytest.skip(f"NOT RUN: the render tier needs the upstream manifests tree: ./scripts/setup fetches it "
+                    f"with network (kfstack manifests fetch), or set KFSTACK_MANIFESTS (tried {path})")
     return path
 
 

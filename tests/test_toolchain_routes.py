@@ -71,7 +71,8 @@ def pinned(url: str) -> lock.Pin:
 # --- the release route, per tool ------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["pulumi", "pulumi-language-python", "pulumi-resource-kubernetes", "kind",
-                                  "kubernetes", "etcd", "kustomize", "oauth2-proxy", "minikube"])
+                                  "kubernetes", "etcd", "kustomize", "oauth2-proxy", "minikube",
+                                  "actionlint"])
 def test_release_route_installs_each_tool_as_upstream_publishes_it(name: str, site: ReleaseSite) -> None:
     tool = real_tool(name)
     published = site.publish(tool, HOST)
@@ -406,3 +407,11 @@ def test_lock_file_is_valid_json_with_upstream_keys(site: ReleaseSite) -> None:
     data = json.loads(lock.lock_path().read_text())
     assert data["version"] == 1
     assert list(data["assets"]) == [release.assets(tool, HOST)[0].url]  # upstream URL, not the mirror's
+
+
+def test_every_release_route_has_a_stand_in() -> None:
+    """The fresh-container test serves every release-route tool; one added without its packing
+    (actionlint was) stops that test before the container starts."""
+    from tests.toolchain_standins import PACKING
+
+    assert {t.name for t in load_toolchain().tools.values() if t.release is not None} <= set(PACKING)

@@ -21,6 +21,7 @@ It takes tens of minutes of both cores, so it runs only in CI (`CI=true`) or whe
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ from infra.process import spawn, stop_process
 from infra.run import CommandError, run
 from infra.toolchain import release, store
 from infra.toolchain.model import Platform, load_toolchain
+from infra.versions import load_versions
 from infra.wait import WaitTimeout, wait_until
 from tests.toolchain_standins import GoProxy, ReleaseSite, publish_releases, serve
 
@@ -134,6 +136,24 @@ def _stand_in_dex(site: ReleaseSite, work: Path) -> None:
                    commit=commit)
 
 
+def _stand_in_manifests(site: ReleaseSite) -> list[str]:
+    """Each pinned release's manifests archive, packed from the tree here as GitHub packs a tag; the
+    releases served (a tree missing here is not served: its tests then say NOT RUN, and this test fails)."""
+    shared = Path(os.environ.get("KFSTACK_MANIFESTS", REPO.parent / "shared" / "kubeflow-manifests" / "v1.11.0")).parent
+    served = []
+    for tag, spec in load_versions().releases.items():
+        tree = shared / tag
+        if not (tree / "common").is_dir():
+            continue
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+            tar.add(tree, arcname=f"manifests-{tag.removeprefix('v')}",
+                    filter=lambda info: None if "/.git" in f"/{info.name}" else info)
+        site.put(spec.archive_url, buffer.getvalue())
+        served.append(tag)
+    return served
+
+
 @pytest.fixture
 def fresh_container(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(docker, container id): the clean container with the repository copied in, removed afterwards."""
@@ -160,6 +180,7 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_container: tuple[str,
     with serve(ReleaseSite(tmp_path / "site")) as site:
         served = _stand_in_releases(site)
         _stand_in_dex(site, tmp_path)
+        releases = _stand_in_manifests(site)
         env = {
             INSIDE: "1",
             release.MIRROR_ENV: site.base_url,
@@ -204,6 +225,10 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_container: tuple[str,
     assert not re.search(r"^FAILED ", output, re.MULTILINE), tail
     assert not re.search(r"^ERROR ", output, re.MULTILINE), tail
     skipped = re.findall(r"^SKIPPED \[\d+\] .*", output, re.MULTILINE)  # -rs: each with its reason
+    assert all(re.match(r"SKIPPED \[\d+\] \S+:\d+: \S", line) for line in skipped), "\n".join(skipped)
+    # The render, simulated-cluster and upgrade tiers run there as here: the set-up fetched the trees.
+    assert sorted(releases) == sorted(load_versions().releases), f"manifests trees missing here: served {releases}"
+    assert not [line for line in skipped if "manifests tree" in line], "\n".join(skipped)
     print(f"fresh container: README commands in {seconds:.0f}s; {summary[-1]}; "
           + " ".join(re.findall(r"FRESH-CONTAINER-TIMES .*", output)) + f"; {len(skipped)} skip lines:\n"
           + "\n".join(skipped))
