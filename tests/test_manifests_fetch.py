@@ -72,3 +72,28 @@ def test_an_unreachable_host_names_the_offline_fix(site: ReleaseSite, capsys: py
     assert main(["manifests", "fetch", RELEASE]) == 1  # the mirror has no such file: 404
     err = capsys.readouterr().err
     assert "could not download" in err and "KFSTACK_MANIFESTS" in err
+
+
+@pytest.mark.parametrize("python", ["with the data filter", "3.11.2, without it"])
+def test_members_outside_the_tree_are_refused(python: str, site: ReleaseSite, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Debian 12's Python 3.11.2 has no `filter` argument (the fresh container's fetch failed with a
+    TypeError); there the same rule is applied by hand: a good tree unpacks, an escaping member not."""
+    if python.startswith("3.11.2"):
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    url = load_versions().release(RELEASE).archive_url
+    good = archive("common", "applications")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(good)) as src, tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for member in src.getmembers():
+            tar.addfile(member, src.extractfile(member))
+        escape = tarfile.TarInfo("manifests-1.11.0/../../escaped")
+        escape.size = 1
+        tar.addfile(escape, io.BytesIO(b"x"))
+    site.put(url, buffer.getvalue())
+    assert main(["manifests", "fetch", RELEASE]) == 1
+    assert "nothing was cached" in capsys.readouterr().err
+    assert main(["manifests", "path", RELEASE]) == 1
+
+    site.put(url, good)
+    assert main(["manifests", "fetch", RELEASE]) == 0

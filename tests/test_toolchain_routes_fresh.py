@@ -29,6 +29,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -154,6 +155,23 @@ def _stand_in_manifests(site: ReleaseSite) -> list[str]:
     return served
 
 
+def _junit_counts(report: Path) -> dict[str, tuple[int, int]]:
+    """(passed, skipped) per test module of a JUnit report; empty when there is none."""
+    if not report.is_file():
+        return {}
+    counts: dict[str, tuple[int, int]] = {}
+    for case in ElementTree.parse(report).iter("testcase"):
+        module = case.get("classname", "").split(".")
+        path = "/".join(m for m in module if not m[:1].isupper()) + ".py"
+        passed, skipped = counts.get(path, (0, 0))
+        if case.find("skipped") is not None:
+            skipped += 1
+        elif case.find("failure") is None and case.find("error") is None:
+            passed += 1
+        counts[path] = (passed, skipped)
+    return counts
+
+
 @pytest.fixture
 def fresh_container(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(docker, container id): the clean container with the repository copied in, removed afterwards."""
@@ -212,6 +230,8 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_container: tuple[str,
                 raise
             seconds = time.monotonic() - start
         finally:
+            run([docker, "cp", f"{name}:/root/kubeflow-stacks/reports", str(tmp_path / "reports")], timeout=120,
+                check=False)
             run([docker, "rm", "-f", name], timeout=120, check=False)
     output = log.read_text(errors="replace")
     tail = "\n".join(output.splitlines()[-80:])
@@ -229,6 +249,11 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_container: tuple[str,
     # The render, simulated-cluster and upgrade tiers run there as here: the set-up fetched the trees.
     assert sorted(releases) == sorted(load_versions().releases), f"manifests trees missing here: served {releases}"
     assert not [line for line in skipped if "manifests tree" in line], "\n".join(skipped)
+    ran = _junit_counts(tmp_path / "reports" / "project-tests.xml")
+    for module in ("tests/test_render.py", "tests/test_sim_stack.py", "tests/test_upgrade_sim.py"):
+        assert ran.get(module, (0, 0))[0] > 0, f"no test of {module} ran there: {ran}"
+    assert _junit_counts(tmp_path / "reports" / "smoke.xml"), "the smoke suite wrote no report"
+    print("per module (passed, skipped): " + ", ".join(f"{m} {c}" for m, c in sorted(ran.items())))
     print(f"fresh container: README commands in {seconds:.0f}s; {summary[-1]}; "
           + " ".join(re.findall(r"FRESH-CONTAINER-TIMES .*", output)) + f"; {len(skipped)} skip lines:\n"
           + "\n".join(skipped))

@@ -48,6 +48,25 @@ def resolve_tree(release: str, configured: str | None = None, override: str | No
     return fetch_release(release)
 
 
+def extract_safely(tar: tarfile.TarFile, into: Path) -> None:
+    """Unpack refusing anything that would land outside `into` or is not a plain file or directory.
+
+    Python's "data" filter does this where it exists (3.11.4 and later); Debian 12's Python 3.11.2
+    has no `filter` argument, so there the same rule is applied here.
+    """
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(into, filter="data")
+        return
+    root = into.resolve()
+    members = tar.getmembers()
+    for member in members:
+        inside = (root / member.name).resolve().is_relative_to(root)
+        if member.name.startswith("/") or not inside or not (member.isfile() or member.isdir()):
+            raise tarfile.TarError(f"refusing member {member.name!r}: only files and directories inside "
+                                   "the archive's own tree are unpacked")
+    tar.extractall(into, members=members)  # every member checked above
+
+
 def cached_tree(release: str) -> Path | None:
     """The release's tree in the user cache when a fetch completed, else None."""
     target = manifests_cache() / release
@@ -85,8 +104,11 @@ def fetch_release(release: str) -> Path:
             print(f"warning: no recorded checksum for {release}; recorded {digest} on first use",
                   file=sys.stderr)
         unpacked = Path(tmp) / "tree"
-        with tarfile.open(archive) as tar:
-            tar.extractall(unpacked, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                extract_safely(tar, unpacked)
+        except tarfile.TarError as exc:  # not a tar.gz, or a member the filter refuses
+            raise ManifestsError(f"{url} is not a usable archive ({exc}); nothing was cached") from None
         roots = [p for p in unpacked.iterdir() if p.is_dir()]
         if len(roots) != 1:
             raise ManifestsError(f"unexpected archive layout in {url}")
