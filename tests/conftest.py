@@ -27,6 +27,13 @@ def manifests_tree() -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_release_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's KFSTACK_RELEASE_MIRROR (a company mirror; the fresh container's stand-ins) must not
+    send the tests' own downloads elsewhere: the tests that use a mirror set their own."""
+    monkeypatch.delenv("KFSTACK_RELEASE_MIRROR", raising=False)
+
+
 @pytest.fixture
 def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A cache and Pulumi home of the test's own; no KFSTACK_BIN_* leaks in from the caller."""

@@ -196,6 +196,7 @@ def test_mirror_rewrites_the_fetched_url_only(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KFSTACK_RELEASE_MIRROR", "http://127.0.0.1:9/mirror/")
     assert release.mirrored(url) == ("http://127.0.0.1:9/mirror/github.com/kubernetes-sigs/kustomize/releases/"
                                       "download/kustomize%2Fv5.7.1/checksums.txt")
+    assert release.mirrored("file:///srv/assets/demo-linux-amd64") == "file:///srv/assets/demo-linux-amd64"
     (asset,) = release.assets(load_toolchain().get("kustomize"), LINUX)
     assert asset.url.startswith("https://github.com/")  # the lock key stays the upstream URL
     assert asset.filename == "kustomize_v5.7.1_linux_amd64.tar.gz"
