@@ -1,7 +1,7 @@
 """A fresh machine, proven: the README's two commands in a clean Debian container (tier T3, `live`).
 
-The container holds only the repository (a `git archive` of HEAD, copied in: no folder of this
-machine is mounted) and what the README says a machine needs (Python 3.11, git, Go for Dex).
+The container holds only the repository (a shallow `git clone` of HEAD, copied in: no folder of
+this machine is mounted) and what the README says a machine needs (Python 3.11, git, Go for Dex).
 Its network is the package registries plus two stand-ins for what these machines cannot reach:
 
 - release pages (`KFSTACK_RELEASE_MIRROR`) serving the binaries built here, packed as upstream
@@ -184,12 +184,8 @@ def fresh_container(tmp_path: Path) -> Iterator[tuple[str, str]]:
                     "KFSTACK_FRESH_CONTAINER_TEST=1")
     docker = _docker()
     image = _base_image(docker, tmp_path)
-    checkout = tmp_path / "kubeflow-stacks"
-    archive = tmp_path / "repo.tar"
-    run(["git", "-C", str(REPO), "archive", "--format=tar", "-o", str(archive), "HEAD"], timeout=120)
-    checkout.mkdir()
-    with tarfile.open(archive) as tar:
-        tar.extractall(checkout, filter="data")
+    # A clone, as a user makes one (the README block's test copies the tracked files with git).
+    run(["git", "clone", "-q", "--depth", "1", REPO.as_uri(), str(tmp_path / "kubeflow-stacks")], timeout=300)
     yield docker, image
 
 
