@@ -109,10 +109,26 @@ def _workspace_parts(base_dir: Path, prefix: str, env: Mapping[str, str] | None)
 
 
 def pulumi_command() -> auto.PulumiCommand:
-    """The pinned Pulumi CLI for the Automation API."""
-    from infra.toolchain import tool_path
+    """The pinned Pulumi CLI for the Automation API.
 
-    return auto.PulumiCommand(root=str(tool_path("pulumi").parent.parent))  # <root>/bin/pulumi
+    A binary that does not print a version (a broken or wrong download, a bad KFSTACK_BIN_PULUMI)
+    is named with what it printed and the fix: the Automation API's own error calls it "probably
+    an internal error" and shows neither.
+    """
+    from infra.run import run
+    from infra.toolchain import ToolchainError, tool_path
+    from infra.toolchain.locate import override_variable
+
+    binary = tool_path("pulumi")
+    try:
+        return auto.PulumiCommand(root=str(binary.parent.parent))  # <root>/bin/pulumi
+    except auto.InvalidVersionError:
+        said = run([str(binary), "version"], timeout=60, check=False)
+        printed = (said.stdout + said.stderr).strip()[:200]
+        raise ToolchainError(
+            f"{binary} is not a working Pulumi CLI: `pulumi version` printed {printed!r}, not a version. "
+            f"Reinstall it with `kfstack tools install pulumi --force`, or point {override_variable('pulumi')} "
+            "at a Pulumi CLI") from None
 
 
 def temp_stack(base_dir: Path, *, prefix: str = "t", env: Mapping[str, str] | None = None) -> TempStack:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "infra.runtime.command",
     "infra.nodeimage.command",
     "infra.smokejob.command",
+    "infra.commands.manifests",
 )
 
 

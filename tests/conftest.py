@@ -22,8 +22,16 @@ def manifests_tree() -> Path:
     """The upstream Kubeflow v1.11.0 tree, rendered offline (CI points at shared/)."""
     path = Path(os.environ.get("KFSTACK_MANIFESTS", SHARED_MANIFESTS))
     if not (path / "common").is_dir():
-        pytest.skip(f"render tier needs the upstream manifests tree: set KFSTACK_MANIFESTS (tried {path})")
+        pytest.skip(f"NOT RUN: the render tier needs the upstream manifests tree: ./scripts/setup fetches it "
+                    f"with network (kfstack manifests fetch), or set KFSTACK_MANIFESTS (tried {path})")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_release_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's KFSTACK_RELEASE_MIRROR (a company mirror; the fresh container's stand-ins) must not
+    send the tests' own downloads elsewhere: the tests that use a mirror set their own."""
+    monkeypatch.delenv("KFSTACK_RELEASE_MIRROR", raising=False)
 
 
 @pytest.fixture

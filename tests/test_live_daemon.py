@@ -29,6 +29,9 @@ def free_daemon() -> bool:
         pytest.skip("Docker is not installed here (./scripts/setup installs it as root on Debian)")
     if not host.is_root():
         pytest.skip("starting dockerd needs root")
+    if host.missing_daemon_capabilities() and docker.server_info() is None:
+        pytest.skip(f"NOT RUN: starting dockerd needs {', '.join(host.missing_daemon_capabilities())}, "
+                    "which this process lacks (an unprivileged container)")
     info = docker.server_info()
     if info is not None and docker.owned_pid() is None:
         pytest.skip("a Docker daemon kfstack did not start is running: tests never stop it")

@@ -26,6 +26,14 @@ def test_missing_sys_resource_is_read_from_the_bounding_set(tmp_path: Path) -> N
     assert not host.lacks_sys_resource(tmp_path / "absent")  # unreadable: assume a normal host
 
 
+def test_capabilities_dockerd_needs_are_read_from_the_effective_set(tmp_path: Path) -> None:
+    # Docker's default set for a container (what the fresh-container test runs in): no SYS_ADMIN, NET_ADMIN.
+    assert host.missing_daemon_capabilities(_status(tmp_path, "00000000a80425fb", eff="00000000a80425fb")) == [
+        "CAP_SYS_ADMIN", "CAP_NET_ADMIN"]
+    assert host.missing_daemon_capabilities(_status(tmp_path, "000001fffeffffff")) == []  # root on these microVMs
+    assert host.missing_daemon_capabilities(tmp_path / "absent") == []
+
+
 def test_cgroup_version(tmp_path: Path) -> None:
     assert host.cgroup_version(tmp_path / "none") == "none"
     (tmp_path / "v1" / "memory").mkdir(parents=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra.run import run
-from infra.runtime import routes
+from infra.runtime import host, routes
 
 # Ranges no real network here uses (checked by `hold` itself, which refuses overlaps).
 SERVICE = "10.254.250.0/24"
@@ -23,8 +23,9 @@ FOREIGN = "10.254.252.0/24"
 
 pytestmark = [
     pytest.mark.live,
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
-                       reason="blackhole routes need root and iproute2 on this host"),
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None
+                       or "CAP_NET_ADMIN" in host.missing_daemon_capabilities(),
+                       reason="NOT RUN: blackhole routes need root with CAP_NET_ADMIN and iproute2 on this host"),
 ]
 
 

@@ -94,7 +94,14 @@ def test_descendants_include_children_that_left_the_process_group() -> None:
 
     from infra.process import descendants, pid_alive
 
-    parent = subprocess.Popen(["bash", "-c", "sleep 60 & setsid sleep 61 & wait"], start_new_session=True)
+    # The second child waits half a second on a pipe nobody writes before it execs setsid: the
+    # moment between its fork and setsid(), when both children are still in the group, is made
+    # long on purpose. (A check that took "two descendants" to mean "one has left" passed on a quiet
+    # machine and failed under load, as in the fresh container.)
+    gate, unused = os.pipe()
+    script = f"sleep 60 & {{ read -t 0.5 -u {gate}; exec setsid sleep 61; }} & wait"
+    parent = subprocess.Popen(["bash", "-c", script], start_new_session=True, pass_fds=(gate,))
+    os.close(gate)
     try:
         def groups() -> tuple[bool, dict[int, int]]:
             # setsid leaves the group only once it runs, a moment after its fork shows up.
@@ -114,5 +121,6 @@ def test_descendants_include_children_that_left_the_process_group() -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         parent.wait(timeout=10)
+        os.close(unused)
     assert wait_until(lambda: (not any(pid_alive(p) for p in tree), tree), timeout=10, interval=0.1,
                       what="the whole tree gone")

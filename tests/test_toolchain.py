@@ -198,6 +198,7 @@ def test_mirror_rewrites_the_fetched_url_only(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KFSTACK_RELEASE_MIRROR", "http://127.0.0.1:9/mirror/")
     assert release.mirrored(url) == ("http://127.0.0.1:9/mirror/github.com/kubernetes-sigs/kustomize/releases/"
                                       "download/kustomize%2Fv5.7.1/checksums.txt")
+    assert release.mirrored("file:///srv/assets/demo-linux-amd64") == "file:///srv/assets/demo-linux-amd64"
     (asset,) = release.assets(load_toolchain().get("kustomize"), LINUX)
     assert asset.url.startswith("https://github.com/")  # the lock key stays the upstream URL
     assert asset.filename == "kustomize_v5.7.1_linux_amd64.tar.gz"
@@ -305,3 +306,27 @@ def test_go_env_forces_mod_mod_and_merges_gonosumdb(monkeypatch: pytest.MonkeyPa
     assert env["GOFLAGS"].split()[0] == "-mod=mod"
     assert env["GONOSUMDB"] == "corp.example,github.com/fluxcd/pkg"
     assert env["GOBIN"] == "/x/bin"
+
+
+# --- the Pulumi CLI the Automation API runs --------------------------------------------------------
+
+@pytest.mark.parametrize("prints", ["pulumi stand-in", ""])
+def test_a_pulumi_that_prints_no_version_is_named_with_the_fix(prints: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fresh container's pulumi printed `pulumi stand-in`: the Automation API's own error said
+    "probably an internal error" and named neither the binary nor what it printed."""
+    from infra.automation import pulumi_command
+
+    binary = tmp_path / "bin" / "pulumi"
+    binary.parent.mkdir()
+    binary.write_text(f"#!/bin/sh\necho '{prints}'\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("KFSTACK_BIN_PULUMI", str(binary))
+    with pytest.raises(ToolchainError) as caught:
+        pulumi_command()
+    message = str(caught.value)
+    assert str(binary) in message and repr(prints) in message
+    assert "kfstack tools install pulumi --force" in message and "KFSTACK_BIN_PULUMI" in message
+
+    binary.write_text("#!/bin/sh\necho v3.259.0\n")  # what the real CLI prints
+    assert str(pulumi_command().version) == "3.259.0"

@@ -30,7 +30,7 @@ from infra.toolchain.locate import ToolMissingError, tool_path
 from infra.toolchain.model import Platform, Tool, ToolchainError, load_toolchain, parse_tool
 from infra.versions import load_versions
 from infra.wait import wait_until
-from tests.toolchain_standins import GoProxy, ReleaseSite, serve, stand_in
+from tests.toolchain_standins import GoProxy, ReleaseSite, publish_releases, serve, stand_in
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = Platform.host()
@@ -72,7 +72,8 @@ def pinned(url: str) -> lock.Pin:
 # --- the release route, per tool ------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["pulumi", "pulumi-language-python", "pulumi-resource-kubernetes", "kind",
-                                  "kubernetes", "etcd", "kustomize", "oauth2-proxy", "minikube"])
+                                  "kubernetes", "etcd", "kustomize", "oauth2-proxy", "minikube",
+                                  "actionlint"])
 def test_release_route_installs_each_tool_as_upstream_publishes_it(name: str, site: ReleaseSite) -> None:
     tool = real_tool(name)
     published = site.publish(tool, HOST)
@@ -92,6 +93,19 @@ def test_release_route_installs_each_tool_as_upstream_publishes_it(name: str, si
     if name == "pulumi-language-python":  # both scripts come out of the CLI tarball beside the host
         assert sorted(p.name for p in store.bin_dir(tool).iterdir()) == [
             "pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python"]
+
+
+def test_stand_in_pages_keep_every_real_binary_of_a_shared_tarball(site: ReleaseSite) -> None:
+    """The fresh-container test serves the binaries built here. Pulumi's CLI and language host come
+    in one tarball, published once per tool: the second publish must not put a stand-in CLI over
+    the real one (it did, and the Automation API then could not parse `pulumi version`)."""
+    cli, host = real_tool("pulumi"), real_tool("pulumi-language-python")
+    real = {"pulumi": b"#!/bin/sh\necho v3.259.0\n"} | {b: f"real {b}".encode() for b in host.binaries}
+    publish_releases(site, [cli, host], HOST, real)
+    for tool in (cli, host):
+        assert install.install_tool(tool, route="release", say=QUIET).route == "release"
+        assert installed_bytes(tool) == {b: real[b] for b in tool.binaries}
+    assert run([str(tool_path("pulumi")), "version"], timeout=30).stdout.strip() == "v3.259.0"
 
 
 def test_a_release_without_checksums_is_trusted_once_then_pinned(site: ReleaseSite) -> None:
@@ -260,9 +274,12 @@ def go_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GoProxy]
     if found is not None and gobuild.version_tuple(found) >= gobuild.version_tuple(DEX_GO):
         monkeypatch.setenv("GOPROXY", proxy.url)
         monkeypatch.setenv("GOTOOLCHAIN", "local")
-    else:  # an older Go fetches the toolchain Dex asks for from the proxy it was given
+        monkeypatch.setenv("GOSUMDB", "off")  # the stand-in modules are in no checksum database
+    else:
+        # An older Go (Debian's 1.23) fetches the toolchain Dex asks for from the proxy it was given,
+        # and verifies it in the checksum database: only the stand-ins are left out of that.
         monkeypatch.setenv("GOPROXY", f"{proxy.url},{os.environ.get('GOPROXY') or 'https://proxy.golang.org'}")
-    monkeypatch.setenv("GOSUMDB", "off")  # the stand-in modules are in no checksum database
+        monkeypatch.setenv("GONOSUMDB", "github.com/dexidp/dex,example.test")
     monkeypatch.setenv("GOMODCACHE", str(tmp_path / "gomodcache"))
     yield proxy
     if (tmp_path / "gomodcache").exists():  # the module cache is read-only by design
@@ -432,3 +449,11 @@ def test_lock_file_is_valid_json_with_upstream_keys(site: ReleaseSite) -> None:
     data = json.loads(lock.lock_path().read_text())
     assert data["version"] == 1
     assert list(data["assets"]) == [release.assets(tool, HOST)[0].url]  # upstream URL, not the mirror's
+
+
+def test_every_release_route_has_a_stand_in() -> None:
+    """The fresh-container test serves every release-route tool; one added without its packing
+    (actionlint was) stops that test before the container starts."""
+    from tests.toolchain_standins import PACKING
+
+    assert {t.name for t in load_toolchain().tools.values() if t.release is not None} <= set(PACKING)

@@ -1,7 +1,7 @@
 """A fresh machine, proven: the README's two commands in a clean Debian container (tier T3, `live`).
 
-The container holds only the repository (a `git archive` of HEAD, copied in: no folder of this
-machine is mounted) and what the README says a machine needs (Python 3.11, git, Go for Dex).
+The container holds only the repository (a shallow `git clone` of HEAD, copied in: no folder of
+this machine is mounted) and what the README says a machine needs (Python 3.11, git, Go for Dex).
 Its network is the package registries plus two stand-ins for what these machines cannot reach:
 
 - release pages (`KFSTACK_RELEASE_MIRROR`) serving the binaries built here, packed as upstream
@@ -21,6 +21,7 @@ It takes tens of minutes of both cores, so it runs only in CI (`CI=true`) or whe
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -35,8 +37,9 @@ from infra.process import spawn, stop_process
 from infra.run import CommandError, run
 from infra.toolchain import release, store
 from infra.toolchain.model import Platform, load_toolchain
+from infra.versions import load_versions
 from infra.wait import WaitTimeout, wait_until
-from tests.toolchain_standins import GoProxy, ReleaseSite, serve
+from tests.toolchain_standins import GoProxy, ReleaseSite, publish_releases, serve
 
 pytestmark = pytest.mark.live
 
@@ -97,22 +100,16 @@ def _base_image(docker: str, work: Path) -> str:
 def _stand_in_releases(site: ReleaseSite) -> list[str]:
     """Publish every release-route tool built here whose official digest is not recorded; their names."""
     plat = Platform.host()
-    tools = load_toolchain()
-    served = []
-    for tool in tools.defaults():
-        if tool.release is None or any(a.sha256 for a in release.assets(tool, plat)):
-            continue
+    tools = [t for t in load_toolchain().defaults()
+             if t.release is not None and not any(a.sha256 for a in release.assets(t, plat))]
+    real: dict[str, bytes] = {}
+    for tool in tools:
         if store.installed_marker(tool) is None:
             pytest.skip(f"NOT RUN: the stand-in release pages serve the binaries built here, and {tool.name} is "
                         "not installed: run ./scripts/setup first")
-        real = {b: (store.bin_dir(tool) / b).read_bytes() for b in tool.binaries}
-        if tool.name == "pulumi":  # one tarball holds the CLI and the language host
-            host = tools.get("pulumi-language-python")
-            if store.installed_marker(host) is not None:
-                real.update({b: (store.bin_dir(host) / b).read_bytes() for b in host.binaries})
-        site.publish(tool, plat, real=real)
-        served.append(tool.name)
-    return served
+        real.update({b: (store.bin_dir(tool) / b).read_bytes() for b in tool.binaries})
+    publish_releases(site, tools, plat, real)
+    return [t.name for t in tools]
 
 
 def _stand_in_dex(site: ReleaseSite, work: Path) -> None:
@@ -140,6 +137,41 @@ def _stand_in_dex(site: ReleaseSite, work: Path) -> None:
                    commit=commit)
 
 
+def _stand_in_manifests(site: ReleaseSite) -> list[str]:
+    """Each pinned release's manifests archive, packed from the tree here as GitHub packs a tag; the
+    releases served (a tree missing here is not served: its tests then say NOT RUN, and this test fails)."""
+    shared = Path(os.environ.get("KFSTACK_MANIFESTS", REPO.parent / "shared" / "kubeflow-manifests" / "v1.11.0")).parent
+    served = []
+    for tag, spec in load_versions().releases.items():
+        tree = shared / tag
+        if not (tree / "common").is_dir():
+            continue
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+            tar.add(tree, arcname=f"manifests-{tag.removeprefix('v')}",
+                    filter=lambda info: None if "/.git" in f"/{info.name}" else info)
+        site.put(spec.archive_url, buffer.getvalue())
+        served.append(tag)
+    return served
+
+
+def _junit_counts(report: Path) -> dict[str, tuple[int, int]]:
+    """(passed, skipped) per test module of a JUnit report; empty when there is none."""
+    if not report.is_file():
+        return {}
+    counts: dict[str, tuple[int, int]] = {}
+    for case in ElementTree.parse(report).iter("testcase"):
+        module = case.get("classname", "").split(".")
+        path = "/".join(m for m in module if not m[:1].isupper()) + ".py"
+        passed, skipped = counts.get(path, (0, 0))
+        if case.find("skipped") is not None:
+            skipped += 1
+        elif case.find("failure") is None and case.find("error") is None:
+            passed += 1
+        counts[path] = (passed, skipped)
+    return counts
+
+
 @pytest.fixture
 def fresh_container(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(docker, container id): the clean container with the repository copied in, removed afterwards."""
@@ -152,12 +184,8 @@ def fresh_container(tmp_path: Path) -> Iterator[tuple[str, str]]:
                     "KFSTACK_FRESH_CONTAINER_TEST=1")
     docker = _docker()
     image = _base_image(docker, tmp_path)
-    checkout = tmp_path / "kubeflow-stacks"
-    archive = tmp_path / "repo.tar"
-    run(["git", "-C", str(REPO), "archive", "--format=tar", "-o", str(archive), "HEAD"], timeout=120)
-    checkout.mkdir()
-    with tarfile.open(archive) as tar:
-        tar.extractall(checkout, filter="data")
+    # A clone, as a user makes one (the README block's test copies the tracked files with git).
+    run(["git", "clone", "-q", "--depth", "1", REPO.as_uri(), str(tmp_path / "kubeflow-stacks")], timeout=300)
     yield docker, image
 
 
@@ -166,6 +194,7 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_container: tuple[str,
     with serve(ReleaseSite(tmp_path / "site")) as site:
         served = _stand_in_releases(site)
         _stand_in_dex(site, tmp_path)
+        releases = _stand_in_manifests(site)
         env = {
             INSIDE: "1",
             release.MIRROR_ENV: site.base_url,
@@ -197,6 +226,8 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_container: tuple[str,
                 raise
             seconds = time.monotonic() - start
         finally:
+            run([docker, "cp", f"{name}:/root/kubeflow-stacks/reports", str(tmp_path / "reports")], timeout=120,
+                check=False)
             run([docker, "rm", "-f", name], timeout=120, check=False)
     output = log.read_text(errors="replace")
     tail = "\n".join(output.splitlines()[-80:])
@@ -210,6 +241,15 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_container: tuple[str,
     assert not re.search(r"^FAILED ", output, re.MULTILINE), tail
     assert not re.search(r"^ERROR ", output, re.MULTILINE), tail
     skipped = re.findall(r"^SKIPPED \[\d+\] .*", output, re.MULTILINE)  # -rs: each with its reason
+    assert all(re.match(r"SKIPPED \[\d+\] \S+:\d+: \S", line) for line in skipped), "\n".join(skipped)
+    # The render, simulated-cluster and upgrade tiers run there as here: the set-up fetched the trees.
+    assert sorted(releases) == sorted(load_versions().releases), f"manifests trees missing here: served {releases}"
+    assert not [line for line in skipped if "manifests tree" in line], "\n".join(skipped)
+    ran = _junit_counts(tmp_path / "reports" / "project-tests.xml")
+    for module in ("tests/test_render.py", "tests/test_sim_stack.py", "tests/test_upgrade_sim.py"):
+        assert ran.get(module, (0, 0))[0] > 0, f"no test of {module} ran there: {ran}"
+    assert _junit_counts(tmp_path / "reports" / "smoke.xml"), "the smoke suite wrote no report"
+    print("per module (passed, skipped): " + ", ".join(f"{m} {c}" for m, c in sorted(ran.items())))
     print(f"fresh container: README commands in {seconds:.0f}s; {summary[-1]}; "
           + " ".join(re.findall(r"FRESH-CONTAINER-TIMES .*", output)) + f"; {len(skipped)} skip lines:\n"
           + "\n".join(skipped))

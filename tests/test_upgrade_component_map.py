@@ -22,7 +22,8 @@ PREVIOUS = Path(os.environ.get("KFSTACK_MANIFESTS_PREVIOUS", SHARED_MANIFESTS.pa
 @pytest.fixture(scope="module")
 def previous_tree() -> Path:
     if not (PREVIOUS / "example" / "kustomization.yaml").is_file():
-        pytest.skip(f"needs the upstream v1.10.2 manifests tree: set KFSTACK_MANIFESTS_PREVIOUS (tried {PREVIOUS})")
+        pytest.skip(f"NOT RUN: needs the upstream v1.10.2 manifests tree: set KFSTACK_MANIFESTS_PREVIOUS "
+                    f"(tried {PREVIOUS})")
     return PREVIOUS
 
 

@@ -166,3 +166,24 @@ def test_nightly_runs_the_command_and_keeps_reports_and_history():
                 assert args[args.index("--from-manifests") + 1] in paths
     assert nightly["jobs"]["report"]["if"] == "always()"
     assert nightly["jobs"]["cloud"]["if"] == "needs.plan.outputs.cloud != '[]'"
+
+
+def test_every_toolchain_cache_keeps_the_lock_with_the_tools(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tools restored without the lock that pinned them would be re-verified against nothing (a
+    release with no checksums trusted again on first use)."""
+    from infra.paths import tools_dir
+    from infra.toolchain.lock import lock_path
+
+    monkeypatch.setenv("KFSTACK_CACHE", str(Path.home() / ".cache" / "kubeflow-stacks"))  # the runner's default
+    home = str(Path.home())
+    tools, lock_file = (str(p).replace(home, "~", 1) for p in (tools_dir(), lock_path()))
+    caching_tools = 0
+    for path in WORKFLOWS:
+        for job_name, _job, step in steps(load(path)):
+            if step.get("uses", "").startswith("actions/cache@"):
+                cached = step["with"]["path"].split()
+                if tools in cached:
+                    caching_tools += 1
+                    assert lock_file in cached, f"{path.name} {job_name}: caches {tools} but not {lock_file}"
+    assert caching_tools == 2  # checks and nightly's conformance job

@@ -19,7 +19,7 @@ import tarfile
 import threading
 import urllib.parse
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +58,7 @@ PACKING: dict[str, Packing] = {
     "oauth2-proxy": Packing(prefix="oauth2-proxy-{version}.{os}-{arch}/", contents=("oauth2-proxy",),
                             checksums="named"),  # <asset>-sha256sum.txt
     "minikube": Packing(checksums="bare"),  # minikube-<os>-<arch>.sha256
+    "actionlint": Packing(contents=("actionlint", "LICENSE.txt", "README.md")),  # actionlint_<n>_checksums.txt
 }
 
 
@@ -118,6 +119,17 @@ class ReleaseSite:
         return contents
 
 
+def publish_releases(site: ReleaseSite, tools: Iterable[Tool], plat: Platform, real: Mapping[str, bytes]) -> None:
+    """Publish every tool in `tools` from one pool of real binaries (binary name -> content).
+
+    Tools can share an asset (Pulumi's CLI tarball holds its language host too), so each publish
+    repacks the whole asset: packed from only its own tool's binaries, a later publish would put
+    stand-ins over the earlier tool's real ones.
+    """
+    for tool in tools:
+        site.publish(tool, plat, real=dict(real))
+
+
 def _pack(archive: str, prefix: str, files: dict[str, bytes]) -> bytes:
     if archive == "":
         (data,) = files.values()
@@ -128,7 +140,7 @@ def _pack(archive: str, prefix: str, files: dict[str, bytes]) -> bytes:
             for name, data in files.items():
                 zf.writestr(prefix + name, data)
         return buffer.getvalue()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:  # fast: the CLI is 150 MB
         if prefix:
             info = tarfile.TarInfo(prefix.rstrip("/"))
             info.type = tarfile.DIRTYPE

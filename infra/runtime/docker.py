@@ -153,6 +153,11 @@ def start_daemon(say: Say = print) -> RuntimeState:
     if not facts.root:
         raise RuntimeSetupError("starting the Docker daemon needs root: run `sudo kfstack runtime start`, "
                                 "or start Docker yourself (systemctl start docker)")
+    missing = host.missing_daemon_capabilities()
+    if missing:  # it would exit at once; say why instead of quoting its log
+        raise RuntimeSetupError(f"dockerd cannot run here: this process lacks {', '.join(missing)} (an "
+                                "unprivileged container?). Use a daemon outside it (DOCKER_HOST), or run "
+                                "the container with --privileged")
     shim_path = shim.build_shim(say) if facts.lacks_sys_resource else None
     config_file = runtime_dir() / "daemon.json"
     config_file.write_text(json.dumps(daemon_config(shim_path), indent=2, sort_keys=True) + "\n")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CAP_SYS_RESOURCE = 24
+# What dockerd itself needs (mounts, bridges, iptables): an unprivileged container holds neither.
+DAEMON_CAPABILITIES = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12}
 
 
 def capability_mask(field: str = "CapBnd", status: Path = Path("/proc/self/status")) -> int | None:
@@ -28,6 +30,14 @@ def lacks_sys_resource(status: Path = Path("/proc/self/status")) -> bool:
     """True when no process here can hold CAP_SYS_RESOURCE, so privileged containers fail in runc."""
     mask = capability_mask("CapBnd", status)
     return mask is not None and not mask & (1 << CAP_SYS_RESOURCE)
+
+
+def missing_daemon_capabilities(status: Path = Path("/proc/self/status")) -> list[str]:
+    """The capabilities a Docker daemon needs that this process does not hold (empty when unreadable)."""
+    mask = capability_mask("CapEff", status)
+    if mask is None:
+        return []
+    return [name for name, bit in DAEMON_CAPABILITIES.items() if not mask & (1 << bit)]
 
 
 def cgroup_version(root: Path = Path("/sys/fs/cgroup")) -> str:

@@ -108,9 +108,9 @@ def _route(tool: Tool) -> ReleaseRoute:
 def mirrored(url: str) -> str:
     """`url` as fetched: unchanged, or rewritten to $KFSTACK_RELEASE_MIRROR/<host>/<path>."""
     base = os.environ.get(MIRROR_ENV, "").rstrip("/")
-    if not base:
-        return url
     parts = urllib.parse.urlsplit(url)
+    if not base or parts.scheme not in ("http", "https"):  # a local file:// asset is never mirrored
+        return url
     return f"{base}/{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
 
