@@ -23,11 +23,13 @@ import json
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -405,6 +407,92 @@ def test_namespaces_carry_upstreams_pod_security_and_admission_enforces_it(kind_
         with pytest.raises(ApiException) as refused:
             core.create_namespaced_pod(namespace, pod)
         assert refused.value.status == 403 and "violates PodSecurity" in str(refused.value.body), namespace
+
+
+def _outcomes(junit: Path) -> dict[str, str]:
+    """Each check's outcome by its test's name (parametrized ids kept), whatever the JUnit family."""
+    outcomes = {}
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        found = [tag for tag in ("failure", "error", "skipped") if case.find(tag) is not None]
+        outcomes[case.get("name", "")] = {"failure": "failed"}.get(found[0], found[0]) if found else "passed"
+    return outcomes
+
+
+def _suite_environment(kind_stack: KindStack) -> dict[str, str]:
+    """The stack's users' passwords, as the smoke suite reads them."""
+    cfg = parse_stack_config(kind_stack.ts.name, kind_stack.raw, set())
+    return {f"KFSTACK_PASSWORD_{i}": user.password.reveal() for i, user in enumerate(cfg.auth.users) if user.password}
+
+
+def _must_pass(outcomes: dict[str, str], prefixes: tuple[str, ...]) -> None:
+    failed = {name: outcome for name, outcome in outcomes.items() if outcome in ("failed", "error")}
+    assert failed == {}, failed
+    for prefix in prefixes:
+        ran = {name: outcome for name, outcome in outcomes.items() if name.startswith(prefix)}
+        assert ran and set(ran.values()) == {"passed"}, (prefix, ran)
+
+
+# What the smoke suite proves on this stack (checks needing Pipelines are NOT RUN: not deployed here).
+PORT_FORWARD_CHECKS = ("test_every_workload_ready", "test_nothing_crash_looping", "test_every_webhook_has_endpoints",
+                       "test_gateway_answers_through_forward", "test_forward_restarts_after_kubectl_exits",
+                       "test_login_gives_a_session_the_dashboard_accepts", "test_wrong_password_gives_no_session",
+                       "test_no_session_is_sent_to_login", "test_model_predicts",
+                       "test_served_iris_is_the_trained_model",
+                       "test_owner_token_is_accepted", "test_foreign_token_is_forbidden_on_model",
+                       "test_no_token_is_rejected_on_model", "test_forged_token_is_rejected_on_model")
+
+
+def test_the_smoke_suite_passes_through_the_standin_gateway(kind_stack: KindStack, tmp_path: Path) -> None:
+    """`pytest smoke_tests --stack-outputs` as a user runs it: a supervised port-forward to the
+    stand-in gateway pod (kubectl killed and restarted by the suite), the login through real Dex and
+    oauth2-proxy pods, iris and MNIST trained with kfp.local and served by real KServe
+    InferenceServices, another namespace's token refused at the gateway, readiness of every pod."""
+    outputs = {key: value.value for key, value in kind_stack.ts.stack.outputs().items()}
+    assert outputs["ingress"]["kind"] == "standin"
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    os.chmod(tmp_path / "outputs.json", 0o600)  # holds the kubeconfig
+    junit = tmp_path / "smoke.xml"
+    env = {**os.environ, **_suite_environment(kind_stack)}
+    env.pop("KFSTACK_USER_PASSWORD", None)
+    result = run([sys.executable, "-m", "pytest", "smoke_tests", "--stack-outputs", str(tmp_path / "outputs.json"),
+                  f"--junitxml={junit}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider", "-q"],
+                 cwd=REPO_ROOT, env=env, timeout=1800, check=False)
+    _must_pass(_outcomes(junit), PORT_FORWARD_CHECKS)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_smoke_suite_runs_as_an_in_cluster_job(kind_stack: KindStack, tmp_path: Path) -> None:
+    """The suite's image built here, loaded into the stack's kind cluster, run as the project's Job
+    (its ServiceAccount and least-write RBAC) against the gateway's Service by cluster DNS; the JUnit
+    comes back through the Job's log. Nothing of the Job is left afterwards."""
+    from infra.clusters.kind import kind_cli
+    from infra.smokejob.image import build_suite_image
+    from infra.smokejob.job import NAMESPACE, JobSpec, SmokeJob, write_results
+    from infra.toolchain import tool_path
+
+    outputs = {key: value.value for key, value in kind_stack.ts.stack.outputs().items()}
+    image = build_suite_image(say=_quiet)
+    kind_cli("load", "docker-image", "--name", kind_stack.name, image, timeout=900)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(outputs.pop("kubeconfig"))
+    job = SmokeJob(tool_path("kubectl"), kubeconfig, say=_quiet)
+    result = job.run(JobSpec(image=image, outputs=outputs, environment=_suite_environment(kind_stack)),
+                     timeout=1800)
+    written = write_results(result, tmp_path / "report")
+    assert "junit.xml" in result.files, result.log[-3000:]
+    _must_pass(_outcomes(tmp_path / "report" / "junit.xml"),
+               ("test_every_workload_ready", "test_login_gives_a_session_the_dashboard_accepts", "test_model_predicts",
+                "test_foreign_token_is_forbidden_on_model", "test_owner_token_is_accepted"))
+    assert result.succeeded and written
+    core = client.CoreV1Api(kind_stack.api())
+
+    def namespace_gone() -> tuple[bool, Any]:
+        try:
+            return False, core.read_namespace(NAMESPACE).status.phase
+        except ApiException as exc:
+            return exc.status == 404, exc.status
+
+    wait_until(namespace_gone, timeout=300, interval=3, what=f"the Job's namespace {NAMESPACE} to go")
 
 
 def test_second_up_changes_nothing(kind_stack: KindStack) -> None:
