@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pytest
 from kubernetes import client
 from kubernetes import config as kube_config
 
@@ -62,6 +63,7 @@ def test_only_objects_an_earlier_webhook_intercepts_are_probed() -> None:
     assert not not_served('admission webhook "x" denied the request: size must be positive')
 
 
+@pytest.mark.render
 def test_kind_local_render_gates_cert_managers_issuers_and_sim_has_no_gate(manifests_tree: Path) -> None:
     no_istio = {"release": "v1.11.0", "components": "core", "include": ["istio-crds"],
                 "exclude": ["istio", "kubeflow-istio-resources", "knative-serving", "pipelines", "centraldashboard"]}
@@ -127,6 +129,8 @@ class LateWebhook:
         server.serve_forever()
 
 
+@pytest.mark.sim
+@pytest.mark.slow
 def test_up_waits_for_a_webhook_that_answers_late(sim_kubeconfig: Path, tmp_path: Path) -> None:
     kubeconfig = sim_kubeconfig.read_text()
     api = kube_config.new_client_from_config(str(sim_kubeconfig))
