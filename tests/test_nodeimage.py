@@ -155,7 +155,8 @@ def test_kind_local_preloads_every_image_it_runs(manifests_tree: Path) -> None:
     initializer = json.loads(isvc_config["data"]["storageInitializer"])["image"]
     preloaded = set(cfg.cluster.kind.preload_images)
     assert set(workloads) | set(images_of([sklearn])) | {initializer} <= preloaded
-    assert preloaded - set(images_of(rendered.objects)) - {initializer} == {"kfstack/standin-gateway:nginx-1.22"}
+    assert preloaded - set(images_of(rendered.objects)) - {initializer} == set()  # nothing loaded in vain
+    assert "kfstack/standin-gateway:nginx-1.22" in workloads
 
 
 def test_a_recipe_image_without_its_source_copy_fails_naming_it(tmp_path: Path) -> None:
