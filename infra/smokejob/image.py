@@ -10,27 +10,27 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.nodeimage.build import KEY_LABEL, docker, image_key, replacing
+from infra.nodeimage.build import KEY_LABEL, Build, docker, image_key, replacing
+from infra.nodeimage.pins import load_pins
+from infra.nodeimage.recipes import HOST_CA, debian_base
 from infra.nodeimage.steps import StepLog
 
 REPO = Path(__file__).resolve().parents[2]
-BASE_IMAGE = "kfstack/debian-clean:bookworm"  # the Debian rootfs the node-image route builds
 REPOSITORY = "kfstack/smoke-suite"
 USER_ID = 65532
 # What the checks import (lazily, beside pytest's plugin): not the Pulumi SDKs the project needs.
 SUITE_REQUIREMENTS = ("pytest", "requests", "pyyaml", "kubernetes", "kfp", "docker", "scikit-learn",
                       "joblib", "minio", "bcrypt")
 SOURCES = ("pyproject.toml", "constraints.txt", "infra", "smoke_tests")
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
-def dockerfile(*, host_ca: bool = True) -> str:
-    """With `host_ca`, pip trusts the host's CA bundle (an egress that inspects TLS); it is
-    removed at the end."""
+def dockerfile(base: str, *, host_ca: bool = True) -> str:
+    """On `base`, the recipe images' Debian (debootstrap minbase, built here); with `host_ca`, pip
+    trusts the host's CA bundle (an egress that inspects TLS), removed at the end."""
     reqs = " ".join(f'"{r}"' for r in SUITE_REQUIREMENTS)
     ca = "COPY ca.crt /tmp/host-ca.crt\n" if host_ca else ""
     cert = "PIP_CERT=/tmp/host-ca.crt " if host_ca else ""
-    return f"""FROM {BASE_IMAGE}
+    return f"""FROM {base}
 {ca}ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180
 RUN apt-get update && apt-get install -y --no-install-recommends python3-venv python3-pip \\
     && rm -rf /var/lib/apt/lists/*
@@ -57,25 +57,26 @@ def _files(repo: Path) -> list[Path]:
     return out
 
 
-def inputs_digest(repo: Path = REPO) -> str:
-    """What decides the image: the Dockerfile, the base image and every source file."""
-    sha = hashlib.sha256(dockerfile(host_ca=HOST_CA.exists()).encode())
-    sha.update(BASE_IMAGE.encode())
+def inputs_digest(base: tuple[str, str], repo: Path = REPO) -> str:
+    """What decides the image: the Dockerfile, the base image (tag and key) and every source file."""
+    sha = hashlib.sha256(dockerfile(base[0], host_ca=HOST_CA.exists()).encode())
+    sha.update("\0".join(base).encode())
     for path in _files(repo):
         sha.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes() + b"\0")
     return sha.hexdigest()[:16]
 
 
 def build_suite_image(*, say: Callable[[str], None] = print, repo: Path = REPO) -> str:
-    """Build (or find) the suite's image; returns its reference."""
-    key = inputs_digest(repo)
-    tag = f"{REPOSITORY}:{key}"
+    """Build (or find) the suite's image, and the Debian base under it; returns its reference."""
     log = StepLog(say)
+    base = debian_base(Build(pins=load_pins(), log=log))
+    key = inputs_digest(base, repo)
+    tag = f"{REPOSITORY}:{key}"
 
     def build() -> None:
         with tempfile.TemporaryDirectory(prefix="kfstack-suite-image-") as tmp:
             context = Path(tmp)
-            (context / "Dockerfile").write_text(dockerfile(host_ca=HOST_CA.exists()), encoding="utf-8")
+            (context / "Dockerfile").write_text(dockerfile(base[0], host_ca=HOST_CA.exists()), encoding="utf-8")
             if HOST_CA.exists():
                 shutil.copyfile(HOST_CA, context / "ca.crt")
             for path in _files(repo):
