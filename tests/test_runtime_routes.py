@@ -53,6 +53,7 @@ def test_routes_go_with_their_last_holder(cache: Path) -> None:
     assert routes.hold("kind:b", [SERVICE], say=lambda _l: None) == []  # already there
     assert routes.release("kind:a", say=lambda _l: None) == [PODS]
     assert routes.blackhole_present(SERVICE)  # kind:b still holds it
+    assert routes.holders(SERVICE) == ["kind:b"] and routes.holders(PODS) == []
     assert routes.release("kind:b", say=lambda _l: None) == [SERVICE]
     assert not routes.blackhole_present(SERVICE)
     assert not routes.blackhole_present(PODS)

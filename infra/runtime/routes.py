@@ -162,3 +162,10 @@ def held_by(owner: str) -> list[str]:
     """The ranges `owner` holds (for status output and tests)."""
     with _locked_state() as state:
         return sorted(c for c, e in state.items() if owner in e.get("owners", []))  # type: ignore[operator]
+
+
+def holders(cidr: str) -> list[str]:
+    """Who holds the route for `cidr` now (another stack's cluster keeps it in place)."""
+    [key] = normalise([cidr])
+    with _locked_state() as state:
+        return sorted(state.get(key, {}).get("owners", []))  # type: ignore[call-overload]
