@@ -5,9 +5,10 @@ this machine is mounted) and what the README says a machine needs (Python 3.11, 
 Its network is the package registries plus two stand-ins for what these machines cannot reach:
 
 - release pages (`KFSTACK_RELEASE_MIRROR`) serving the binaries built here, packed as upstream
-  packs them, with checksums files. Tools whose official digest versions.toml records (kind,
-  kubectl, kustomize, etcd on linux/amd64) cannot be stood in, by design: the server does not have
-  them, so the installer takes their module route, from the real Go module proxy;
+  packs them, with checksums files. Where versions.toml records upstream's own digest (kind,
+  kubectl, kustomize, etcd), a binary built here cannot match it, so the clone's versions.toml is
+  re-pinned to the stand-in's digest: the check against a recorded digest then runs as it would
+  against upstream's file (the only change made to the clone);
 - Dex's tag and module: a git repository served over dumb HTTP (git's `insteadOf`, set in the
   environment) and a module proxy ahead of the real one, holding Dex's source tree as a module.
 
@@ -23,6 +24,7 @@ with that reason.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -99,11 +101,10 @@ def _base_image(docker: str, work: Path) -> str:
     return BASE_IMAGE
 
 
-def _stand_in_releases(site: ReleaseSite) -> list[str]:
-    """Publish every release-route tool built here whose official digest is not recorded; their names."""
+def _stand_in_releases(site: ReleaseSite, clone: Path) -> list[str]:
+    """Publish every release-route tool from the binaries built here, re-pin the clone; their names."""
     plat = Platform.host()
-    tools = [t for t in load_toolchain().defaults()
-             if t.release is not None and not any(a.sha256 for a in release.assets(t, plat))]
+    tools = [t for t in load_toolchain().defaults() if t.release is not None]
     real: dict[str, bytes] = {}
     for tool in tools:
         if store.installed_marker(tool) is None:
@@ -111,6 +112,12 @@ def _stand_in_releases(site: ReleaseSite) -> list[str]:
                         "not installed: run ./scripts/setup first")
         real.update({b: (store.bin_dir(tool) / b).read_bytes() for b in tool.binaries})
     publish_releases(site, tools, plat, real)
+    pins = clone / "infra" / "versions.toml"
+    text = pins.read_text()
+    for asset in (a for t in tools for a in release.assets(t, plat) if a.sha256):
+        assert text.count(asset.sha256) == 1, f"{asset.key}'s recorded digest is not in {pins} once"
+        text = text.replace(asset.sha256, hashlib.sha256(site.path_of(asset.url).read_bytes()).hexdigest())
+    pins.write_text(text)
     return [t.name for t in tools]
 
 
@@ -194,7 +201,7 @@ def fresh_container(tmp_path: Path) -> Iterator[tuple[str, str]]:
 def test_readme_commands_on_a_fresh_debian_container(fresh_container: tuple[str, str], tmp_path: Path) -> None:
     docker, image = fresh_container
     with serve(ReleaseSite(tmp_path / "site")) as site:
-        served = _stand_in_releases(site)
+        served = _stand_in_releases(site, tmp_path / "kubeflow-stacks")
         _stand_in_dex(site, tmp_path)
         releases = _stand_in_manifests(site)
         env = {
