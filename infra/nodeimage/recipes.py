@@ -53,7 +53,8 @@ def _context_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(dir=nodeimage_dir(), prefix="recipe-")
 
 
-def _docker_build(context: Path, tag: str, key: str, target: str = "") -> None:
+def docker_build(context: Path, tag: str, key: str, target: str = "") -> None:
+    """`docker build` of `context` as `tag`, labelled with its inputs `key`; a failure quotes the output."""
     args = [docker_cli(), "build", "-q", "--network", "host", "--label", f"{KEY_LABEL}={key}", "-t", tag]
     if target:
         args += ["--target", target]
@@ -162,7 +163,7 @@ def kserve_python(build: Build, base: tuple[str, str], recipe: Recipe, targets: 
                     (context / "build" / "ca.crt").write_text("")
                 for name, path in parts.items():
                     shutil.copytree(path, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-                _docker_build(context, ref, key, target)
+                docker_build(context, ref, key, target)
 
         def done(ref: str = ref, key: str = key) -> bool:
             return image_key(ref) == key
@@ -211,7 +212,7 @@ def standin_gateway(build: Build, base: tuple[str, str], recipe: Recipe, ref: st
     def make() -> None:
         with _context_dir() as tmp:
             (Path(tmp) / "Dockerfile").write_text(dockerfile)
-            _docker_build(Path(tmp), ref, key)
+            docker_build(Path(tmp), ref, key)
         out = run([docker_cli(), "run", "--rm", "--entrypoint", "nginx", ref, "-v"], timeout=120)
         found = re.search(r"nginx/(\d+\.\d+)", out.stderr + out.stdout)
         if not found or found.group(1) != wanted:

@@ -10,9 +10,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.nodeimage.build import KEY_LABEL, Build, docker, image_key, replacing
+from infra.nodeimage.build import Build, image_key, replacing
 from infra.nodeimage.pins import load_pins
-from infra.nodeimage.recipes import HOST_CA, debian_base
+from infra.nodeimage.recipes import HOST_CA, debian_base, docker_build
 from infra.nodeimage.steps import StepLog
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,8 +83,7 @@ def build_suite_image(*, say: Callable[[str], None] = print, repo: Path = REPO) 
                 dest = context / "src" / path.relative_to(repo)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, dest)
-            docker("build", "--network", "host", "--label", f"{KEY_LABEL}={key}", "-t", tag, str(context),
-                   timeout=1800)
+            docker_build(context, tag, key)
 
     log.run("image smoke-suite", key, lambda: image_key(tag) == key, replacing(tag, build))
     return tag
