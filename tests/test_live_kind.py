@@ -28,7 +28,14 @@ from kubernetes import config as kube_config
 from pulumi import automation as auto
 
 from infra.automation import TempStack, inline_stack
-from infra.clusters.kind import DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, KindCluster, KindClusterArgs
+from infra.clusters.kind import (
+    DEFAULT_POD_SUBNET,
+    DEFAULT_SERVICE_SUBNET,
+    KindCluster,
+    KindClusterArgs,
+    delete_kind_cluster,
+    node_containers,
+)
 from infra.run import run
 from infra.runtime import docker, routes
 from infra.wait import wait_until
@@ -68,11 +75,6 @@ def kind_clusters() -> list[str]:
     from infra.toolchain import tool_path
 
     return run([tool_path("kind"), "get", "clusters"], timeout=60).stdout.split()
-
-
-def node_containers(name: str) -> list[str]:
-    """IDs of the containers kind made for cluster `name` (running or not)."""
-    return run(["docker", "ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={name}"], timeout=60).stdout.split()
 
 
 @dataclass
@@ -199,7 +201,8 @@ def test_a_cluster_made_by_plain_kind_is_never_deleted(node_image: str, tmp_path
         assert node_containers(name) == before
         ts.stack.workspace.remove_stack(ts.name, force=True)
     finally:
-        if name in kind_clusters():
-            plain.delete()
+        if name in kind_clusters():  # as pytest-kind deletes it, with the provider's thaw-and-retry
+            delete_kind_cluster(name, lambda: run([tool_path("kind"), "delete", "cluster", f"--name={name}",
+                                                   f"--kubeconfig={plain.kubeconfig_path}"], timeout=300))
         routes.release(owner, say=_quiet)
         assert json.dumps(routes.held_by(owner)) == "[]"

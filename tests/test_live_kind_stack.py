@@ -40,6 +40,7 @@ from kubernetes.client.exceptions import ApiException
 from pulumi import automation as auto
 
 from infra.automation import TempStack, temp_stack
+from infra.clusters.kind import node_containers
 from infra.config import PROJECT, parse_stack_config
 from infra.manifests.render import render
 from infra.paths import REPO_ROOT
@@ -506,6 +507,5 @@ def test_destroy_leaves_no_cluster_container_or_route(kind_stack: KindStack) -> 
     from infra.toolchain import tool_path
 
     assert kind_stack.name not in run([tool_path("kind"), "get", "clusters"], timeout=60).stdout.split()
-    assert run(["docker", "ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={kind_stack.name}"],
-               timeout=60).stdout.split() == []
+    assert node_containers(kind_stack.name) == []
     assert routes.held_by(f"kind:{kind_stack.name}") == []

@@ -8,6 +8,7 @@ or API-server settings replaces the cluster, and `pulumi preview` says so.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from infra.clusters.base import Cluster
 from infra.clusters.local import LocalClusterProvider, LocalClusterResource, whole
 from infra.config import StackConfig
 from infra.paths import clusters_dir
-from infra.run import run
-from infra.runtime import routes
+from infra.run import CommandError, run
+from infra.runtime import freezer, routes
 
 CREATE_TIMEOUT_S = 900
 # kind's own defaults, set explicitly: the host's blackhole routes (infra/runtime/routes.py) and the
@@ -81,6 +82,25 @@ def kind_cli(*args: str, timeout: float = 120) -> str:
     return run([tool_path("kind"), *args], timeout=timeout, env=tools_env()).stdout
 
 
+def node_containers(name: str) -> list[str]:
+    """The ids of kind cluster `name`'s node containers (kind labels each with its cluster)."""
+    return run(["docker", "ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={name}"], timeout=60).stdout.split()
+
+
+def delete_kind_cluster(name: str, delete: Callable[[], object]) -> None:
+    """Run `delete` (a `kind delete cluster` of `name`); when it fails, thaw what the nodes left
+    frozen inside themselves (infra/runtime/freezer.py) and run it once more."""
+    try:
+        delete()
+    except CommandError:
+        thawed = [c for node in node_containers(name) for c in freezer.thaw_container(node, say=_note)]
+        if not thawed:
+            raise
+        _note(f"kind cluster {name}: its nodes could not be killed with {len(thawed)} cgroup(s) frozen "
+              "inside them; thawed, deleting again")
+        delete()
+
+
 class KindClusterProvider(LocalClusterProvider):
     kind = "kind"
     replace_keys = ("name", "nodeImage", "controlPlanes", "workers", "serviceAccountIssuer",
@@ -115,8 +135,9 @@ class KindClusterProvider(LocalClusterProvider):
             self._preload(new)
 
     def delete_cluster(self, props: dict[str, Any]) -> None:
-        kind_cli("delete", "cluster", "--name", props["name"],
-              "--kubeconfig", str(_workdir(props["name"]) / "kubeconfig"), timeout=300)
+        delete_kind_cluster(props["name"], lambda: kind_cli(
+            "delete", "cluster", "--name", props["name"], "--kubeconfig",
+            str(_workdir(props["name"]) / "kubeconfig"), timeout=300))
         routes.release(_route_owner(props), say=_note)  # removed with the last cluster
 
     def cluster_exists(self, props: dict[str, Any]) -> bool:
