@@ -1,0 +1,283 @@
+"""The fresh machine that tests/test_toolchain_routes_fresh.py checks (its docstring says what and why).
+
+Here: the stand-ins the container's network offers (release pages with the binaries built here,
+Dex's tag and module, the manifests archives), the clean container running the README's two
+commands, and `FreshRun`, which prepares and starts all of it on a thread. `start_early` begins the
+run as soon as the session has collected the test, so the container's half hour (mostly its own
+test command, on free ports and its own caches) overlaps the other tests instead of following them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from infra.nodeimage.build import Build
+from infra.nodeimage.pins import load_pins
+from infra.nodeimage.recipes import RecipeError, debian_base
+from infra.nodeimage.steps import StepLog
+from infra.process import spawn, stop_process
+from infra.run import CommandError, run
+from infra.toolchain import release, store
+from infra.toolchain.model import Platform, load_toolchain
+from infra.versions import load_versions
+from infra.wait import WaitTimeout, wait_until
+from tests.toolchain_standins import GoProxy, ReleaseSite, publish_releases, serve
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT = 80 * 60.0
+INSIDE = "KFSTACK_FRESH_CONTAINER"  # set in the container, so the test does not start itself there
+DEX_REPO = "https://github.com/dexidp/dex"
+TEST_NAME = "test_readme_commands_on_a_fresh_debian_container"
+
+# What the README says a machine needs, installed the way a Debian user would (Go from backports:
+# bookworm's own Go is too old to fetch the version Dex asks for).
+PREPARE = """set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list
+apt-get update -qq
+apt-get install -y -qq python3 python3-venv git ca-certificates >/dev/null
+apt-get install -y -qq -t bookworm-backports golang-1.23-go >/dev/null
+export PATH=/usr/lib/go-1.23/bin:$PATH
+cd /root/kubeflow-stacks
+start=$(date +%s)
+./scripts/setup
+setup_done=$(date +%s)
+./scripts/test
+echo "FRESH-CONTAINER-TIMES setup=$((setup_done - start))s test=$(( $(date +%s) - setup_done ))s"
+"""
+
+
+def wanted() -> bool:
+    """In CI (`CI=true`) unless turned off with KFSTACK_FRESH_CONTAINER_TEST=0; elsewhere only when asked."""
+    asked = os.environ.get("KFSTACK_FRESH_CONTAINER_TEST", "")
+    if asked in ("0", "1"):
+        return asked == "1"
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def _docker() -> str:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("NOT RUN: no container runtime (docker) on this machine")
+    try:
+        run([docker, "info", "--format", "{{.ServerVersion}}"], timeout=30)
+    except CommandError as exc:
+        pytest.skip(f"NOT RUN: docker does not answer ({exc.returncode}): start the daemon")
+    return docker
+
+
+def _base_image() -> str:
+    """A clean Debian image (debootstrap minbase: no Python, no Go): the recipe images' base, built once."""
+    try:
+        tag, _ = debian_base(Build(pins=load_pins(), log=StepLog(print)))
+    except RecipeError as exc:
+        pytest.skip(f"NOT RUN: {exc}")
+    return tag
+
+
+def _stand_in_releases(site: ReleaseSite, clone: Path) -> list[str]:
+    """Publish every release-route tool from the binaries built here, re-pin the clone; their names."""
+    plat = Platform.host()
+    tools = [t for t in load_toolchain().defaults() if t.release is not None]
+    real: dict[str, bytes] = {}
+    for tool in tools:
+        if store.installed_marker(tool) is None:
+            pytest.skip(f"NOT RUN: the stand-in release pages serve the binaries built here, and {tool.name} is "
+                        "not installed: run ./scripts/setup first")
+        real.update({b: (store.bin_dir(tool) / b).read_bytes() for b in tool.binaries})
+    publish_releases(site, tools, plat, real)
+    pins = clone / "infra" / "versions.toml"
+    text = pins.read_text()
+    for asset in (a for t in tools for a in release.assets(t, plat) if a.sha256):
+        assert text.count(asset.sha256) == 1, f"{asset.key}'s recorded digest is not in {pins} once"
+        text = text.replace(asset.sha256, hashlib.sha256(site.path_of(asset.url).read_bytes()).hexdigest())
+    pins.write_text(text)
+    return [t.name for t in tools]
+
+
+def _stand_in_dex(site: ReleaseSite, work: Path) -> None:
+    """Dex's tag in a git repository served over dumb HTTP, and its module (from the source tree here)."""
+    sources = Path(os.environ.get("KFSTACK_TOOLCHAIN_SOURCES", REPO.parent / "shared" / "toolchain" / "sources"))
+    dex = load_toolchain().get("dex")
+    tree = sources / f"dex-{dex.version}"
+    if not (tree / "go.mod").is_file():
+        pytest.skip(f"NOT RUN: Dex's stand-in module is made from its source tree, not found at {tree}")
+    repo = work / "dex-tag"
+    git = ["git", "-C", str(repo), "-c", "user.name=stand-in", "-c", "user.email=stand-in@example.invalid"]
+    run(["git", "init", "-q", str(repo)], timeout=30)
+    (repo / "STAND-IN").write_text(f"dex {dex.version} stand-in tag\n")
+    run([*git, "add", "STAND-IN"], timeout=30)
+    run([*git, "commit", "-q", "-m", "stand-in"], timeout=30)
+    run([*git, "tag", "-a", dex.version, "-m", dex.version], timeout=30)
+    commit = run([*git, "rev-parse", "HEAD"], timeout=30).stdout.strip()
+    served = site.root / "git" / "dex.git"
+    run(["git", "clone", "-q", "--bare", str(repo), str(served)], timeout=60)
+    run(["git", "-C", str(served), "update-server-info"], timeout=30)
+    proxy = GoProxy(site.root / "goproxy")
+    stamp = "20251020120000"
+    proxy.add_tree("github.com/dexidp/dex", f"v0.0.0-{stamp}-{commit[:12]}", tree, commit=commit)
+    proxy.add_tree("github.com/dexidp/dex/api/v2", f"v2.3.1-0.{stamp}-{commit[:12]}", tree / "api" / "v2",
+                   commit=commit)
+
+
+def _stand_in_manifests(site: ReleaseSite) -> list[str]:
+    """Each pinned release's manifests archive, packed from the tree here as GitHub packs a tag; the
+    releases served (a tree missing here is not served: its tests then say NOT RUN, and this test fails)."""
+    shared = Path(os.environ.get("KFSTACK_MANIFESTS", REPO.parent / "shared" / "kubeflow-manifests" / "v1.11.0")).parent
+    served = []
+    for tag, spec in load_versions().releases.items():
+        tree = shared / tag
+        if not (tree / "common").is_dir():
+            continue
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+            tar.add(tree, arcname=f"manifests-{tag.removeprefix('v')}",
+                    filter=lambda info: None if "/.git" in f"/{info.name}" else info)
+        site.put(spec.archive_url, buffer.getvalue())
+        served.append(tag)
+    return served
+
+
+@dataclass
+class FreshRun:
+    """One run of the README's two commands in a fresh container: prepared and started on a thread,
+    waited for by the test; `close` copies the reports out and removes the container and the stand-ins."""
+
+    work: Path
+    served: list[str] = field(default_factory=list)  # tools the stand-in release pages serve
+    releases: list[str] = field(default_factory=list)  # manifests releases they serve
+    seconds: float = 0.0
+    _docker: str = ""
+    _name: str = ""
+    _proc: subprocess.Popen[bytes] | None = None
+    _error: BaseException | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
+    _servers: ExitStack = field(default_factory=ExitStack)
+
+    @property
+    def log(self) -> Path:
+        return self.work / "fresh.log"
+
+    @property
+    def reports(self) -> Path:
+        return self.work / "reports"
+
+    @classmethod
+    def begin(cls) -> FreshRun:
+        """Prepare and start a run in the background (a skip or error is raised later, by `result`)."""
+        fresh = cls(work=Path(tempfile.mkdtemp(prefix="kfstack-fresh-")))
+        threading.Thread(target=fresh._start, name="fresh-container", daemon=True).start()
+        return fresh
+
+    def _start(self) -> None:
+        try:
+            self._docker = _docker()
+            image = _base_image()
+            clone = self.work / "kubeflow-stacks"
+            # A clone, as a user makes one (the README block's test copies the tracked files with git).
+            run(["git", "clone", "-q", "--depth", "1", REPO.as_uri(), str(clone)], timeout=300)
+            site = self._servers.enter_context(serve(ReleaseSite(self.work / "site")))
+            self.served = _stand_in_releases(site, clone)
+            _stand_in_dex(site, self.work)
+            self.releases = _stand_in_manifests(site)
+            self._name = f"kfstack-fresh-{os.getpid()}"
+            args = [self._docker, "create", "--name", self._name, "--network", "host"]
+            for key, value in _environment(site).items():
+                args += ["-e", f"{key}={value}"]
+            run([*args, image, "bash", "-c", PREPARE], timeout=120)
+            run([self._docker, "cp", str(clone), f"{self._name}:/root/kubeflow-stacks"], timeout=300)
+            run([self._docker, "cp", "/etc/ssl/certs/ca-certificates.crt", f"{self._name}:/etc/kfstack-ca.crt"],
+                timeout=60)
+            self.seconds = time.monotonic()
+            self._proc = spawn([self._docker, "start", "--attach", self._name], log=self.log)
+        except BaseException as exc:  # a skip too: re-raised in the test
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def result(self) -> int:
+        """Wait for the two commands; their exit code (`seconds` then holds how long they ran)."""
+        self._ready.wait(timeout=3600)
+        if self._error is not None:
+            raise self._error
+        proc = self._proc
+        assert proc is not None
+        try:
+            code: int = wait_until(lambda: (proc.poll() is not None, proc.poll()), timeout=TIMEOUT, interval=5,
+                                   what="the README's two commands in the fresh container")
+        except WaitTimeout:
+            stop_process(proc)
+            raise
+        self.seconds = time.monotonic() - self.seconds
+        return code
+
+    def close(self, *, keep: bool) -> None:
+        """Copy the reports out, remove the container and stop the stand-ins; the work folder goes unless `keep`."""
+        self._ready.wait(timeout=3600)
+        if self._proc is not None and self._proc.poll() is None:
+            stop_process(self._proc)
+        if self._name:
+            run([self._docker, "cp", f"{self._name}:/root/kubeflow-stacks/reports", str(self.reports)],
+                timeout=120, check=False)
+            run([self._docker, "rm", "-f", self._name], timeout=120, check=False)
+            self._name = ""
+        self._servers.close()
+        if not keep or self._proc is None:  # nothing ran: no log worth keeping
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _environment(site: ReleaseSite) -> dict[str, str]:
+    """The container's variables: the stand-ins as its network, this network's TLS proxy CA trusted."""
+    return {
+        INSIDE: "1",
+        release.MIRROR_ENV: site.base_url,
+        "GOPROXY": f"{site.base_url}/goproxy,https://proxy.golang.org",
+        "GONOSUMDB": "github.com/dexidp/dex",  # the stand-in Dex is in no checksum database
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{site.base_url}/git/dex.git.insteadOf",
+        "GIT_CONFIG_VALUE_0": DEX_REPO,
+        # This network's registries are reached through a TLS proxy whose CA the container trusts.
+        "SSL_CERT_FILE": "/etc/kfstack-ca.crt", "PIP_CERT": "/etc/kfstack-ca.crt",
+        "GIT_SSL_CAINFO": "/etc/kfstack-ca.crt",
+    }
+
+
+_EARLY: list[FreshRun] = []
+
+
+def start_early(session: pytest.Session) -> None:
+    """Start the run when the session has selected its test, so the container's half hour (mostly its
+    own test command) overlaps the other tests instead of following them. Its ports are free ports,
+    its caches and clusters its own, so the two runs do not meet."""
+    if session.config.option.collectonly or os.environ.get(INSIDE) or not wanted():
+        return
+    if not any(item.name == TEST_NAME for item in session.items):
+        return
+    docker = shutil.which("docker")
+    if docker and run([docker, "info"], timeout=30, check=False).returncode == 0:
+        _EARLY.append(FreshRun.begin())
+    # else the test starts its run when it comes, once the live tier may have started the daemon
+
+
+def take_early() -> FreshRun | None:
+    """The run `start_early` began, handed to the test (once)."""
+    return _EARLY.pop() if _EARLY else None
+
+
+def close_early() -> None:
+    """At the session's end: a run the test never took (deselected by a failure, interrupted) is removed."""
+    while _EARLY:
+        _EARLY.pop().close(keep=False)
