@@ -26,20 +26,21 @@ def _quiet(_line: str) -> None:
 def free_daemon() -> bool:
     """Whether a daemon kfstack started was running (the test leaves it running again)."""
     if docker.docker_cli() is None or docker.dockerd_binary() is None:
-        pytest.skip("Docker is not installed here (./scripts/setup installs it as root on Debian)")
+        pytest.skip("NOT RUN: Docker is not installed here (./scripts/setup installs it as root on Debian)")
     if not host.is_root():
-        pytest.skip("starting dockerd needs root")
+        pytest.skip("NOT RUN: starting dockerd needs root")
     if host.missing_daemon_capabilities() and docker.server_info() is None:
         pytest.skip(f"NOT RUN: starting dockerd needs {', '.join(host.missing_daemon_capabilities())}, "
                     "which this process lacks (an unprivileged container)")
     info = docker.server_info()
     if info is not None and docker.owned_pid() is None:
-        pytest.skip("a Docker daemon kfstack did not start is running: tests never stop it")
+        pytest.skip("NOT RUN: a Docker daemon kfstack did not start is running: tests never stop it")
     if info is not None and docker.running_containers():
-        pytest.skip("the daemon kfstack started runs containers (a cluster?): not stopping it under them")
+        pytest.skip("NOT RUN: the daemon kfstack started runs containers (a cluster?): not stopping it under them")
     if info is not None and os.environ.get(RESTART_ENV) != "1":
-        pytest.skip(f"the daemon kfstack started is running and others may be using it: set {RESTART_ENV}=1 to "
-                    "let this test stop and restart it (in CI no daemon runs yet, and the test runs)")
+        pytest.skip(f"NOT RUN: the daemon kfstack started is running and others may be using it: set "
+                    f"{RESTART_ENV}=1 to let this test stop and restart it (in CI no daemon runs yet, and the "
+                    "test runs)")
     return info is not None
 
 
