@@ -17,20 +17,6 @@ from tests.helpers import SHARED_MANIFESTS, base_raw, require_toolchain
 pytest_plugins = ("pytester",)
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the fresh-container run now when this session will check it, so its half hour overlaps
-    the other tests (tests/test_toolchain_routes_fresh.py)."""
-    from tests.fresh_container import start_early
-
-    start_early(session)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Remove a fresh-container run that its test never took."""
-    from tests.fresh_container import close_early
-
-    close_early()
-
 
 @pytest.fixture(scope="session")
 def manifests_tree() -> Path:

@@ -2,9 +2,11 @@
 
 Here: the stand-ins the container's network offers (release pages with the binaries built here,
 Dex's tag and module, the manifests archives), the clean container running the README's two
-commands, and `FreshRun`, which prepares and starts all of it on a thread. `start_early` begins the
-run as soon as the session has collected the test, so the container's half hour (mostly its own
-test command, on free ports and its own caches) overlaps the other tests instead of following them.
+commands, and `FreshRun`, which prepares and starts all of it and is waited for by the test.
+
+It runs after the other tests, not beside them: the container shares the host's network, and two
+simulated clusters created at the same moment (the README test's `kfsim` here and in the container)
+once raced for the same ports and one failed.
 """
 
 from __future__ import annotations
@@ -253,31 +255,3 @@ def _environment(site: ReleaseSite) -> dict[str, str]:
         "SSL_CERT_FILE": "/etc/kfstack-ca.crt", "PIP_CERT": "/etc/kfstack-ca.crt",
         "GIT_SSL_CAINFO": "/etc/kfstack-ca.crt",
     }
-
-
-_EARLY: list[FreshRun] = []
-
-
-def start_early(session: pytest.Session) -> None:
-    """Start the run when the session has selected its test, so the container's half hour (mostly its
-    own test command) overlaps the other tests instead of following them. Its ports are free ports,
-    its caches and clusters its own, so the two runs do not meet."""
-    if session.config.option.collectonly or os.environ.get(INSIDE) or not wanted():
-        return
-    if not any(item.name == TEST_NAME for item in session.items):
-        return
-    docker = shutil.which("docker")
-    if docker and run([docker, "info"], timeout=30, check=False).returncode == 0:
-        _EARLY.append(FreshRun.begin())
-    # else the test starts its run when it comes, once the live tier may have started the daemon
-
-
-def take_early() -> FreshRun | None:
-    """The run `start_early` began, handed to the test (once)."""
-    return _EARLY.pop() if _EARLY else None
-
-
-def close_early() -> None:
-    """At the session's end: a run the test never took (deselected by a failure, interrupted) is removed."""
-    while _EARLY:
-        _EARLY.pop().close(keep=False)

@@ -18,9 +18,7 @@ reported as skipped with its reason. The cold time is printed for the docs.
 
 It takes about half an hour (most of it the test command inside), so it runs where CI runs
 (`CI=true`, as `.ci/run` is run) or when asked (`KFSTACK_FRESH_CONTAINER_TEST=1`), and
-`KFSTACK_FRESH_CONTAINER_TEST=0` turns it off; elsewhere it reports NOT RUN with that reason. The
-container starts as soon as the session has collected this test (tests/conftest.py), so its half
-hour overlaps the other tests; this test then waits for it and checks what it did.
+`KFSTACK_FRESH_CONTAINER_TEST=0` turns it off; elsewhere it reports NOT RUN with that reason.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ import pytest
 
 from infra.toolchain.model import load_toolchain
 from infra.versions import load_versions
-from tests.fresh_container import INSIDE, FreshRun, take_early, wanted
+from tests.fresh_container import INSIDE, FreshRun, wanted
 
 pytestmark = pytest.mark.live
 
@@ -59,14 +57,14 @@ def _junit_counts(report: Path) -> dict[str, tuple[int, int]]:
 
 @pytest.fixture
 def fresh_run() -> Iterator[FreshRun]:
-    """The run started early for this session, or one started now; its container and stand-ins are
-    removed afterwards, its folder (the log, the reports) only when the test passed."""
+    """The fresh run; its container and stand-ins are removed afterwards, its folder (the log, the
+    reports) only when the test passed."""
     if os.environ.get(INSIDE):
         pytest.skip("NOT RUN: already inside the fresh container")
     if not wanted():
         pytest.skip("NOT RUN: the fresh-container test takes about half an hour; it runs in CI (CI=true) "
                     "or with KFSTACK_FRESH_CONTAINER_TEST=1")
-    fresh = take_early() or FreshRun.begin()
+    fresh = FreshRun.begin()
     yield fresh
     fresh.close(keep=True)  # a test that passed has removed the folder already
 
