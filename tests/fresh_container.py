@@ -4,9 +4,9 @@ Here: the stand-ins the container's network offers (release pages with the binar
 Dex's tag and module, the manifests archives), the clean container running the README's two
 commands, and `FreshRun`, which prepares and starts all of it and is waited for by the test.
 
-It runs after the other tests, not beside them: the container shares the host's network, and two
-simulated clusters created at the same moment (the README test's `kfsim` here and in the container)
-once raced for the same ports and one failed.
+It runs after the other tests, not beside them: the container shares the host's network, and when
+the README test's simulated cluster (`kfsim`) was created here and in the container at the same
+moment, the host's failed (most likely over ports; its traceback was lost).
 """
 
 from __future__ import annotations
