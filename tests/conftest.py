@@ -17,7 +17,6 @@ from tests.helpers import SHARED_MANIFESTS, base_raw, require_toolchain
 pytest_plugins = ("pytester",)
 
 
-
 @pytest.fixture(scope="session")
 def manifests_tree() -> Path:
     """The upstream Kubeflow v1.11.0 tree, rendered offline (CI points at shared/)."""

@@ -17,8 +17,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -155,8 +153,8 @@ def _stand_in_manifests(site: ReleaseSite) -> list[str]:
 
 @dataclass
 class FreshRun:
-    """One run of the README's two commands in a fresh container: prepared and started on a thread,
-    waited for by the test; `close` copies the reports out and removes the container and the stand-ins."""
+    """One run of the README's two commands in a fresh container: `start` prepares and starts it,
+    `result` waits for it, `close` copies the reports out and removes the container and the stand-ins."""
 
     work: Path
     served: list[str] = field(default_factory=list)  # tools the stand-in release pages serve
@@ -165,8 +163,6 @@ class FreshRun:
     _docker: str = ""
     _name: str = ""
     _proc: subprocess.Popen[bytes] | None = None
-    _error: BaseException | None = None
-    _ready: threading.Event = field(default_factory=threading.Event)
     _servers: ExitStack = field(default_factory=ExitStack)
 
     @property
@@ -177,44 +173,30 @@ class FreshRun:
     def reports(self) -> Path:
         return self.work / "reports"
 
-    @classmethod
-    def begin(cls) -> FreshRun:
-        """Prepare and start a run in the background (a skip or error is raised later, by `result`)."""
-        fresh = cls(work=Path(tempfile.mkdtemp(prefix="kfstack-fresh-")))
-        threading.Thread(target=fresh._start, name="fresh-container", daemon=True).start()
-        return fresh
-
-    def _start(self) -> None:
-        try:
-            self._docker = _docker()
-            image = _base_image()
-            clone = self.work / "kubeflow-stacks"
-            # A clone, as a user makes one (the README block's test copies the tracked files with git).
-            run(["git", "clone", "-q", "--depth", "1", REPO.as_uri(), str(clone)], timeout=300)
-            site = self._servers.enter_context(serve(ReleaseSite(self.work / "site")))
-            self.served = _stand_in_releases(site, clone)
-            _stand_in_dex(site, self.work)
-            self.releases = _stand_in_manifests(site)
-            self._name = f"kfstack-fresh-{os.getpid()}"
-            args = [self._docker, "create", "--name", self._name, "--network", "host"]
-            for key, value in _environment(site).items():
-                args += ["-e", f"{key}={value}"]
-            run([*args, image, "bash", "-c", PREPARE], timeout=120)
-            run([self._docker, "cp", str(clone), f"{self._name}:/root/kubeflow-stacks"], timeout=300)
-            run([self._docker, "cp", "/etc/ssl/certs/ca-certificates.crt", f"{self._name}:/etc/kfstack-ca.crt"],
-                timeout=60)
-            self.seconds = time.monotonic()
-            self._proc = spawn([self._docker, "start", "--attach", self._name], log=self.log)
-        except BaseException as exc:  # a skip too: re-raised in the test
-            self._error = exc
-        finally:
-            self._ready.set()
+    def start(self) -> None:
+        """The stand-ins, the clone and the container, then the two commands (skips NOT RUN where it cannot)."""
+        self._docker = _docker()
+        image = _base_image()
+        clone = self.work / "kubeflow-stacks"
+        # A clone, as a user makes one (the README block's test copies the tracked files with git).
+        run(["git", "clone", "-q", "--depth", "1", REPO.as_uri(), str(clone)], timeout=300)
+        site = self._servers.enter_context(serve(ReleaseSite(self.work / "site")))
+        self.served = _stand_in_releases(site, clone)
+        _stand_in_dex(site, self.work)
+        self.releases = _stand_in_manifests(site)
+        self._name = f"kfstack-fresh-{os.getpid()}"
+        args = [self._docker, "create", "--name", self._name, "--network", "host"]
+        for key, value in _environment(site).items():
+            args += ["-e", f"{key}={value}"]
+        run([*args, image, "bash", "-c", PREPARE], timeout=120)
+        run([self._docker, "cp", str(clone), f"{self._name}:/root/kubeflow-stacks"], timeout=300)
+        run([self._docker, "cp", "/etc/ssl/certs/ca-certificates.crt", f"{self._name}:/etc/kfstack-ca.crt"],
+            timeout=60)
+        self.seconds = time.monotonic()
+        self._proc = spawn([self._docker, "start", "--attach", self._name], log=self.log)
 
     def result(self) -> int:
         """Wait for the two commands; their exit code (`seconds` then holds how long they ran)."""
-        self._ready.wait(timeout=3600)
-        if self._error is not None:
-            raise self._error
         proc = self._proc
         assert proc is not None
         try:
@@ -228,7 +210,6 @@ class FreshRun:
 
     def close(self, *, keep: bool) -> None:
         """Copy the reports out, remove the container and stop the stand-ins; the work folder goes unless `keep`."""
-        self._ready.wait(timeout=3600)
         if self._proc is not None and self._proc.poll() is None:
             stop_process(self._proc)
         if self._name:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
@@ -64,9 +65,12 @@ def fresh_run() -> Iterator[FreshRun]:
     if not wanted():
         pytest.skip("NOT RUN: the fresh-container test takes about half an hour; it runs in CI (CI=true) "
                     "or with KFSTACK_FRESH_CONTAINER_TEST=1")
-    fresh = FreshRun.begin()
-    yield fresh
-    fresh.close(keep=True)  # a test that passed has removed the folder already
+    fresh = FreshRun(work=Path(tempfile.mkdtemp(prefix="kfstack-fresh-")))
+    try:
+        fresh.start()
+        yield fresh
+    finally:
+        fresh.close(keep=True)  # a test that passed has removed the folder already
 
 
 def test_readme_commands_on_a_fresh_debian_container(fresh_run: FreshRun) -> None:
