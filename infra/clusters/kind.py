@@ -7,7 +7,6 @@ or API-server settings replaces the cluster, and `pulumi preview` says so.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +15,13 @@ from typing import Any
 import pulumi
 import yaml
 
+from infra.clusters import kubelet
 from infra.clusters.base import Cluster
-from infra.clusters.local import LocalClusterProvider, LocalClusterResource, whole
+from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
 from infra.config import StackConfig
 from infra.paths import clusters_dir
 from infra.run import CommandError, run
-from infra.runtime import freezer, routes
+from infra.runtime import cgroups, docker, freezer, routes
 
 CREATE_TIMEOUT_S = 900
 # kind's own defaults, set explicitly: the host's blackhole routes (infra/runtime/routes.py) and the
@@ -63,9 +63,6 @@ def _workdir(name: str) -> Path:
     return path
 
 
-def _note(line: str) -> None:
-    """Progress from inside the dynamic provider (its own process: stderr reaches the engine's log)."""
-    print(line, file=sys.stderr, flush=True)
 
 
 def _route_owner(props: dict[str, Any]) -> str:
@@ -82,6 +79,16 @@ def kind_cli(*args: str, timeout: float = 120) -> str:
     return run([tool_path("kind"), *args], timeout=timeout, env=tools_env()).stdout
 
 
+def create_watching_kubelet(name: str, *args: str) -> str:
+    """`kind create cluster ...`, failed within seconds when a node's kubelet keeps exiting."""
+    from infra.toolchain import tool_path, tools_env
+
+    return kubelet.run_watching_kubelet(
+        [tool_path("kind"), *args], timeout=CREATE_TIMEOUT_S, env=tools_env(),
+        nodes=lambda: kubelet.running_containers(f"io.x-k8s.kind.cluster={name}"),
+        diagnostics=_workdir(name) / "kubelet-journal.txt")
+
+
 def node_containers(name: str) -> list[str]:
     """The ids of kind cluster `name`'s node containers (kind labels each with its cluster)."""
     return run(["docker", "ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={name}"], timeout=60).stdout.split()
@@ -93,10 +100,10 @@ def delete_kind_cluster(name: str, delete: Callable[[], object]) -> None:
     try:
         delete()
     except CommandError:
-        thawed = [c for node in node_containers(name) for c in freezer.thaw_container(node, say=_note)]
+        thawed = [c for node in node_containers(name) for c in freezer.thaw_container(node, say=note)]
         if not thawed:
             raise
-        _note(f"kind cluster {name}: its nodes could not be killed with {len(thawed)} cgroup(s) frozen "
+        note(f"kind cluster {name}: its nodes could not be killed with {len(thawed)} cgroup(s) frozen "
               "inside them; thawed, deleting again")
         delete()
 
@@ -111,14 +118,15 @@ class KindClusterProvider(LocalClusterProvider):
         config = workdir / "kind-config.yaml"
         config.write_text(yaml.safe_dump(kind_config(props), sort_keys=False))
         kubeconfig = workdir / "kubeconfig"
+        cgroups.ensure_node_cgroups(note, may_mount=docker.may_prepare_cgroups())  # before any node exists
         if routes.routes_wanted():  # before any node exists: no early packet may leave the host
-            routes.hold(_route_owner(props), _ranges(props), say=_note)
+            routes.hold(_route_owner(props), _ranges(props), say=note)
         try:
-            kind_cli("create", "cluster", "--name", props["name"], "--config", str(config),
-                  "--kubeconfig", str(kubeconfig), "--wait", "5m", timeout=CREATE_TIMEOUT_S)
+            create_watching_kubelet(props["name"], "create", "cluster", "--name", props["name"], "--config",
+                                    str(config), "--kubeconfig", str(kubeconfig), "--wait", "5m")
         except Exception:
             if not self.cluster_exists(props):
-                routes.release(_route_owner(props), say=_note)
+                routes.release(_route_owner(props), say=note)
             raise
         self._preload(props)
         return kubeconfig.read_text()
@@ -138,7 +146,7 @@ class KindClusterProvider(LocalClusterProvider):
         delete_kind_cluster(props["name"], lambda: kind_cli(
             "delete", "cluster", "--name", props["name"], "--kubeconfig",
             str(_workdir(props["name"]) / "kubeconfig"), timeout=300))
-        routes.release(_route_owner(props), say=_note)  # removed with the last cluster
+        routes.release(_route_owner(props), say=note)  # removed with the last cluster
 
     def cluster_exists(self, props: dict[str, Any]) -> bool:
         return props["name"] in kind_cli("get", "clusters").split()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,6 +51,11 @@ class OwnershipRecord:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def note(line: str) -> None:
+    """Progress from inside a dynamic provider (its own process: stderr reaches the engine's log)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def whole(value: Any) -> int:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from infra.clusters import kubelet
 from infra.clusters.base import Cluster
-from infra.clusters.local import LocalClusterProvider, LocalClusterResource, whole
+from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
 from infra.config import StackConfig
 from infra.paths import clusters_dir
 from infra.run import run
+from infra.runtime import cgroups, docker
 
 CREATE_TIMEOUT_S = 1200
+
+
 
 
 def minikube_start_args(props: dict[str, Any]) -> list[str]:
@@ -22,13 +27,22 @@ def minikube_start_args(props: dict[str, Any]) -> list[str]:
             "--kubernetes-version", props["kubernetesVersion"], "--wait", "all"]
 
 
-def _minikube(props: dict[str, Any], *args: str, timeout: float = 300) -> str:
-    from infra.toolchain import tool_path, tools_env
-
+def _workdir(props: dict[str, Any]) -> Path:
     workdir = clusters_dir() / f"minikube-{props['name']}"
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {**tools_env(), "KUBECONFIG": str(workdir / "kubeconfig")}
-    return run([tool_path("minikube"), *args], timeout=timeout, env=env).stdout
+    return workdir
+
+
+def _env(props: dict[str, Any]) -> dict[str, str]:
+    from infra.toolchain import tools_env
+
+    return {**tools_env(), "KUBECONFIG": str(_workdir(props) / "kubeconfig")}
+
+
+def _minikube(props: dict[str, Any], *args: str, timeout: float = 300) -> str:
+    from infra.toolchain import tool_path
+
+    return run([tool_path("minikube"), *args], timeout=timeout, env=_env(props)).stdout
 
 
 class MinikubeClusterProvider(LocalClusterProvider):
@@ -37,7 +51,14 @@ class MinikubeClusterProvider(LocalClusterProvider):
     replace_keys = ("name", "driver", "cpus", "memory", "disk", "kubernetesVersion")
 
     def create_cluster(self, props: dict[str, Any]) -> str:
-        _minikube(props, *minikube_start_args(props), timeout=CREATE_TIMEOUT_S)
+        from infra.toolchain import tool_path
+
+        # minikube's node runs systemd and kubelet as kind's does: the same host needs, the same fast failure.
+        cgroups.ensure_node_cgroups(note, may_mount=docker.may_prepare_cgroups())
+        kubelet.run_watching_kubelet(
+            [tool_path("minikube"), *minikube_start_args(props)], timeout=CREATE_TIMEOUT_S, env=_env(props),
+            nodes=lambda: kubelet.running_containers(f"name.minikube.sigs.k8s.io={props['name']}"),
+            diagnostics=_workdir(props) / "kubelet-journal.txt")
         return (clusters_dir() / f"minikube-{props['name']}" / "kubeconfig").read_text()
 
     def delete_cluster(self, props: dict[str, Any]) -> None:

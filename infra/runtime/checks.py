@@ -4,7 +4,7 @@ container and the blackhole routes, each with the fix for this host when it fail
 from __future__ import annotations
 
 from infra.preflight import Check
-from infra.runtime import docker, host, probe, routes, shim
+from infra.runtime import cgroups, docker, host, probe, routes, shim
 
 
 def RuntimeCheck(name: str, ok: bool, detail: str, fix: str = "") -> Check:
@@ -45,9 +45,21 @@ def _capability_check(info: dict[str, object] | None) -> Check:
                         "containers (every kind node) fail with 'unable to apply caps'", fix)
 
 
+def cgroup_check(gaps: cgroups.CgroupGaps | None = None, *, may_mount: bool | None = None) -> Check:
+    """The host's cgroup version, and v1 controllers the kernel enables that nothing mounted."""
+    gaps = gaps if gaps is not None else cgroups.host_gaps()
+    version = "v2" if cgroups.is_v2(gaps.root) else host.cgroup_version(gaps.root)
+    if not gaps.missing:
+        return RuntimeCheck("cgroup", True, f"{version}, every enabled controller mounted")
+    may_mount = docker.may_prepare_cgroups() if may_mount is None else may_mount
+    fix = ("kfstack runtime start (mounts them: kfstack started this daemon and runs as root), or as root: "
+           if may_mount else "as root: ") + "; ".join(gaps.commands())
+    return RuntimeCheck("cgroup", False, f"{version}: {gaps.describe()}", fix)
+
+
 def runtime_checks() -> list[Check]:
     info = docker.server_info()
-    checks = [_daemon_check(info), RuntimeCheck("cgroup", True, host.cgroup_version()), _capability_check(info)]
+    checks = [_daemon_check(info), cgroup_check(), _capability_check(info)]
     if info is not None:
         result = probe.privileged_container_starts()
         checks.append(RuntimeCheck("privileged container", result.ok, result.detail,

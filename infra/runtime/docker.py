@@ -19,7 +19,7 @@ from pathlib import Path
 from infra import paths
 from infra.process import pid_alive, spawn, stop_pid
 from infra.run import CommandError, run
-from infra.runtime import host, shim
+from infra.runtime import cgroups, host, shim
 from infra.wait import WaitTimeout, wait_until
 
 Say = Callable[[str], None]
@@ -139,10 +139,27 @@ def ensure_running(say: Say = print) -> RuntimeState:
         state = _describe(info, owned, False)
         whose = "started by kfstack" if owned else "not started by kfstack: left as it is"
         say(f"docker {state.version}: running ({whose}, default runtime {state.default_runtime})")
+        if owned and host.is_root():
+            prepare_cgroups(say)
         return state
     if docker_cli() is None or dockerd_binary() is None:
         return RuntimeState(False, False, False, detail="docker is not installed")
     return start_daemon(say)
+
+
+def prepare_cgroups(say: Say) -> None:
+    """What Debian's init script does before its daemon: mount the v1 controllers the kernel enables
+    and the host left unmounted (infra/runtime/cgroups.py). A failure is reported, not fatal: the
+    daemon itself runs without them, and a cluster create refuses with the commands."""
+    try:
+        cgroups.complete_mounts(cgroups.host_gaps(), say)
+    except cgroups.CgroupMountError as exc:
+        say(f"warning: {exc}")
+
+
+def may_prepare_cgroups() -> bool:
+    """Whether the project may complete the host's cgroup mounts: as root, for a daemon it started."""
+    return host.is_root() and owned_pid() is not None
 
 
 def start_daemon(say: Say = print) -> RuntimeState:
@@ -159,6 +176,7 @@ def start_daemon(say: Say = print) -> RuntimeState:
                                 "unprivileged container?). Use a daemon outside it (DOCKER_HOST), or run "
                                 "the container with --privileged")
     shim_path = shim.build_shim(say) if facts.lacks_sys_resource else None
+    prepare_cgroups(say)
     config_file = runtime_dir() / "daemon.json"
     config_file.write_text(json.dumps(daemon_config(shim_path), indent=2, sort_keys=True) + "\n")
     log = runtime_dir() / "dockerd.log"
