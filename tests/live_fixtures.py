@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from infra.run import run
 from infra.runtime import docker
+from tests.helpers import require_toolchain
 
 
 def _quiet(_line: str) -> None:
@@ -26,3 +28,24 @@ def container_runtime() -> Iterator[docker.RuntimeState]:
     yield state
     if state.started:
         docker.stop_daemon(_quiet)
+
+
+@pytest.fixture(scope="session")
+def node_image(container_runtime: docker.RuntimeState) -> str:
+    """The node image built here (source route; every step cached, so quick when warm). Where it
+    cannot be built (no debootstrap, not root), the pinned release image, if it can be pulled."""
+    require_toolchain("kind", "pulumi", "kubectl")
+    import os
+    import shutil
+
+    if os.geteuid() == 0 and shutil.which("debootstrap"):
+        from infra.nodeimage.build import build_node_image
+
+        return build_node_image(say=_quiet).tag
+    from infra.versions import load_versions
+
+    release = load_versions().kind_node_image
+    if run(["docker", "image", "inspect", release], timeout=60, check=False).returncode != 0 and \
+            run(["docker", "pull", release], timeout=900, check=False).returncode != 0:
+        pytest.skip(f"no node image: the source route needs root and debootstrap, and {release} cannot be pulled")
+    return release

@@ -37,10 +37,9 @@ from infra.clusters.kind import (
     node_containers,
 )
 from infra.run import run
-from infra.runtime import docker, routes
+from infra.runtime import routes
 from infra.wait import wait_until
-from tests.helpers import require_toolchain
-from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
+from tests.live_fixtures import container_runtime, node_image  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -48,27 +47,6 @@ ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 def _quiet(_line: str) -> None:
     return None
-
-
-@pytest.fixture(scope="session")
-def node_image(container_runtime: docker.RuntimeState) -> str:  # noqa: F811 - the shared fixture
-    """The node image built here (source route; every step cached, so quick when warm). Where it
-    cannot be built (no debootstrap, not root), the pinned release image, if it can be pulled."""
-    require_toolchain("kind", "pulumi", "kubectl")
-    import os
-    import shutil
-
-    if os.geteuid() == 0 and shutil.which("debootstrap"):
-        from infra.nodeimage.build import build_node_image
-
-        return build_node_image(say=_quiet).tag
-    from infra.versions import load_versions
-
-    release = load_versions().kind_node_image
-    if run(["docker", "image", "inspect", release], timeout=60, check=False).returncode != 0 and \
-            run(["docker", "pull", release], timeout=900, check=False).returncode != 0:
-        pytest.skip(f"no node image: the source route needs root and debootstrap, and {release} cannot be pulled")
-    return release
 
 
 def kind_clusters() -> list[str]:
@@ -89,7 +67,7 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(node_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(node_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:  # noqa: F811
     base = tmp_path_factory.mktemp("live")
     name = f"kflive-{secrets.token_hex(3)}"
     image = {"tag": node_image}
@@ -172,7 +150,7 @@ def test_destroy_leaves_no_cluster_container_or_route(live: Live) -> None:
         run(["docker", "rmi", live.image["tag"]], timeout=60, check=False)
 
 
-def test_a_cluster_made_by_plain_kind_is_never_deleted(node_image: str, tmp_path: Path,
+def test_a_cluster_made_by_plain_kind_is_never_deleted(node_image: str, tmp_path: Path,  # noqa: F811
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_kind import KindCluster as PlainKind
 
