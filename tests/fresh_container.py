@@ -6,7 +6,8 @@ commands, and `FreshRun`, which prepares and starts all of it and is waited for 
 
 It runs after the other tests, not beside them: the container shares the host's network, and when
 the README test's simulated cluster (`kfsim`) was created here and in the container at the same
-moment, the host's failed (most likely over ports; its traceback was lost).
+moment, the host's failed (most likely over ports; its traceback was lost). That cluster now has a
+name of each run's own (tests/test_readme.py).
 """
 
 from __future__ import annotations
