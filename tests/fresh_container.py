@@ -6,7 +6,8 @@ commands, and `FreshRun`, which prepares and starts all of it and is waited for 
 
 It runs after the other tests, not beside them: the container shares the host's network, and when
 the README test's simulated cluster (`kfsim`) was created here and in the container at the same
-moment, the host's failed (most likely over ports; its traceback was lost).
+moment, the host's failed (most likely over ports; its traceback was lost). That cluster now has a
+name of each run's own (tests/test_readme.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.ci.fresh import inputs_digest
 from infra.nodeimage.build import Build
 from infra.nodeimage.pins import load_pins
 from infra.nodeimage.recipes import RecipeError, debian_base
@@ -58,14 +60,6 @@ setup_done=$(date +%s)
 ./scripts/test
 echo "FRESH-CONTAINER-TIMES setup=$((setup_done - start))s test=$(( $(date +%s) - setup_done ))s"
 """
-
-
-def wanted() -> bool:
-    """In CI (`CI=true`) unless turned off with KFSTACK_FRESH_CONTAINER_TEST=0; elsewhere only when asked."""
-    asked = os.environ.get("KFSTACK_FRESH_CONTAINER_TEST", "")
-    if asked in ("0", "1"):
-        return asked == "1"
-    return os.environ.get("CI", "").lower() in ("true", "1")
 
 
 def _docker() -> str:
@@ -157,6 +151,8 @@ class FreshRun:
     `result` waits for it, `close` copies the reports out and removes the container and the stand-ins."""
 
     work: Path
+    digest: str = ""  # of the clone's set-up inputs (infra.ci.fresh), taken before anything in it changes
+    commit: str = ""  # the clone's HEAD
     served: list[str] = field(default_factory=list)  # tools the stand-in release pages serve
     releases: list[str] = field(default_factory=list)  # manifests releases they serve
     seconds: float = 0.0
@@ -180,6 +176,8 @@ class FreshRun:
         clone = self.work / "kubeflow-stacks"
         # A clone, as a user makes one (the README block's test copies the tracked files with git).
         run(["git", "clone", "-q", "--depth", "1", REPO.as_uri(), str(clone)], timeout=300)
+        self.digest = inputs_digest(clone)  # what runs: HEAD's files, before the re-pin below
+        self.commit = run(["git", "-C", str(clone), "rev-parse", "HEAD"], timeout=60).stdout.strip()
         site = self._servers.enter_context(serve(ReleaseSite(self.work / "site")))
         self.served = _stand_in_releases(site, clone)
         _stand_in_dex(site, self.work)

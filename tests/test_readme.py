@@ -5,17 +5,27 @@ directory, no stack, config values Pulumi demanded). This runs the documented bl
 copy of the checkout, with a home of its own (so no stack or state of the user's is touched). Only
 the passphrase line is supplied by the test, and offline the manifests tree (KFSTACK_MANIFESTS),
 as the README says.
+
+One setting differs, in the copy only: the simulated cluster's name. `stacks/Pulumi.sim.yaml` names
+it `kfsim`, and a cluster of that name made by anything else at the same moment (the fresh-machine
+test's container running this same test on the same network once did; a user's own `sim` stack
+would) collides with this one. The copy's stack file gets a name of this run's own, so two runs can
+never share a cluster; the stack `sim` itself lives in a state backend under the test's own
+temporary folder, so it is this run's alone too. The block and the stack's other settings are
+untouched.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import REPO, require_toolchain
 
@@ -54,6 +64,34 @@ def _checkout_copy(dest: Path) -> Path:
     return dest
 
 
+def own_cluster_name(checkout: Path) -> str:
+    """Gives the copy's `sim` stack a simulated cluster of this run's own (`kfsim-<random>`, short:
+    kwokctl prefixes it to its component names) and returns that name."""
+    path = checkout / "stacks" / "Pulumi.sim.yaml"
+    stack = yaml.safe_load(path.read_text())
+    cluster = stack["config"]["kubeflow-stacks:cluster"]
+    name = f"{cluster['name']}-{secrets.token_hex(3)}"
+    cluster["name"] = name
+    path.write_text(yaml.safe_dump(stack, sort_keys=False))
+    return name
+
+
+def test_each_copy_s_sim_cluster_is_its_own_and_nothing_else_changes(tmp_path: Path) -> None:
+    original = REPO / "stacks" / "Pulumi.sim.yaml"
+    names = []
+    for copy in (tmp_path / "a", tmp_path / "b"):
+        (copy / "stacks").mkdir(parents=True)
+        shutil.copy2(original, copy / "stacks" / original.name)
+        name = own_cluster_name(copy)
+        assert re.fullmatch(r"kfsim-[0-9a-f]{6}", name), name
+        expected = yaml.safe_load(original.read_text())
+        expected["config"]["kubeflow-stacks:cluster"]["name"] = name
+        assert yaml.safe_load((copy / "stacks" / original.name).read_text()) == expected
+        names.append(name)
+    assert names[0] != names[1]
+    assert yaml.safe_load(original.read_text())["config"]["kubeflow-stacks:cluster"]["name"] == "kfsim"
+
+
 def test_readme_bring_up_block_runs_as_written(tmp_path: Path, manifests_tree: Path) -> None:
     require_toolchain("pulumi", "kwokctl", "kwok", "kube-apiserver", "etcd", "kustomize")
     from infra.paths import cache_root
@@ -62,6 +100,7 @@ def test_readme_bring_up_block_runs_as_written(tmp_path: Path, manifests_tree: P
     # The one line the test supplies itself: the passphrase, from the environment.
     script = re.sub(r"^export PULUMI_CONFIG_PASSPHRASE=.*$", "", block, flags=re.M)
     checkout = _checkout_copy(tmp_path / "checkout")
+    cluster = own_cluster_name(checkout)
     home = tmp_path / "home"
     state = tmp_path / "state"
     state.mkdir()
@@ -77,6 +116,7 @@ def test_readme_bring_up_block_runs_as_written(tmp_path: Path, manifests_tree: P
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     assert "v1.11.0" in output
+    assert cluster in output  # the stack's clusterName output: the cluster was this run's own
     # Every step ran: the stack was made, Kubeflow went up, its outputs were read, and destroy
     # deleted everything it had created.
     assert list(state.rglob("sim.json")), output[-2000:]

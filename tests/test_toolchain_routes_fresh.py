@@ -17,8 +17,12 @@ summary must name a route for every tool, and every tier the tests cannot run th
 reported as skipped with its reason. The cold time is printed for the docs.
 
 It takes about half an hour (most of it the test command inside), so it runs where CI runs
-(`CI=true`, as `.ci/run` is run) or when asked (`KFSTACK_FRESH_CONTAINER_TEST=1`), and
-`KFSTACK_FRESH_CONTAINER_TEST=0` turns it off; elsewhere it reports NOT RUN with that reason.
+(`CI=true`, as `.ci/run` is run) when an input of the README's set-up changed since its last pass
+on this machine (`infra.ci.fresh.INPUTS` lists them, each with why), or when asked
+(`KFSTACK_FRESH_CONTAINER_TEST=1`); `KFSTACK_FRESH_CONTAINER_TEST=0` turns it off. A pass records
+its digest, commit, date and times in the user cache; with the digest unchanged the test reports
+NOT RUN naming that pass, never a pass of its own. Its own row in the test command's table comes
+from the `fresh` marker.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ from xml.etree import ElementTree
 
 import pytest
 
+from infra.ci.fresh import not_run_reason, record_pass, record_path
 from infra.toolchain.model import load_toolchain
 from infra.versions import load_versions
-from tests.fresh_container import INSIDE, FreshRun, wanted
+from tests.fresh_container import INSIDE, REPO, FreshRun
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.fresh]
 
 
 def _junit_counts(report: Path) -> dict[str, tuple[int, int]]:
@@ -62,9 +67,9 @@ def fresh_run() -> Iterator[FreshRun]:
     reports) only when the test passed."""
     if os.environ.get(INSIDE):
         pytest.skip("NOT RUN: already inside the fresh container")
-    if not wanted():
-        pytest.skip("NOT RUN: the fresh-container test takes about half an hour; it runs in CI (CI=true) "
-                    "or with KFSTACK_FRESH_CONTAINER_TEST=1")
+    reason = not_run_reason(os.environ, REPO)
+    if reason is not None:
+        pytest.skip(reason)
     fresh = FreshRun(work=Path(tempfile.mkdtemp(prefix="kfstack-fresh-")))
     try:
         fresh.start()
@@ -98,7 +103,11 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_run: FreshRun) -> Non
         assert ran.get(module, (0, 0))[0] > 0, f"no test of {module} ran there: {ran}"
     assert _junit_counts(fresh_run.reports / "smoke.xml"), "the smoke suite wrote no report"
     print("per module (passed, skipped): " + ", ".join(f"{m} {c}" for m, c in sorted(ran.items())))
+    times = re.findall(r"^FRESH-CONTAINER-TIMES setup=(\d+)s test=(\d+)s", output, re.MULTILINE)
+    setup_s, test_s = (float(t) for t in times[-1]) if times else (None, None)
     print(f"fresh container: README commands in {seconds:.0f}s; {summary[-1]}; "
           + " ".join(re.findall(r"FRESH-CONTAINER-TIMES .*", output)) + f"; {len(skipped)} skip lines:\n"
           + "\n".join(skipped))
+    done = record_pass(fresh_run.digest, fresh_run.commit, seconds, setup_seconds=setup_s, test_seconds=test_s)
+    print(f"recorded in {record_path()}: {done.summary()}")
     fresh_run.close(keep=False)
