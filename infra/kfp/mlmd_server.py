@@ -254,10 +254,12 @@ class StoreError(RuntimeError):
 class StorePool:
     """The C++ stores that serve requests, and their reopening after the database drops them.
 
-    A store's database connection does not survive a database restart: every later call fails with
-    INTERNAL. So a call that fails with a code that is not an answer (INTERNAL, UNAVAILABLE, UNKNOWN)
-    reopens its store and is retried once; if the database is still unreachable the caller gets
-    UNAVAILABLE. A write whose first try failed that way was rolled back with its connection.
+    A store's database connection does not survive a database restart (or MySQL's idle timeout):
+    every later call fails with INTERNAL. So a call that fails with a code that is not an answer
+    (INTERNAL, UNAVAILABLE, UNKNOWN) reopens its store and is retried once; if the database is still
+    unreachable the caller gets UNAVAILABLE. A write that failed that way did not commit, its
+    connection being gone, unless the connection broke between the commit and its answer: then the
+    retry meets its own first write (AlreadyExists, or the same update again).
     """
 
     def __init__(self, open_store: Callable[[], Any], *, shared: bool) -> None:
