@@ -3,7 +3,7 @@
 `./scripts/test` runs the project's tests as one pytest session (collection and session fixtures
 are paid once) yet prints a row per tier: `pytest -p infra.ci.tiers --tier-record FILE` writes
 FILE at the end of the session, and `infra.ci.budget` reads it. A test's tier comes from its
-markers (`fresh` before `live` before `sim` before `render`; none is unit), never from its
+markers (`fresh` before `live` before `sim` or `standin` before `render`; none is unit), never from its
 keywords: a parametrize id such as `sim` is a keyword too. Its outcome is the smoke report's rule
 (`CheckResult.settle`): a pass needs clean set-up, call and tear-down; a skip, a deselected test
 or one the session never reached is NOT RUN.
@@ -20,8 +20,10 @@ import pytest
 from smoke_tests.report import ERROR, FAILED, PASSED, CheckResult
 
 Tier = Literal["unit", "render", "sim", "live", "fresh"]
-# The marker that names each tier, most specific first: the fresh-machine test is also `live`.
-MARKED_TIERS: tuple[Tier, ...] = ("fresh", "live", "sim", "render")
+# The marker that names each tier, most specific first: the fresh-machine test is also `live`. A
+# `standin` test runs one of our stand-ins against the real library or server it wraps: tier T2.
+MARKED_TIERS: tuple[tuple[str, Tier], ...] = (("fresh", "fresh"), ("live", "live"), ("sim", "sim"),
+                                              ("standin", "sim"), ("render", "render"))
 Outcome = Literal["passed", "failed", "not run"]
 
 
@@ -38,8 +40,8 @@ class SessionRecord(TypedDict):
 
 
 def tier_of(item: pytest.Item) -> Tier:
-    for tier in MARKED_TIERS:
-        if item.get_closest_marker(tier) is not None:
+    for marker, tier in MARKED_TIERS:
+        if item.get_closest_marker(marker) is not None:
             return tier
     return "unit"
 

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines pieces the project makes itself, where upstream's cannot be built here."""
