@@ -39,6 +39,8 @@ INPUTS: tuple[tuple[str, str], ...] = (
     ("infra/manifests/source.py", "kfstack manifests fetch: the trees the set-up fetches for the render tier"),
     ("infra/manifests/releases", "the manifests releases that are fetched, with their pinned digests"),
     ("infra/ci", "what the test command runs around pytest: the tier record and this table"),
+    ("infra/kfp/mlmd_env.py", "the ML Metadata stand-in's own venv, which the set-up builds"),
+    ("infra/kfp/mlmd-requirements.txt", "the pins of that venv"),
     ("tests/toolchain_standins.py", "the stand-in release pages and module proxy: the container's network"),
     ("tests/fresh_container.py", "the clean container, what is installed in it and its environment"),
     ("tests/test_toolchain_routes_fresh.py", "what the test asserts of the two commands' output"),
