@@ -161,15 +161,6 @@ def test_nfs_provisioner_is_default_class(manifests_tree: Path):
     assert {c["spec"]["storageClassName"] for c in rendered.find("PersistentVolumeClaim")} == {"nfs"}
 
 
-def test_unknown_claim_override_is_a_config_error(manifests_tree: Path):
-    from infra.config import ConfigError
-    from tests.helpers import base_raw
-
-    cfg = parse_stack_config("test", base_raw(storage={"claims": {"minio-pvc": {"size": "1Gi"}}}), {"auth"})
-    with pytest.raises(ConfigError, match=r"storage.claims.minio-pvc = 'minio-pvc': no such claim"):
-        render(cfg, manifests_tree)
-
-
 def test_sim_adjustments_only_on_sim(manifests_tree: Path, full: Rendered):
     from tests.helpers import base_raw
 

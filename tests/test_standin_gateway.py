@@ -71,7 +71,7 @@ def test_objects_meet_the_restricted_pod_security_level_and_roll_on_config_chang
     ctx = pod["spec"]["containers"][0]["securityContext"]
     assert ctx["runAsNonRoot"] and ctx["runAsUser"] != 0 and ctx["capabilities"] == {"drop": ["ALL"]}
     assert ctx["allowPrivilegeEscalation"] is False and ctx["seccompProfile"] == {"type": "RuntimeDefault"}
-    other = parse_stack_config("t", base_raw(kubeflow=NO_ISTIO, gateway={"kind": "standin"},
+    other = parse_stack_config("t", base_raw(kubeflow=NO_ISTIO, storage=STORAGE, gateway={"kind": "standin"},
                                              profiles=[{"owner": ALICE["email"]}]), {"auth"})
     digest = lambda c: {o["kind"]: o for o in standin_objects(c)}["Deployment"]["spec"]["template"][  # noqa: E731
         "metadata"]["annotations"]["kubeflow-stacks/config-sha256"]
