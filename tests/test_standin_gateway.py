@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from infra.config import ConfigError, parse_stack_config
-from infra.errors import UserError
 from infra.gateway.nginx import nginx_conf
 from infra.gateway.standin import NAME, NAMESPACE, cluster_layout, ingress, standin_objects
 from infra.local_target.binaries import MissingBinary, binary
@@ -96,10 +95,9 @@ def test_render_adds_the_standin_and_maps_its_image(manifests_tree: Path) -> Non
     assert rendered.find("Service", NAME, NAMESPACE) and rendered.find("Namespace", NAMESPACE)
 
 
-def test_a_standin_beside_istio_is_refused_before_anything_is_applied(manifests_tree: Path) -> None:
-    cfg = parse_stack_config("t", base_raw(gateway={"kind": "standin"}), {"auth"})
-    with pytest.raises(UserError, match=r"add istio to kubeflow\.exclude"):
-        render(cfg, manifests_tree)
+def test_a_standin_beside_istio_is_refused_before_anything_is_applied() -> None:
+    with pytest.raises(ConfigError, match=r"gateway\.kind = 'standin': .*add istio to kubeflow\.exclude"):
+        parse_stack_config("t", base_raw(gateway={"kind": "standin"}), {"auth"})
 
 
 def _serve(handler: type[http.server.BaseHTTPRequestHandler], context: ssl.SSLContext | None = None) -> int:

@@ -15,8 +15,8 @@ from infra.cli import main as kfstack
 from infra.config import ConfigError, parse_stack_config
 from infra.manifests import components
 from infra.manifests.components import load_component_map
-from infra.manifests.derive import check_paths, derive_component_map
-from infra.manifests.render import render
+from infra.manifests.derive import check_paths, component_map_for, derive_component_map, selected_paths
+from infra.manifests.render import kustomize_build, object_key, render
 from tests.helpers import SHARED_MANIFESTS, base_raw, require_toolchain
 
 PREVIOUS = Path(os.environ.get("KFSTACK_MANIFESTS_PREVIOUS", SHARED_MANIFESTS.parent / "v1.10.2"))
@@ -248,8 +248,6 @@ def test_a_derived_map_resolves_overlaps_in_favour_of_the_example(tmp_path: Path
 
 
 def test_a_selection_leaves_out_a_path_another_selected_path_includes(tmp_path: Path):
-    from infra.manifests.derive import selected_paths
-
     tree = install_includes_the_namespace(tmp_path)
     cmap = derive_component_map("v1.12.0", tree).cmap
     full = selected_paths(tree, cmap, list(cmap.components), "sim")
@@ -260,9 +258,6 @@ def test_a_selection_leaves_out_a_path_another_selected_path_includes(tmp_path: 
 @pytest.mark.render
 @pytest.mark.parametrize("case", SYNTHETIC, ids=list(SYNTHETIC))
 def test_kustomize_accepts_the_derived_map_of_a_synthetic_tree(tmp_path: Path, case: str):
-    from infra.manifests.derive import selected_paths
-    from infra.manifests.render import kustomize_build, object_key
-
     require_toolchain("kustomize")
     tree = SYNTHETIC[case][0](tmp_path)
     cmap = derive_component_map("v1.12.0", tree).cmap
@@ -273,8 +268,6 @@ def test_kustomize_accepts_the_derived_map_of_a_synthetic_tree(tmp_path: Path, c
 
 
 def test_two_selected_paths_that_share_a_base_fail_before_kustomize_naming_both(tmp_path: Path):
-    from infra.manifests.derive import selected_paths
-
     # Neither web app's overlay is in the example any more (nothing decides between them), and
     # both now build one shared base.
     tree = next_release(tmp_path, unlisted=(JUPYTER, VOLUMES), listed=())
@@ -295,8 +288,6 @@ def test_two_selected_paths_that_share_a_base_fail_before_kustomize_naming_both(
 
 
 def test_a_derived_map_lists_each_components_claims_and_checks_the_config_against_them(tmp_path: Path):
-    from infra.manifests.derive import component_map_for
-
     tree = next_release(tmp_path, unlisted=(), listed=())
     write_kustomization(tree, PIPELINES_OLD, "applications/pipeline/upstream/third-party/mysql")
     write_kustomization(tree, "applications/pipeline/upstream/third-party/mysql",
