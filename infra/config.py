@@ -3,6 +3,9 @@
 Raw Pulumi config (a mapping of top-level keys to parsed JSON values) goes in, a frozen
 `StackConfig` comes out, or a `ConfigError` that lists every problem at once, each naming the key,
 the value and the fix. Nothing here touches Pulumi, so the render path and the tests use it as is.
+Every name of an upstream object (components, claims) is checked against the release's component
+map (infra/manifests/components.py, a leaf module) here, when the config is parsed; a release
+without a hand-written map is checked with the same function once its map is derived from the tree.
 """
 
 from __future__ import annotations
