@@ -73,6 +73,7 @@ class References:
                     yield os.path.normpath(os.path.join(path, ref))
 
     def reach(self, path: str) -> Reach:
+        """What building `path` reads (a reference to nothing is kustomize's to report)."""
         if path not in self._reach:
             dirs: set[str] = set()
             sources: set[str] = set()
@@ -82,7 +83,8 @@ class References:
                 if current in dirs or current in sources:
                     continue
                 if not (self.tree / current).is_dir():
-                    sources.add(current)
+                    if (self.tree / current).is_file():
+                        sources.add(current)
                     continue
                 dirs.add(current)
                 if any(self.kustomization(current).get(g) for g in GENERATOR_FIELDS):
