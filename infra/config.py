@@ -3,6 +3,9 @@
 Raw Pulumi config (a mapping of top-level keys to parsed JSON values) goes in, a frozen
 `StackConfig` comes out, or a `ConfigError` that lists every problem at once, each naming the key,
 the value and the fix. Nothing here touches Pulumi, so the render path and the tests use it as is.
+Every name of an upstream object (components, claims) is checked against the release's component
+map (infra/manifests/components.py, a leaf module) here, when the config is parsed; a release
+without a hand-written map is checked with the same function once its map is derived from the tree.
 """
 
 from __future__ import annotations
@@ -15,6 +18,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 from infra.errors import UserError
+from infra.manifests.components import (
+    ComponentMap,
+    has_hand_written_map,
+    load_component_map,
+    requirement_problems,
+    select_components,
+    unknown_components,
+)
+from infra.versions import load_versions
 
 PROJECT = "kubeflow-stacks"
 
@@ -398,8 +410,6 @@ def _cluster(r: _Reader, raw: Mapping[str, Any]) -> ClusterConfig:
     sub = r.section(data, provider) if provider in data else {}
     where = f"cluster.{provider}"
     if provider == "kind":
-        from infra.versions import load_versions  # local import: versions reads a file
-
         mappings = []
         for i, item in enumerate(sub.get("extraPortMappings", []) or []):
             if not isinstance(item, Mapping) or "containerPort" not in item or "hostPort" not in item:
@@ -681,7 +691,19 @@ def _profiles(r: _Reader, raw: Mapping[str, Any], auth: AuthConfig) -> tuple[Pro
         profiles.append(ProfileConfig(name, owner,
                                       r.string(item, where, "ownerKind", "User",
                                                choices=("User", "Group")) or "User", quota))
+        _check_owner(r, f"{where}.owner", profiles[-1], auth)
     return tuple(profiles)
+
+
+def _check_owner(r: _Reader, key: str, profile: ProfileConfig, auth: AuthConfig) -> None:
+    """A profile's owner signs in to use it: with only the stack's own Dex users (no connector that
+    brings others), a user owner must be one of them."""
+    emails = [u.email for u in auth.users]
+    if profile.owner_kind != "User" or auth.connectors or not emails or not profile.owner:
+        return
+    if profile.owner not in emails:
+        r.fail(key, profile.owner, f"not a user of this stack's Dex, so no one can sign in as the owner; users are: "
+               f"{', '.join(emails)}; add them to auth.users, or add a connector (auth.connectors) that signs them in")
 
 
 def _images(r: _Reader, raw: Mapping[str, Any]) -> ImagesConfig:
@@ -711,25 +733,32 @@ def _gateway(r: _Reader, raw: Mapping[str, Any]) -> GatewayConfig:
     return GatewayConfig(kind=r.string(data, "gateway", "kind", "istio", choices=GATEWAY_KINDS) or "istio")
 
 
-def _check_components(r: _Reader, kubeflow: KubeflowConfig) -> None:
-    """Release and component names must be ones the project has a component map for."""
-    from infra.manifests.components import load_component_map, requirement_problems
-
-    try:
-        cmap = load_component_map(kubeflow.release)
-    except FileNotFoundError as exc:
-        r.fail("kubeflow.release", kubeflow.release, str(exc))
-        return
-    unknown = False
-    for name in ("include", "exclude"):
-        for i, comp in enumerate(getattr(kubeflow, name)):
-            if comp not in cmap.components:
-                unknown = True
-                r.fail(f"kubeflow.{name}[{i}]", comp, f"unknown component; {kubeflow.release} has: "
-                       f"{', '.join(cmap.components)}")
-    if not unknown:
-        for key, value, fix in requirement_problems(cmap, kubeflow):
-            r.fail(key, value, fix)
+def reference_problems(cmap: ComponentMap, kubeflow: KubeflowConfig, storage: StorageConfig,
+                       gateway: GatewayConfig) -> list[Problem]:
+    """What the config names of upstream's objects, checked against the release's map: component
+    names, what the selection needs, claim names and the stand-in gateway's place. Run when the
+    config is parsed (hand-written maps) and when a map is derived from a tree, before kustomize."""
+    problems = [Problem(f"kubeflow.{key}[{i}]", name, f"unknown component; {cmap.release} ({cmap.source}) has: "
+                        f"{', '.join(cmap.components)}") for key, i, name in unknown_components(cmap, kubeflow)]
+    if problems:
+        return problems  # the selection, which the checks below need, is not known
+    problems += [Problem(key, value, fix) for key, value, fix in requirement_problems(cmap, kubeflow)]
+    selected = select_components(cmap, kubeflow)
+    owners = cmap.claim_owners()
+    valid = sorted(claim for claim, owner in owners.items() if owner in selected)
+    listing = f"claims of the selected components: {', '.join(valid) or 'none'}"
+    for claim in storage.claims:
+        if claim in valid:
+            continue
+        owner = owners.get(claim)
+        problems.append(Problem(f"storage.claims.{claim}", claim, (
+            f"a claim of {owner}, which the stack leaves out; remove the override or deploy {owner}; {listing}"
+            if owner else f"no such claim in {cmap.release}; {listing}")))
+    if gateway.standin and "istio" in selected:
+        problems.append(Problem("gateway.kind", gateway.kind, "takes the place of Istio's ingress gateway, "
+                                "but the stack deploys istio: add istio to kubeflow.exclude (Istio's CRDs may stay, "
+                                "as the istio-crds component), or set gateway.kind: istio"))
+    return problems
 
 
 def is_upstream_client_secret(value: str) -> bool:
@@ -769,7 +798,8 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any],
     profiles = _profiles(r, raw, auth)
     images = _images(r, raw)
     gateway = _gateway(r, raw)
-    _check_components(r, kubeflow)
+    if has_hand_written_map(kubeflow.release):  # otherwise checked when the map is derived from the tree
+        r.problems += reference_problems(load_component_map(kubeflow.release), kubeflow, storage, gateway)
     if cluster.provider in ("eks", "gke", "aks") and storage.mode == "local-path":
         r.fail("storage.mode", storage.mode, "local-path suits single-node clusters; on a managed "
                "cluster use existing (the cloud's block-storage class) or nfs-subdir")

@@ -190,8 +190,11 @@ def test_secret_objects_are_secret_inputs(mocks, manifests_tree):
 def test_invalid_config_registers_nothing(mocks, manifests_tree):
     from infra.program import build_stack
 
-    cfg = parse_stack_config("test", base_raw(storage={"claims": {"no-such-claim": {"size": "1Gi"}}}), {"auth"})
-    with pytest.raises(ConfigError, match=r"storage\.claims\.no-such-claim"):
+    # A release with no map of its own: its component names are known only once its map is derived
+    # from the tree, which refuses this one before anything is registered.
+    cfg = parse_stack_config("test", base_raw(kubeflow={"release": "v1.11.1", "include": ["kubeflow-ui"]}),
+                             {"auth"})
+    with pytest.raises(ConfigError, match=r"kubeflow\.include\[0\] = 'kubeflow-ui': unknown component"):
         in_pulumi(lambda: build_stack(cfg, manifests_tree))
     assert mocks.registered == []
 

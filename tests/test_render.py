@@ -14,6 +14,7 @@ import yaml
 from infra.apply import BUILTIN_GROUPS, group_of
 from infra.auth.passwords import verify
 from infra.config import parse_stack_config
+from infra.manifests.components import load_component_map
 from infra.manifests.render import Rendered, render
 from infra.run import run
 from tests.helpers import ALICE, BOB, CLIENT_SECRET
@@ -62,6 +63,7 @@ def test_core_is_a_strict_subset(manifests_tree: Path, full: Rendered):
 def test_every_claim_has_its_class_and_size(full: Rendered):
     claims = {c["metadata"]["name"]: c["spec"] for c in full.find("PersistentVolumeClaim")}
     assert set(claims) == {"katib-mysql", "mysql-pv-claim", "seaweedfs-pvc"}
+    assert set(claims) == set(load_component_map("v1.11.0").claim_owners())  # what config checks names against
     assert claims["katib-mysql"]["storageClassName"] == "fast"
     assert claims["katib-mysql"]["resources"]["requests"]["storage"] == "5Gi"
     assert claims["mysql-pv-claim"]["storageClassName"] == "premium"
@@ -159,15 +161,6 @@ def test_nfs_provisioner_is_default_class(manifests_tree: Path):
     [sc] = rendered.find("StorageClass")
     assert sc["provisioner"] == env["PROVISIONER_NAME"]
     assert {c["spec"]["storageClassName"] for c in rendered.find("PersistentVolumeClaim")} == {"nfs"}
-
-
-def test_unknown_claim_override_is_a_config_error(manifests_tree: Path):
-    from infra.config import ConfigError
-    from tests.helpers import base_raw
-
-    cfg = parse_stack_config("test", base_raw(storage={"claims": {"minio-pvc": {"size": "1Gi"}}}), {"auth"})
-    with pytest.raises(ConfigError, match=r"storage.claims.minio-pvc = 'minio-pvc': no such claim"):
-        render(cfg, manifests_tree)
 
 
 def test_sim_adjustments_only_on_sim(manifests_tree: Path, full: Rendered):

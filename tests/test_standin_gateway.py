@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from infra.config import ConfigError, parse_stack_config
-from infra.errors import UserError
 from infra.gateway.nginx import nginx_conf
 from infra.gateway.standin import NAME, NAMESPACE, cluster_layout, ingress, standin_objects
 from infra.local_target.binaries import MissingBinary, binary
@@ -71,7 +70,7 @@ def test_objects_meet_the_restricted_pod_security_level_and_roll_on_config_chang
     ctx = pod["spec"]["containers"][0]["securityContext"]
     assert ctx["runAsNonRoot"] and ctx["runAsUser"] != 0 and ctx["capabilities"] == {"drop": ["ALL"]}
     assert ctx["allowPrivilegeEscalation"] is False and ctx["seccompProfile"] == {"type": "RuntimeDefault"}
-    other = parse_stack_config("t", base_raw(kubeflow=NO_ISTIO, gateway={"kind": "standin"},
+    other = parse_stack_config("t", base_raw(kubeflow=NO_ISTIO, storage=STORAGE, gateway={"kind": "standin"},
                                              profiles=[{"owner": ALICE["email"]}]), {"auth"})
     digest = lambda c: {o["kind"]: o for o in standin_objects(c)}["Deployment"]["spec"]["template"][  # noqa: E731
         "metadata"]["annotations"]["kubeflow-stacks/config-sha256"]
@@ -96,10 +95,9 @@ def test_render_adds_the_standin_and_maps_its_image(manifests_tree: Path) -> Non
     assert rendered.find("Service", NAME, NAMESPACE) and rendered.find("Namespace", NAMESPACE)
 
 
-def test_a_standin_beside_istio_is_refused_before_anything_is_applied(manifests_tree: Path) -> None:
-    cfg = parse_stack_config("t", base_raw(gateway={"kind": "standin"}), {"auth"})
-    with pytest.raises(UserError, match=r"add istio to kubeflow\.exclude"):
-        render(cfg, manifests_tree)
+def test_a_standin_beside_istio_is_refused_before_anything_is_applied() -> None:
+    with pytest.raises(ConfigError, match=r"gateway\.kind = 'standin': .*add istio to kubeflow\.exclude"):
+        parse_stack_config("t", base_raw(gateway={"kind": "standin"}), {"auth"})
 
 
 def _serve(handler: type[http.server.BaseHTTPRequestHandler], context: ssl.SSLContext | None = None) -> int:

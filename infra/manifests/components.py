@@ -1,18 +1,34 @@
-"""The per-release component map: component names to upstream kustomize paths."""
+"""The per-release component map: component names to upstream kustomize paths, and the names of
+the upstream objects a stack's config may refer to (each component's PersistentVolumeClaims).
+
+A leaf module: it imports nothing of the project but its errors, so that the config model checks
+every reference against the release's map when the config is parsed (infra/config.py), and
+derivation and render build on the same map without an import cycle.
+"""
 
 from __future__ import annotations
 
 import re
 import tomllib
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from infra.config import KubeflowConfig
 from infra.errors import UserError
 
 RELEASES_DIR = Path(__file__).with_name("releases")
+
+
+class Selection(Protocol):
+    """What a stack selects (the config's `kubeflow` section has these)."""
+
+    @property
+    def components(self) -> str: ...
+    @property
+    def include(self) -> tuple[str, ...]: ...
+    @property
+    def exclude(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,15 @@ class ComponentMap:
     variants: dict[str, dict[str, tuple[str, ...]]]
     # component -> components it needs; "" stands for the kustomize components (Pod Security).
     requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # component -> the PersistentVolumeClaims it brings (what `storage.claims` may name).
+    claims: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Where a map without a file of its own came from (infra/manifests/derive.py); None: hand-written.
+    derived_from: str | None = None
+
+    @property
+    def source(self) -> str:
+        return (f"derived from {self.derived_from}" if self.derived_from
+                else f"infra/manifests/releases/{self.release}.toml")
 
     def missing_requirements(self, selected: Collection[str]) -> dict[str, list[str]]:
         """For each selected component (or "" for the kustomize components) what it needs that
@@ -38,6 +63,10 @@ class ComponentMap:
         """A component's paths, with the platform variant upstream documents for `provider`."""
         return self.variants.get(name, {}).get(provider, self.components[name])
 
+    def claim_owners(self) -> dict[str, str]:
+        """claim name -> the component that brings it."""
+        return {claim: name for name, claims in self.claims.items() for claim in claims}
+
 
 class UnknownComponentError(UserError, ValueError):
     pass
@@ -45,6 +74,10 @@ class UnknownComponentError(UserError, ValueError):
 
 def _version_key(release: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", release)[:3])
+
+
+def has_hand_written_map(release: str) -> bool:
+    return (RELEASES_DIR / f"{release}.toml").is_file()
 
 
 def nearest_release(release: str) -> str:
@@ -55,12 +88,9 @@ def nearest_release(release: str) -> str:
 
 
 def load_component_map(release: str) -> ComponentMap:
-    """The release's hand-written map; for a release without one, the nearest release's map under
-    its name (render derives the real one from the tree: infra/manifests/derive.py)."""
-    path = RELEASES_DIR / f"{release}.toml"
-    if not path.exists():
-        return replace(load_component_map(nearest_release(release)), release=release)
-    data = tomllib.loads(path.read_text())
+    """A release's hand-written map (a release without one has its map derived from the tree:
+    infra/manifests/derive.py)."""
+    data = tomllib.loads((RELEASES_DIR / f"{release}.toml").read_text())
     return ComponentMap(
         release=release,
         components={k: tuple(v) for k, v in data["components"].items()},
@@ -69,35 +99,41 @@ def load_component_map(release: str) -> ComponentMap:
         variants={c: {p: tuple(v) for p, v in pv.items()} for c, pv in data.get("variants", {}).items()},
         requires={**{c: tuple(v) for c, v in data.get("requires", {}).items()},
                   "": tuple(data.get("kustomize_components_require", ()))},
+        claims={c: tuple(v) for c, v in data.get("claims", {}).items()},
     )
 
 
-def select_components(cmap: ComponentMap, kubeflow: KubeflowConfig) -> list[str]:
+def unknown_components(cmap: ComponentMap, selection: Selection) -> list[tuple[str, int, str]]:
+    """(kubeflow.include or kubeflow.exclude, index, name) for each name the map does not have."""
+    return [(key, i, n) for key in ("include", "exclude") for i, n in enumerate(getattr(selection, key))
+            if n not in cmap.components]
+
+
+def select_components(cmap: ComponentMap, selection: Selection) -> list[str]:
     """The component names a stack deploys, in map order: the set, plus include, minus exclude."""
-    unknown = [n for n in (*kubeflow.include, *kubeflow.exclude) if n not in cmap.components]
-    if unknown:
+    if unknown := unknown_components(cmap, selection):
         raise UnknownComponentError(
-            f"unknown Kubeflow component(s) {', '.join(unknown)} in kubeflow.include/exclude; "
+            f"unknown Kubeflow component(s) {', '.join(n for _, _, n in unknown)} in kubeflow.include/exclude; "
             f"{cmap.release} has: {', '.join(cmap.components)}")
-    base = set(cmap.components) if kubeflow.components == "full" else set(cmap.core)
-    chosen = (base | set(kubeflow.include)) - set(kubeflow.exclude)
+    base = set(cmap.components) if selection.components == "full" else set(cmap.core)
+    chosen = (base | set(selection.include)) - set(selection.exclude)
     return [name for name in cmap.components if name in chosen]
 
 
-def requirement_problems(cmap: ComponentMap, kubeflow: KubeflowConfig) -> list[tuple[str, Any, str]]:
+def requirement_problems(cmap: ComponentMap, selection: Selection) -> list[tuple[str, Any, str]]:
     """(config key, value, fix) for each component the selection needs but leaves out."""
-    selected = select_components(cmap, kubeflow)
+    selected = select_components(cmap, selection)
     problems: list[tuple[str, Any, str]] = []
     for needer, missing in sorted(cmap.missing_requirements(selected).items()):
         who = needer or f"the Pod Security labels ({', '.join(cmap.kustomize_components)})"
         for name in missing:
             value: Any
-            if name in kubeflow.exclude:
-                key, value = f"kubeflow.exclude[{kubeflow.exclude.index(name)}]", name
+            if name in selection.exclude:
+                key, value = f"kubeflow.exclude[{selection.exclude.index(name)}]", name
                 fix = (f"{who} needs {name}; keep it, or exclude {needer} too" if needer
                        else f"{who} always apply and need {name}; keep it")
             else:
-                key, value = "kubeflow.include", list(kubeflow.include)
+                key, value = "kubeflow.include", list(selection.include)
                 fix = f"{who} needs {name}; add it to kubeflow.include"
             problems.append((key, value, fix))
     return problems

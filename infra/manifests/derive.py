@@ -8,22 +8,29 @@ example in the same place (`applications/<name>/...` or `common/<name>/...`), a 
 release no longer ships is left out, and an example entry nothing claims becomes a component of
 its own. What cannot be decided fails here, before kustomize runs, with one message per path that
 names it, what the example lists instead, and what to do.
+
+kustomize refuses two selected paths that build the same objects, so a derived map never keeps, in
+one component, a path that another of its paths includes, and where a path the example does not
+list overlaps one it lists (an overlay's base, or a sibling overlay of one base), the listed one
+takes its place. At render, a path that another selected path includes is left to that path, and
+two selected paths that still overlap fail here, both named, before kustomize runs.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from infra.config import ConfigError, KubeflowConfig, Problem
-from infra.manifests.components import RELEASES_DIR, ComponentMap, load_component_map, nearest_release
+from infra.config import ConfigError, Problem, StackConfig, reference_problems
+from infra.manifests.components import ComponentMap, has_hand_written_map, load_component_map, nearest_release
+from infra.manifests.references import References, kustomize_dir_exists
 
 EXAMPLE = Path("example") / "kustomization.yaml"
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class Derivation:
     moved: dict[str, tuple[str, str]] = field(default_factory=dict)  # component -> (old path, new path)
     dropped: list[str] = field(default_factory=list)
     added: dict[str, str] = field(default_factory=dict)  # component -> path
+    # (component, path, the path the example lists that builds it or overlaps it, in its place)
+    replaced: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def read_example(tree: Path) -> Example | None:
@@ -55,10 +64,6 @@ def read_example(tree: Path) -> Example | None:
         return tuple(os.path.normpath(os.path.join("example", str(e))) for e in entries or ())
 
     return Example(rel(data.get("resources")), rel(data.get("components")))
-
-
-def kustomize_dir_exists(tree: Path, path: str) -> bool:
-    return any((tree / path / name).is_file() for name in KUSTOMIZATION_FILES)
 
 
 def _area(path: str) -> tuple[str, ...]:
@@ -142,30 +147,89 @@ def derive_component_map(release: str, tree: Path, base_release: str | None = No
             name = _component_name(path, set(components))
             components[name] = (path,)
             result.added[name] = path
+    refs = References(tree)
+    result.replaced = _resolve_overlaps(components, set(result.added), example.resources, refs)
+    result.added = {name: path for name, path in result.added.items() if name in components}
     kustomize_components = tuple(c for c in base.kustomize_components if kustomize_dir_exists(tree, c))
     kustomize_components += tuple(c for c in example.components if c not in kustomize_components)
     variants = {c: {p: v for p, v in pv.items() if all(kustomize_dir_exists(tree, x) for x in v)}
                 for c, pv in base.variants.items() if c in components}
+    claims = {name: found for name, paths in components.items()
+              if (found := tuple(sorted({c for p in paths for c in refs.claims(p)})))}
     result.cmap = replace(base, release=release, components=components,
                           core=tuple(c for c in base.core if c in components),
-                          kustomize_components=kustomize_components, variants=variants)
+                          kustomize_components=kustomize_components, variants=variants, claims=claims,
+                          derived_from=str(tree / EXAMPLE))
     return result
 
 
-def has_hand_written_map(release: str) -> bool:
-    return (RELEASES_DIR / f"{release}.toml").is_file()
+def _resolve_overlaps(components: dict[str, tuple[str, ...]], added: set[str], listed: tuple[str, ...],
+                      refs: References) -> list[tuple[str, str, str]]:
+    """Edits a derived map (in place) so that its paths build each object once; returns
+    (component, path, replacement) for each path replaced. Overlaps this cannot decide are left
+    for `selected_paths`, which names them when a stack selects both."""
+    replaced: list[tuple[str, str, str]] = []
+    # In one component, a path that another of its paths builds is redundant.
+    for name, paths in components.items():
+        for path in paths:
+            outer = next((q for q in paths if refs.includes(q, path) and not refs.includes(path, q)), None)
+            if outer:
+                replaced.append((name, path, outer))
+        components[name] = tuple(p for p in paths if p not in {old for n, old, _ in replaced if n == name})
+    # A path the example does not list gives way to the one entry it lists that overlaps it: a sibling
+    # overlay of the same base, or, when no other component has that entry, one that includes it.
+    added_paths = {components[name][0] for name in added}
+    kept = {p for name, paths in components.items() if name not in added for p in paths}
+    for path in sorted(kept - set(listed)):
+        takers = [q for q in listed if q != path and not refs.includes(path, q)
+                  and ((refs.includes(q, path) and q in added_paths) or
+                       (not refs.includes(q, path) and refs.shared(path, q)))]
+        if len(takers) != 1:
+            continue
+        for name, paths in components.items():
+            if name not in added and path in paths:
+                components[name] = tuple(dict.fromkeys(takers[0] if p == path else p for p in paths))
+                replaced.append((name, path, takers[0]))
+    # An example entry added as a component of its own that now belongs to another one is not.
+    for name in added:
+        if any(components[name][0] in paths for other, paths in components.items() if other not in added):
+            del components[name]
+    return replaced
 
 
-def component_map_for(kubeflow: KubeflowConfig, tree: Path) -> ComponentMap:
-    """The map render uses: the hand-written one, or one derived from the tree (include/exclude
-    names checked against it)."""
-    if has_hand_written_map(kubeflow.release):
-        return load_component_map(kubeflow.release)
-    cmap = derive_component_map(kubeflow.release, tree).cmap
-    unknown = [(key, i, n) for key in ("include", "exclude") for i, n in enumerate(getattr(kubeflow, key))
-               if n not in cmap.components]
-    if unknown:
-        has = ", ".join(cmap.components)
-        raise ConfigError([Problem(f"kubeflow.{key}[{i}]", n, f"not a component of {kubeflow.release} (derived "
-                                   f"from {tree / EXAMPLE}); it has: {has}") for key, i, n in unknown])
+def selected_paths(tree: Path, cmap: ComponentMap, selected: list[str], provider: str) -> list[str]:
+    """The paths kustomize builds for a selection: every one in the tree, each once, and none that
+    another selected path already builds. Two that would build the same objects otherwise fail here,
+    named, before kustomize refuses them."""
+    check_paths(tree, cmap, selected, provider)
+    owners: dict[str, list[str]] = {}
+    for name in selected:
+        for path in cmap.paths_for(name, provider):
+            owners.setdefault(path, []).append(name)
+    refs = References(tree)
+    paths = [p for p in owners if not any(refs.includes(q, p) for q in owners)]
+    problems = []
+    for a, b in combinations(paths, 2):
+        if shared := refs.shared(a, b):
+            fix = (f"add infra/manifests/releases/{cmap.release}.toml choosing one" if cmap.derived_from
+                   else f"fix {cmap.source}")
+            problems.append(Problem("kubeflow.manifests", str(tree), (
+                f"{a} (component {', '.join(owners[a])}) and {b} (component {', '.join(owners[b])}) both build "
+                f"{shared[0]}{f' and {len(shared) - 1} more' if len(shared) > 1 else ''}, and neither includes the "
+                f"other, so kustomize would add those objects twice; exclude one of the components "
+                f"(kubeflow.exclude), or {fix}")))
+    if problems:
+        raise ConfigError(problems)
+    return paths
+
+
+def component_map_for(cfg: StackConfig, tree: Path) -> ComponentMap:
+    """The map render uses: the hand-written one (the config's references were checked against it
+    when the config was parsed), or one derived from the tree, the references checked against it
+    here."""
+    if has_hand_written_map(cfg.kubeflow.release):
+        return load_component_map(cfg.kubeflow.release)
+    cmap = derive_component_map(cfg.kubeflow.release, tree).cmap
+    if problems := reference_problems(cmap, cfg.kubeflow, cfg.storage, cfg.gateway):
+        raise ConfigError(problems)
     return cmap

@@ -22,7 +22,7 @@ import yaml
 from infra.config import StackConfig
 from infra.errors import UserError
 from infra.manifests.components import select_components
-from infra.manifests.derive import check_paths, component_map_for
+from infra.manifests.derive import component_map_for, selected_paths
 from infra.paths import cache_root
 from infra.run import CommandError, run
 
@@ -141,14 +141,10 @@ def render(cfg: StackConfig, tree: Path) -> Rendered:
     """Every object the stack applies, patched for its storage, auth, profiles and provider."""
     from infra.patches import apply_patches
 
-    cmap = component_map_for(cfg.kubeflow, tree)
+    cmap = component_map_for(cfg, tree)
     selected = select_components(cmap, cfg.kubeflow)
-    check_paths(tree, cmap, selected, cfg.cluster.provider)  # a moved path fails here, naming it
-    paths: list[str] = []
-    for name in selected:
-        for p in cmap.paths_for(name, cfg.cluster.provider):
-            if p not in paths:
-                paths.append(p)
+    # A moved path, or two paths that would build the same objects, fail here, named.
+    paths = selected_paths(tree, cmap, selected, cfg.cluster.provider)
     objects = copy.deepcopy(kustomize_build(tree, paths, cmap.kustomize_components))
     rendered = Rendered(objects=objects, release=cfg.kubeflow.release, components=selected, tree=tree)
     apply_patches(rendered, cfg)

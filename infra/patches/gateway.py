@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from infra.errors import UserError
-
 if TYPE_CHECKING:
     from infra.config import StackConfig
     from infra.manifests.render import Rendered
@@ -15,10 +13,6 @@ def apply(rendered: Rendered, cfg: StackConfig) -> None:
     from infra.gateway.standin import standin_objects
 
     if not cfg.gateway.standin:
-        return
-    if "istio" in rendered.components:
-        raise UserError("gateway.kind: standin takes the place of Istio's ingress gateway, but the stack "
-                        "deploys istio: add istio to kubeflow.exclude (Istio's CRDs may stay, as the "
-                        "istio-crds component), or set gateway.kind: istio")
+        return  # with istio deployed, standin is refused with the config (infra/config.py: reference_problems)
     rendered.objects.extend(standin_objects(cfg))
     rendered.adjustments.append("standin-gateway")

@@ -28,7 +28,7 @@ def apply(rendered: Rendered, cfg: StackConfig) -> None:
     claims = rendered.find("PersistentVolumeClaim")
     names = {c["metadata"]["name"] for c in claims}
     unknown = sorted(set(storage.claims) - names)
-    if unknown:
+    if unknown:  # refused with the config already, unless the release map's claims disagree with the tree
         raise ConfigError([Problem(f"storage.claims.{n}", n, f"no such claim in the rendered "
                                    f"components; claims are: {', '.join(sorted(names)) or 'none'}")
                            for n in unknown])
