@@ -177,10 +177,20 @@ def test_what_a_webhook_intercepts_waits_for_its_ca_and_its_server(kind_render: 
     assert checked > 50
 
 
-def test_the_graph_of_the_whole_release(kind_render: Rendered, graph: Graph) -> None:
+@pytest.fixture(scope="module")
+def sim_render(manifests_tree: Path) -> Rendered:
+    """The T2 stack's render: no webhooks, static volumes."""
+    raw = base_raw(cluster={"provider": "sim", "name": "s"}, storage={"mode": "static", "defaultClass": "kf-static"})
+    return render(parse_stack_config("test", raw, {"auth"}), manifests_tree)
+
+
+@pytest.mark.parametrize("stack", ["kind", "sim"])
+def test_the_graph_of_the_whole_release(stack: str, request: pytest.FixtureRequest) -> None:
     """Every need is a node of this render; every reference a pod template makes to an object of
     the render is a need; the order exists; the edges stay linear in the number of objects."""
-    objects = kind_render.objects
+    rendered: Rendered = request.getfixturevalue(f"{stack}_render")
+    graph = derive(rendered.objects)
+    objects = rendered.objects
     nodes = set(graph.nodes())
     assert set(graph.objects) | {object_key(c) for c in graph.crds} == {object_key(o) for o in objects}
     assert set(graph.needs) <= nodes
@@ -194,7 +204,7 @@ def test_the_graph_of_the_whole_release(kind_render: Rendered, graph: Graph) -> 
             continue
         ns = obj["metadata"].get("namespace", "")
         for kind, name in pod_references(template):
-            found = kind_render.find(kind, name, None if kind == "PriorityClass" else ns)
+            found = rendered.find(kind, name, None if kind == "PriorityClass" else ns)
             if found and object_key(found[0]) not in graph.needs[object_key(obj)]:
                 unmet.append(f"{object_key(obj)} -> {kind} {name}")
     assert unmet == []
@@ -203,7 +213,7 @@ def test_the_graph_of_the_whole_release(kind_render: Rendered, graph: Graph) -> 
     assert sorted(order) == sorted(nodes)
     assert all(position[dep] < position[node] for node, deps in graph.needs.items() for dep in deps)
     edges = graph.edge_count()
-    print(f"\nv1.11.0 full render: {len(objects)} objects ({len(graph.crds)} CRDs as one node), "
+    print(f"\nv1.11.0 full render ({stack}): {len(objects)} objects ({len(graph.crds)} CRDs as one node), "
           f"{len(nodes)} nodes ({len(graph.gates)} admission gates), {edges} edges, "
           f"{edges / len(objects):.2f} per object; busiest: "
           f"{max(graph.needs, key=lambda n: len(graph.needs[n]))}")
