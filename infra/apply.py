@@ -1,29 +1,16 @@
-"""Ordered apply: rendered objects become Pulumi resources in explicit phases, not retry loops.
+"""Ordered apply: rendered objects become Pulumi resources, each after exactly what it needs.
 
-Each phase ends in a barrier resource that depends on every object of the phase; every object of
-the next phase depends on that barrier, and Pulumi's own awaits (CRDs established, Deployments
-available, ...) make "depends on" mean "is ready". The phases follow what the objects need from each other:
+infra/dependencies.py derives what each object needs from the objects themselves (its namespace,
+what its pods name, its CRD, the webhooks that intercept it, ...); each object is registered with
+those as its `depends_on`, and Pulumi's own awaits (CRDs established, Deployments available, a
+webhook's CA injected, ...) make "depends on" mean "is ready". There are no phases: a Deployment
+starts once its own account, config and webhooks are there, not when every object of an earlier
+phase is. Where webhooks intercept an object, it also waits for an admission gate, which waits
+until the API server can call them (infra/admission.py says why the configuration's await is not
+enough).
 
-1. base: namespaces, storage classes and static volumes. A claim whose pre-bound volume does not
-   exist yet stays Pending until the volume binder's next resync (15 s by default).
-2. foundation: accounts, RBAC, config, secrets, services, storage (no webhooks, no custom
-   resources); and the CRDs, as one resource that waits until all are established
-   (infra/definitions.py says why they are not one resource each). CRDs need only the cluster, so
-   they are applied from the start, beside the namespaces; the foundation's barrier waits for them.
-3. cert-manager: its workloads and webhooks; its webhook's CA bundle is awaited.
-4. certificates: Issuers and Certificates, which need cert-manager's webhook, and which other
-   components' workloads need (their webhook serving certs).
-5. istio: every part of Istio (istiod, gateways, the sidecar injector, and the CNI node agent in
-   kube-system), before any pod that wants a sidecar: with CNI enabled, as upstream installs it,
-   an injected pod's `istio-validation` init container waits until the CNI plugin is on the node.
-6. platform: Dex, Knative serving and storage provisioners (oauth2-proxy needs Dex; KServe needs
-   Knative).
-7. applications: every other workload.
-8. webhooks: the remaining webhook configurations, once the services behind them answer.
-9. resources: instances of custom resources (gateways, policies, runtimes, profiles, ...).
-
-A phase whose objects earlier webhooks intercept starts after an admission gate, which waits until
-the API server can call those webhooks (infra/admission.py says why the barrier is not enough).
+`PHASES` and `phase_of` below order nothing any more: they name the part of a release an object
+belongs to, which the bench and conformance reports group their timelines by.
 """
 
 from __future__ import annotations
@@ -34,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
-from infra.admission import AdmissionGate, probes_for
+from infra.admission import AdmissionGate
 from infra.definitions import FIELD_MANAGER, CustomResourceDefinitions
+from infra.dependencies import CRDS, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part
 from infra.manifests.render import group_of
 
 Obj = dict[str, Any]
@@ -45,8 +32,6 @@ Obj = dict[str, Any]
 PHASES = ("base", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
           "webhooks", "resources")
 BASE_KINDS = {"Namespace", "StorageClass", "PersistentVolume"}
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
-WEBHOOK_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
 PLATFORM_NAMESPACES = {"auth", "knative-serving", "kubeflow-storage"}
 # Built-in API groups; an object of any other group is an instance of a CRD.
 BUILTIN_GROUPS = {
@@ -60,16 +45,8 @@ SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
 
 
-ISTIO_PART_LABEL = "app.kubernetes.io/part-of"
-
-
-def is_istio_part(obj: Obj) -> bool:
-    """Istio's own objects say so, wherever they live (the CNI node agent runs in kube-system)."""
-    return (obj["metadata"].get("labels") or {}).get(ISTIO_PART_LABEL) == "istio"
-
-
 def phase_of(obj: Obj) -> str:
-    """Which phase an object belongs to (a pure function, tested without Pulumi)."""
+    """The part of a release an object belongs to, for reports (a pure function; it orders nothing)."""
     kind, group = obj["kind"], group_of(obj)
     ns = obj["metadata"].get("namespace", "")
     name = obj["metadata"]["name"]
@@ -96,48 +73,6 @@ def phase_of(obj: Obj) -> str:
             return "platform"
         return "applications"
     return "foundation"
-
-
-def is_aggregated_role(obj: Obj) -> bool:
-    return obj["kind"] == "ClusterRole" and bool(obj.get("aggregationRule"))
-
-
-def aggregating_roles(obj: Obj, aggregators: dict[str, Obj]) -> list[str]:
-    """The aggregated ClusterRoles whose selectors gather `obj` (a ClusterRole with their labels)."""
-    if obj["kind"] != "ClusterRole":
-        return []
-    labels = obj["metadata"].get("labels") or {}
-    found = []
-    for name, role in aggregators.items():
-        if name == obj["metadata"]["name"]:
-            continue
-        for selector in role["aggregationRule"].get("clusterRoleSelectors") or []:
-            wanted = selector.get("matchLabels") or {}
-            if wanted and all(labels.get(k) == v for k, v in wanted.items()):
-                found.append(name)
-                break
-    return sorted(found)
-
-
-def roles_first(objs: Sequence[Obj], aggregators: dict[str, Obj]) -> list[Obj]:
-    """Aggregated ClusterRoles first, each after the aggregated roles that gather it; then the rest."""
-    ordered: list[Obj] = []
-    placed: set[str] = set()
-    pending = [o for o in objs if is_aggregated_role(o)]
-    while pending:
-        ready = [o for o in pending if set(aggregating_roles(o, aggregators)) <= placed] or pending[:1]
-        for o in ready:
-            ordered.append(o)
-            placed.add(o["metadata"]["name"])
-        pending = [o for o in pending if o["metadata"]["name"] not in placed]
-    return ordered + [o for o in objs if not is_aggregated_role(o)]
-
-
-def group_by_phase(objects: Sequence[Obj]) -> dict[str, list[Obj]]:
-    phases: dict[str, list[Obj]] = {p: [] for p in PHASES}
-    for obj in objects:
-        phases[phase_of(obj)].append(obj)
-    return phases
 
 
 def resource_name(obj: Obj) -> str:
@@ -173,11 +108,12 @@ def ca_bundle_awaits(obj: Obj) -> list[str]:
 
 
 def with_awaits(obj: Obj) -> Obj:
-    """Tune Pulumi's awaits to the phase design.
+    """Tune Pulumi's awaits to what depends on them.
 
     A webhook configuration is awaited until every webhook in it has its CA (`ca_bundle_awaits`),
-    so later phases never call a webhook clients cannot trust. A Service is not awaited: Pulumi
-    would wait for pods behind it, and pods come in later phases; their readiness is awaited there.
+    so nothing that depends on it calls a webhook clients cannot trust. A Service is not awaited:
+    Pulumi would wait for the pods behind it, which nothing needs from the Service itself (a
+    webhook configuration depends on the workloads behind its Service, awaited available).
     """
     conditions = ca_bundle_awaits(obj)
     if conditions:
@@ -217,29 +153,6 @@ class KubeObject(pulumi.CustomResource):
         return self.__dict__["stringData"]
 
 
-class _BarrierProvider(ResourceProvider):
-    """Creates nothing: a phase barrier only exists to be depended on."""
-
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(f"phase-{props['phase']}", {"phase": props["phase"]})
-
-    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return DiffResult(changes=olds.get("phase") != news.get("phase"))
-
-
-class PhaseBarrier(Resource):
-    """One resource that depends on every object of a phase, so the next phase depends on it alone.
-
-    Depending on a component would copy all of its children into every object's dependency list:
-    O(n^2) edges, a state file of tens of MB, and an engine that crawls.
-    """
-
-    def __init__(self, name: str, phase: str, members: Sequence[pulumi.Resource],
-                 opts: pulumi.ResourceOptions) -> None:
-        super().__init__(_BarrierProvider(), name, {"phase": phase},
-                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(members))))
-
-
 @dataclass(frozen=True)
 class KubeflowArgs:
     objects: Sequence[Obj]
@@ -251,62 +164,47 @@ class KubeflowArgs:
 
 
 class KubeflowDeployment(pulumi.ComponentResource):
-    """The rendered objects of a Kubeflow release, applied phase by phase.
+    """The rendered objects of a Kubeflow release, each applied after what it needs.
 
-    Every object is a direct child of this component, so its URN does not depend on its phase:
-    moving an object to another phase in a later version changes its dependencies, never its
-    identity (a new URN would mean create-then-delete of the same cluster object).
+    Every object is a direct child of this component, so its URN does not depend on what it
+    needs: a later version that changes an object's dependencies never changes its identity (a new
+    URN would mean create-then-delete of the same cluster object). Resources are registered in the
+    graph's order, so each one's dependencies exist when it is registered; the engine then runs
+    every resource as soon as those are done.
     """
 
     def __init__(self, name: str, args: KubeflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:kubeflow:KubeflowDeployment", name, None, opts)
-        self.phases: dict[str, list[KubeObject]] = {}
-        self.barriers: dict[str, PhaseBarrier] = {}
-        self.gates: dict[str, pulumi.Resource] = {}  # phase -> its admission gate (infra/admission.py)
+        self.graph: Graph = derive(args.objects)
+        self.objects: dict[str, KubeObject] = {}  # object key -> resource
+        self.gates: dict[str, AdmissionGate] = {}  # webhook server -> its admission gate (infra/admission.py)
         self.definitions: CustomResourceDefinitions | None = None
-        previous: pulumi.Resource | None = None
-        earlier_webhooks: list[Obj] = []
-        for phase, objs in group_by_phase(args.objects).items():
-            if not objs:
-                continue
-            probes = probes_for(objs, earlier_webhooks, args.objects) if earlier_webhooks else []
-            if probes and previous is not None:
-                previous = AdmissionGate(f"{name}-{phase}-admission", phase, probes, args.kubeconfig, args.context,
-                                         pulumi.ResourceOptions(parent=self, depends_on=[previous],
-                                                                deleted_with=args.deleted_with))
-                self.gates[phase] = previous
-            earlier_webhooks += [o for o in objs if o["kind"] in WEBHOOK_KINDS]
-            after = [previous] if previous else []
-            child_opts = pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=after, delete_before_replace=True,
-                deleted_with=args.deleted_with,
-                custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
-            members_in_order: list[KubeObject] = []
-            crds = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
-            objs = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
-            # Aggregated ClusterRoles go first, and the roles they gather depend on them, so a
-            # removal deletes them last: deleted while the roles they gather still change, they
-            # are re-created at once by the aggregation controller's apply, and Pulumi's delete
-            # waits for a deletion it never sees (found by the upgrade test on a real API server).
-            aggregators = {o["metadata"]["name"]: o for o in objs if is_aggregated_role(o)}
-            made: dict[str, KubeObject] = {}
-            for o in roles_first(objs, aggregators):
-                after_roles = [made[n] for n in aggregating_roles(o, aggregators) if n in made]
-                opts = (pulumi.ResourceOptions.merge(child_opts, pulumi.ResourceOptions(depends_on=after_roles))
-                        if after_roles else child_opts)
-                made_obj = KubeObject(resource_name(o), with_field_manager(with_awaits(o)), opts)
-                if is_aggregated_role(o):
-                    made[o["metadata"]["name"]] = made_obj
-                members_in_order.append(made_obj)
-            members: list[pulumi.Resource] = list(members_in_order)
-            if crds:
-                # CRDs need nothing but the cluster (their kubeconfig input): applied from the start,
-                # while namespaces and the rest of the foundation go in; the foundation's barrier waits for them.
-                self.definitions = CustomResourceDefinitions(
-                    f"{name}-crds", crds, args.kubeconfig, args.context,
+        object_opts = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, delete_before_replace=True, deleted_with=args.deleted_with,
+            custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
+        made: dict[str, pulumi.Resource] = {}
+        for node in self.graph.order():
+            after = pulumi.ResourceOptions(depends_on=[made[dep] for dep in self.graph.needs.get(node, {})])
+            if node == CRDS:
+                # CRDs need nothing but the cluster (their kubeconfig input): applied from the start.
+                made[node] = self.definitions = CustomResourceDefinitions(
+                    f"{name}-crds", self.graph.crds, args.kubeconfig, args.context,
                     pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with))
-                members.append(self.definitions)
-            barrier = PhaseBarrier(f"{name}-{phase}", phase, members, pulumi.ResourceOptions(parent=self))
-            self.phases[phase] = [m for m in members if isinstance(m, KubeObject)]
-            self.barriers[phase] = previous = barrier
-        self.register_outputs({"objectCount": len(args.objects), "phases": list(self.phases)})
+            elif node in self.graph.gates:
+                gate = self.graph.gates[node]
+                made[node] = self.gates[gate.server] = AdmissionGate(
+                    f"{name}-admission-{gate_slug(gate.server)}", gate.server, gate.probes, args.kubeconfig,
+                    args.context, pulumi.ResourceOptions.merge(
+                        pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with), after))
+            else:
+                obj = self.graph.objects[node]
+                made[node] = self.objects[node] = KubeObject(
+                    resource_name(obj), with_field_manager(with_awaits(obj)),
+                    pulumi.ResourceOptions.merge(object_opts, after))
+        self.register_outputs({"objectCount": len(args.objects), "dependencyCount": self.graph.edge_count()})
+
+
+def gate_slug(server: str) -> str:
+    """A webhook server ("namespace/service" or a URL) as part of a resource name."""
+    slug = "".join(c if c.isalnum() or c == "-" else "-" for c in server.lower())
+    return "-".join(part for part in slug.split("-") if part)

@@ -1,8 +1,8 @@
 """Admission gates (infra/admission.py): T0 on which objects a gate probes, T1 on the real render,
 T2 on a real kube-apiserver calling a real TLS webhook that starts only after its configuration is
-in place: `pulumi up` of the project's ordered apply waits for it instead of failing the next
-phase's create with "failed calling webhook ... connection refused" (kind-local's intermittent
-failure at cert-manager's Issuers)."""
+in place: `pulumi up` of the project's ordered apply waits for it instead of failing the
+intercepted object's create with "failed calling webhook ... connection refused" (kind-local's
+intermittent failure at cert-manager's Issuers)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ import pytest
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from infra.admission import intercepts, not_served, probes_for
-from infra.apply import KubeflowArgs, KubeflowDeployment, group_by_phase
+from infra.admission import not_served
+from infra.apply import KubeflowArgs, KubeflowDeployment
 from infra.automation import inline_stack
 from infra.config import parse_stack_config
-from infra.manifests.render import render
+from infra.dependencies import GATE_PREFIX, derive
+from infra.manifests.render import object_key, render
 from infra.process import free_port
 from infra.wait import wait_until
 from tests.helpers import base_raw
@@ -52,13 +53,16 @@ def webhook_config(url: str, ca: bytes) -> dict[str, Any]:
                                      "resources": ["widgets"]}]}]}
 
 
-def test_only_objects_an_earlier_webhook_intercepts_are_probed() -> None:
-    hooks = [webhook_config("https://127.0.0.1:1/", b"x")]
+def test_only_objects_the_webhook_intercepts_are_probed_and_gated() -> None:
+    url = "https://127.0.0.1:1/"
+    hook = webhook_config(url, b"x")
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}
-    assert intercepts(hooks, WIDGET, {(GROUP, "Widget"): "widgets"})
-    assert not intercepts(hooks, cm, {})
-    assert probes_for([cm, secret, WIDGET], hooks, [CRD]) == [WIDGET]
+    graph = derive([CRD, hook, cm, secret, WIDGET])
+    assert list(graph.gates) == [GATE_PREFIX + url]
+    assert graph.gates[GATE_PREFIX + url].probes == (WIDGET,)
+    assert GATE_PREFIX + url in graph.needs[object_key(WIDGET)]
+    assert graph.needs[object_key(cm)] == {} and graph.needs[object_key(secret)] == {}
     assert not_served('Internal error occurred: failed calling webhook "x": dial tcp: connect: connection refused')
     assert not not_served('admission webhook "x" denied the request: size must be positive')
 
@@ -69,14 +73,14 @@ def test_kind_local_render_gates_cert_managers_issuers_and_sim_has_no_gate(manif
                 "exclude": ["istio", "kubeflow-istio-resources", "knative-serving", "pipelines", "centraldashboard"]}
     storage = {"mode": "existing", "defaultClass": "standard"}
     cfg = parse_stack_config("t", base_raw(kubeflow=no_istio, storage=storage), {"auth"})
-    phases = group_by_phase(render(cfg, manifests_tree).objects)
-    hooks = [o for o in phases["cert-manager"] if o["kind"].endswith("WebhookConfiguration")]
-    probed = {(o["kind"], o["metadata"]["name"]) for o in probes_for(phases["certificates"], hooks,
-                                                                       [o for p in phases.values() for o in p])}
+    graph = derive(render(cfg, manifests_tree).objects)
+    gate = graph.gates[GATE_PREFIX + "cert-manager/cert-manager-webhook"]
+    probed = {(o["kind"], o["metadata"]["name"]) for o in gate.probes}
     assert ("ClusterIssuer", "kubeflow-self-signing-issuer") in probed
     sim = parse_stack_config("s", base_raw(cluster={"provider": "sim", "name": "s"}), {"auth"})
     sim_objects = render(sim, manifests_tree).objects
     assert not [o for o in sim_objects if o["kind"].endswith("WebhookConfiguration")]  # so no gate on sim
+    assert derive(sim_objects).gates == {}
 
 
 class LateWebhook:
@@ -151,7 +155,7 @@ def test_up_waits_for_a_webhook_that_answers_late(sim_kubeconfig: Path, tmp_path
         finally:
             hook.up_done.set()
         assert result.summary.result == "succeeded"
-        assert result.outputs["gates"].value == ["resources"]
+        assert result.outputs["gates"].value == [f"https://127.0.0.1:{port}/validate"]
         assert hook.up_running_at_start is True
         kinds = [(r["kind"]["kind"], r["dryRun"]) for r in hook.reviews]
         assert kinds[0] == ("Widget", True), kinds  # the gate's dry-run came first, then the real create

@@ -17,8 +17,8 @@ def outputs_event(urn: str, type_: str) -> EngineEvent:
     return EngineEvent(sequence=0, timestamp=0, res_outputs_event=ResOutputsEvent(metadata=meta))
 
 
-def test_timeline_marks_cluster_and_phases_in_order_and_ignores_other_events(monkeypatch) -> None:
-    clock = iter([0.0, 100.0, 101.0, 103.5, 105.0, 110.5, 125.0])  # creation, start(), then each event
+def test_timeline_marks_the_cluster_and_when_each_part_was_done(monkeypatch) -> None:
+    clock = iter([0.0, 100.0, 101.0, 103.5, 105.0, 108.0, 110.5, 125.0])  # creation, start(), then each event
     monkeypatch.setattr("infra.bench.timeline.time.monotonic", lambda: next(clock))
     timeline = Timeline()
     timeline.start()  # t0 = 100
@@ -27,27 +27,36 @@ def test_timeline_marks_cluster_and_phases_in_order_and_ignores_other_events(mon
         metadata=StepEventMetadata(op="create", urn=namespace, type="kubernetes:core/v1:Namespace", provider=""))))
     timeline(outputs_event(f"{STACK}::pulumi:providers:kubernetes::kf-k8s", "pulumi:providers:kubernetes"))
     timeline(outputs_event(namespace, "kubernetes:core/v1:Namespace"))
-    timeline(outputs_event(f"{STACK}::pulumi-python:dynamic:Resource::kf-base",
-                           "pulumi-python:dynamic:Resource"))
+    timeline(outputs_event(f"{STACK}::kubernetes:core/v1:Namespace::auth", "kubernetes:core/v1:Namespace"))
+    timeline(outputs_event(f"{STACK}::pulumi-python:dynamic:Resource::kf-crds", "pulumi-python:dynamic:Resource"))
     timeline(SimpleNamespace(res_outputs_event=None))  # a diagnostic or summary event
-    timeline(outputs_event(f"{STACK}::pulumi-python:dynamic:Resource::kf-resources",
-                           "pulumi-python:dynamic:Resource"))
+    timeline(outputs_event(f"{STACK}::kubernetes:kubeflow.org/v1:Profile::alice", "kubernetes:kubeflow.org/v1:Profile"))
 
-    assert timeline.marks == {"cluster": 3.5, "phase:base": 10.5, "phase:resources": 25.0}
-    assert timeline.resources_done == 4
+    # A part is marked when its last step is done; the parts overlap, so a part done before the
+    # latest mark of the parts before it counts 0 s.
+    assert timeline.marks == {"cluster": 3.5, "phase:base": 8.0, "phase:foundation": 10.5, "phase:resources": 25.0}
+    assert timeline.resources_done == 5
     assert timeline.steps[namespace] == [1.0, 5.0]
-    assert timeline.phase_durations() == [("cluster", 3.5), ("phase:base", 7.0), ("phase:resources", 14.5)]
+    assert timeline.phase_durations() == [("cluster", 3.5), ("phase:base", 4.5), ("phase:foundation", 2.5),
+                                          ("phase:resources", 14.5)]
+    timeline.marks["phase:foundation"] = 7.0
+    assert timeline.phase_durations()[2] == ("phase:foundation", 0.0)
+    timeline.marks["phase:foundation"] = 10.5
 
     results = {"pulumi-up": 30.0}
     record_timeline(timeline, results)
     assert results["pulumi-up-cluster"] == 3.5
     assert results["pulumi-up-kubeflow"] == 26.5
-    assert results["pulumi-up-phases"] == {"cluster": 3.5, "phase:base": 7.0, "phase:resources": 14.5}
+    assert results["pulumi-up-phases"] == {"cluster": 3.5, "phase:base": 4.5, "phase:foundation": 2.5,
+                                           "phase:resources": 14.5}
 
 
-def test_a_kubernetes_object_named_like_a_phase_is_not_a_barrier() -> None:
+def test_steps_are_labelled_by_the_part_of_the_release_they_belong_to() -> None:
     timeline = Timeline()
     config_map = "kubernetes:core/v1:ConfigMap"
-    assert timeline.label_of(f"{STACK}::{config_map}::x-resources", config_map) is None
-    assert timeline.label_of(f"{STACK}::pulumi-python:dynamic:Resource::kf-webhooks",
+    assert timeline.label_of(f"{STACK}::{config_map}::kubeflow/x-resources", config_map) == "phase:foundation"
+    assert timeline.label_of(f"{STACK}::pulumi-python:dynamic:Resource::kf-admission-kubeflow-kserve",
                              "pulumi-python:dynamic:Resource") == "phase:webhooks"
+    assert timeline.label_of(f"{STACK}::pulumi:providers:kubernetes::k8s", "pulumi:providers:kubernetes") == "cluster"
+    assert timeline.label_of(f"{STACK}::pulumi-python:dynamic:Resource::kfs-kwok",
+                             "pulumi-python:dynamic:Resource") is None

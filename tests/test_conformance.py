@@ -131,7 +131,7 @@ def test_data_guard_flags_only_what_destroys_data():
         "delete StatefulSet kubeflow-data/metadata-db", "delete Namespace kubeflow"]
 
 
-def test_timeline_steps_land_in_their_apply_phase():
+def test_timeline_steps_land_in_their_part_of_the_release():
     urn = "urn:pulumi:t::kubeflow-stacks::kubeflow-stacks:kubeflow:KubeflowDeployment$kubernetes:apps/v1:Deployment" \
           "::kubeflow/ml-pipeline"
     assert urn_type_and_name(urn) == ("kubernetes:apps/v1:Deployment", "kubeflow/ml-pipeline")
@@ -139,7 +139,8 @@ def test_timeline_steps_land_in_their_apply_phase():
     assert phase_of_step("kubernetes:core/v1:Namespace", "kubeflow") == "base"
     assert phase_of_step("kubernetes:cert-manager.io/v1:Certificate", "kubeflow/x") == "certificates"
     assert phase_of_step("pulumi-python:dynamic:Resource", "kubeflow-crds") == "foundation"
-    assert phase_of_step("pulumi-python:dynamic:Resource", "kubeflow-webhooks") == "webhooks"
+    assert phase_of_step("pulumi-python:dynamic:Resource", "kubeflow-admission-cert-manager-cert-manager-webhook") \
+        == "webhooks"
     assert phase_of_step("pulumi:providers:kubernetes", "k8s") == "cluster"
 
 

@@ -1,5 +1,5 @@
 """T0: the Pulumi program under Pulumi's own mocks: what each cluster provider registers, how the
-Kubeflow component is parented and phased, and which outputs are secret."""
+Kubeflow component is parented and ordered, and which outputs are secret."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.apply import PHASES, group_by_phase, phase_of
+from infra.apply import resource_name, type_token
 from infra.config import ConfigError, parse_stack_config
+from infra.dependencies import CRDS, derive
+from infra.manifests.render import object_key
 from tests.helpers import base_raw
 
 
@@ -40,9 +42,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return [r.typ for r in self.registered]
 
     def clusters(self) -> list[pulumi.runtime.MockResourceArgs]:
-        """Dynamic resources that are cluster lifecycles (the others are phase barriers and the CRDs)."""
+        """Dynamic resources that are cluster lifecycles (the others are admission gates and the CRDs)."""
         return [r for r in self.registered if r.typ == "pulumi-python:dynamic:Resource"
-                and "phase" not in r.inputs and "definitions" not in r.inputs]
+                and "server" not in r.inputs and "definitions" not in r.inputs]
 
 
 def _resolve(output: pulumi.Output) -> Any:
@@ -145,22 +147,18 @@ def test_existing_cluster_creates_nothing_but_a_provider(mocks, manifests_tree, 
     assert secret
 
 
-def test_kubeflow_objects_share_one_parent_and_are_grouped_in_phases(mocks, manifests_tree):
+def test_kubeflow_objects_share_one_parent_and_are_registered_after_what_they_need(mocks, manifests_tree):
     def program():
-        stack = _build({"provider": "sim", "name": "s"}, manifests_tree)
-        urns = [_resolve(r.urn) for members in stack.kubeflow.phases.values() for r in members]
+        stack = _build({"provider": "kind", "name": "k"}, manifests_tree)
+        urns = [_resolve(r.urn) for r in stack.kubeflow.objects.values()]
         return stack, urns
 
     stack, urns = in_pulumi(program)
-    assert list(stack.kubeflow.phases) == [p for p in PHASES if p in stack.kubeflow.phases]
-    # The URN does not name the phase, so moving an object between phases keeps its identity.
+    # The URN does not name what an object needs, so a change of its needs keeps its identity.
     dex_suffix = "kubeflow-stacks:kubeflow:KubeflowDeployment$kubernetes:apps/v1:Deployment::auth/dex"
     assert [u for u in urns if u.endswith(dex_suffix)]
     parents = {u.split("::")[2].split("$")[-2] for u in urns}
     assert parents == {"kubeflow-stacks:kubeflow:KubeflowDeployment"}, parents
-    # Each phase holds exactly the objects phase_of assigns to it.
-    for phase, members in stack.kubeflow.phases.items():
-        assert {phase_of(m.obj) for m in members} == {phase}
     k8s_objects = [r for r in mocks.registered if r.typ.startswith("kubernetes:")]
     # CRDs are one resource (infra/definitions.py); every other object is its own.
     [crds] = [r for r in mocks.registered if "definitions" in r.inputs]
@@ -169,18 +167,34 @@ def test_kubeflow_objects_share_one_parent_and_are_grouped_in_phases(mocks, mani
     assert set(crds.inputs["definitions"]) == rendered_crds
     assert not [r for r in k8s_objects if r.typ.endswith(":CustomResourceDefinition")]
     assert len(k8s_objects) + len(rendered_crds) == len(stack.rendered.objects)
+    assert set(stack.kubeflow.objects) == {object_key(o) for o in stack.rendered.objects} - \
+        {object_key(o) for o in stack.rendered.find("CustomResourceDefinition")}
     # One stable field manager, so objects adopted after an interrupted update can still change.
     managers = {r.inputs["metadata"]["annotations"].get("pulumi.com/patchFieldManager") for r in k8s_objects}
     assert managers == {"kubeflow-stacks"}
-    barriers = [r.inputs["phase"] for r in mocks.registered if "phase" in r.inputs]
-    assert barriers == list(stack.kubeflow.phases)
+    # No phase barriers: the dynamic resources are the cluster, the CRDs and one gate per webhook server.
+    gates = [r.inputs["server"] for r in mocks.registered if "server" in r.inputs]
+    assert gates == sorted(stack.kubeflow.gates) and "cert-manager/cert-manager-webhook" in gates
+    # Every resource is registered after the resources it depends on (they must exist to be named).
+    graph = derive(stack.rendered.objects)
+    registered = {(r.typ, r.name): i for i, r in enumerate(mocks.registered)}
+
+    def position(node: str) -> int:
+        if node == CRDS:
+            return registered[("pulumi-python:dynamic:Resource", "kubeflow-crds")]
+        obj = graph.objects[node]
+        return registered[(type_token(obj), resource_name(obj))]
+
+    late = [(node, dep) for node, deps in graph.needs.items() if node not in graph.gates
+            for dep in deps if dep not in graph.gates and position(dep) > position(node)]
+    assert late == []
 
 
 def test_secret_objects_are_secret_inputs(mocks, manifests_tree):
     def program():
         stack = _build({"provider": "sim", "name": "s"}, manifests_tree)
-        return [(_resolve(r.urn), _is_secret(r.string_data)) for members in stack.kubeflow.phases.values()
-                for r in members if r.obj["kind"] == "Secret" and "stringData" in r.obj]
+        return [(_resolve(r.urn), _is_secret(r.string_data)) for r in stack.kubeflow.objects.values()
+                if r.obj["kind"] == "Secret" and "stringData" in r.obj]
 
     secrets = in_pulumi(program)
     assert any(urn.endswith("::auth/dex-passwords") for urn, _ in secrets)
@@ -199,29 +213,31 @@ def test_invalid_config_registers_nothing(mocks, manifests_tree):
     assert mocks.registered == []
 
 
-def test_phase_order_respects_dependencies(manifests_tree):
+def test_the_apply_graph_keeps_the_orderings_components_need(manifests_tree):
     from infra.manifests.render import render
 
     rendered = render(parse_stack_config("test", base_raw(), {"auth"}), manifests_tree)
-    phases = group_by_phase(rendered.objects)
-    index = {p: i for i, p in enumerate(PHASES)}
+    graph = derive(rendered.objects)
 
-    def where(kind: str, name: str) -> int:
+    def node(kind: str, name: str) -> str:
         [obj] = [o for o in rendered.objects if o["kind"] == kind and o["metadata"]["name"] == name]
-        return index[phase_of(obj)]
+        return object_key(obj)
 
-    assert {o["kind"] for o in phases["base"]} <= {"Namespace", "StorageClass", "PersistentVolume"}
-    assert all(phase_of(o) == "base" for o in rendered.find("Namespace"))
-    # CRDs come before any custom resource (certificates onwards), beside the foundation objects.
-    assert all(phase_of(o) == "foundation" for o in rendered.find("CustomResourceDefinition"))
-    assert where("Deployment", "cert-manager-webhook") < where("ClusterIssuer", "kubeflow-self-signing-issuer")
-    assert where("Certificate", "katib-webhook-cert") < where("Deployment", "katib-controller")
-    assert where("Deployment", "istiod") < where("Gateway", "kubeflow-gateway")
-    assert where("MutatingWebhookConfiguration", "istio-sidecar-injector") < where("Deployment", "ml-pipeline")
-    assert where("Deployment", "dex") < where("Deployment", "oauth2-proxy")
-    assert where("Deployment", "controller") < where("Deployment", "kserve-controller-manager")
-    assert where("Deployment", "profiles-deployment") < where("Profile", "kubeflow-alice-example-org")
-    assert all(phase_of(o) != "base" for o in rendered.objects if o["kind"] == "ServiceAccount")
+    def after(kind: str, name: str, *needs: tuple[str, str]) -> None:
+        missing = {node(*n) for n in needs} - graph.reachable(node(kind, name))
+        assert not missing, f"{kind} {name} does not wait for {missing}"
+
+    after("ClusterIssuer", "kubeflow-self-signing-issuer", ("Deployment", "cert-manager-webhook"))
+    after("Deployment", "katib-controller", ("Certificate", "katib-webhook-cert"))
+    after("Deployment", "ml-pipeline", ("MutatingWebhookConfiguration", "istio-sidecar-injector"),
+          ("Deployment", "istiod"), ("DaemonSet", "istio-cni-node"))
+    after("Profile", "kubeflow-alice-example-org", ("Deployment", "profiles-deployment"))
+    # KServe's controller looks for Knative's kinds when it starts: it waits for the definitions.
+    assert CRDS in graph.reachable(node("Deployment", "kserve-controller-manager"))
+    # What needs no definitions does not wait for them (they take seconds to be established).
+    for name in ("oauth2-proxy", "katib-mysql", "metadata-envoy-deployment"):
+        assert CRDS not in graph.reachable(node("Deployment", name)), name
+    assert all(graph.needs[object_key(n)] == {} for n in rendered.find("Namespace"))
 
 
 def test_static_volumes_and_their_class_come_before_the_claims(manifests_tree):
@@ -230,8 +246,14 @@ def test_static_volumes_and_their_class_come_before_the_claims(manifests_tree):
 
     cfg = parse_stack_config("test", base_raw(storage={"mode": "static", "defaultClass": "kf-static"}), {"auth"})
     rendered = render(cfg, manifests_tree)
-    index = {p: i for i, p in enumerate(PHASES)}
-    volumes = rendered.find("PersistentVolume") + rendered.find("StorageClass")
+    graph = derive(rendered.objects)
+    [storage_class] = rendered.find("StorageClass")
+    volumes = rendered.find("PersistentVolume")
     claims = rendered.find("PersistentVolumeClaim")
-    assert len(volumes) == 4 and len(claims) == 3
-    assert max(index[phase_of(v)] for v in volumes) < min(index[phase_of(c)] for c in claims)
+    assert len(volumes) == 3 and len(claims) == 3
+    for claim in claims:
+        ns, name = claim["metadata"]["namespace"], claim["metadata"]["name"]
+        [volume] = [v for v in volumes if v["spec"]["claimRef"] == {"namespace": ns, "name": name}]
+        assert graph.needs[object_key(claim)] == {f"core/Namespace:{ns}": "namespace",
+                                                  object_key(storage_class): "storage", object_key(volume): "storage"}
+        assert graph.needs[object_key(volume)] == {object_key(storage_class): "storage"}

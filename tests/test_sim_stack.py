@@ -259,7 +259,7 @@ def test_config_change_has_exactly_the_expected_diff(sim: Sim):
     sim.ts.stack.preview(on_event=on_event)
     assert ops == {
         # Pulumi hands the stack's config to the default provider of Python dynamic resources, so
-        # a config change updates it (the cluster and phase barriers themselves do not change).
+        # a config change updates it (the cluster and the CRDs themselves do not change).
         "default pulumi:providers:pulumi-python": auto.OpType.UPDATE,
         "auth/dex kubernetes:core/v1:ConfigMap": auto.OpType.UPDATE,
         "auth/dex-passwords kubernetes:core/v1:Secret": auto.OpType.UPDATE,

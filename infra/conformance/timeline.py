@@ -1,44 +1,15 @@
-"""Per-resource timelines of a `pulumi up`, each resource put in the apply phase it belongs to.
+"""Per-resource timelines of a `pulumi up`, each resource put in the part of the release it belongs to.
 
-`infra/bench/timeline.py` records when every step started and finished (by URN); this names each
-step's phase the way `infra/apply.py` assigns it, so the report can group the latest run's
-timeline by phase.
+`infra/bench/timeline.py` records when every step started and finished (by URN) and names each
+step's part (`phase_of_step`, after `infra.apply.phase_of`), so the report can group the latest
+run's timeline by part.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from infra.apply import PHASES, phase_of
-from infra.bench.timeline import Timeline
-
-CLUSTER = "cluster"
-OTHER = "other"
-
-
-def urn_type_and_name(urn: str) -> tuple[str, str]:
-    """urn:pulumi:<stack>::<project>::<parent types$...$type>::<name> -> (type, name)."""
-    parts = urn.split("::")
-    return parts[2].split("$")[-1] if len(parts) > 3 else "", parts[-1]
-
-
-def phase_of_step(type_: str, name: str) -> str:
-    """The apply phase of a step: Kubernetes objects by infra.apply.phase_of, the CRD bundle in
-    the foundation, a phase barrier in its own phase, the cluster and providers as "cluster"."""
-    if type_.startswith("kubernetes:") and not type_.startswith("kubernetes:index"):
-        _, api, kind = type_.split(":", 2)
-        ns, _, obj_name = name.rpartition("/")
-        meta = {"name": obj_name, **({"namespace": ns} if ns else {})}
-        return phase_of({"apiVersion": api.removeprefix("core/"), "kind": kind, "metadata": meta})
-    if name.endswith("-crds"):
-        return "foundation"
-    for phase in PHASES:
-        if type_.startswith("pulumi-python:dynamic") and name.endswith(f"-{phase}"):
-            return phase
-    if type_.startswith(("pulumi:providers", "kubeflow-stacks:clusters")) or "Cluster" in type_ or \
-            name.endswith("-kwok"):
-        return CLUSTER
-    return OTHER
+from infra.bench.timeline import Timeline, phase_of_step, urn_type_and_name
 
 
 def timeline_rows(timeline: Timeline) -> list[dict[str, Any]]:
@@ -56,5 +27,5 @@ def timeline_rows(timeline: Timeline) -> list[dict[str, Any]]:
 
 
 def phase_seconds(timeline: Timeline) -> dict[str, float]:
-    """Seconds per part of the up (the cluster, then each phase from the end of the one before)."""
+    """Seconds per part of the up (the cluster, then each part from the latest mark before it)."""
     return {label.removeprefix("phase:"): seconds for label, seconds in timeline.phase_durations()}
