@@ -21,9 +21,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from infra.manifests.render import group_of
+from infra.manifests.objects import Obj, group_of
 
-Obj = dict[str, Any]
 GATE_TIMEOUT_S = 300.0
 NOT_SERVED = ("failed calling webhook", "no endpoints available for service", "connection refused")
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")

@@ -38,9 +38,7 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
 from infra.admission import AdmissionGate, probes_for
 from infra.definitions import FIELD_MANAGER, CustomResourceDefinitions
-from infra.manifests.render import group_of
-
-Obj = dict[str, Any]
+from infra.manifests.objects import Obj, group_of
 
 PHASES = ("base", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
           "webhooks", "resources")

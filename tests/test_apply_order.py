@@ -14,7 +14,8 @@ import pytest
 
 from infra.apply import PHASES, WAIT_FOR_ANNOTATION, WEBHOOK_KINDS, WORKLOAD_KINDS, phase_of, with_awaits
 from infra.config import parse_stack_config
-from infra.manifests.render import Rendered, render
+from infra.manifests.objects import Rendered
+from infra.manifests.render import render
 from tests.helpers import base_raw
 
 pytestmark = pytest.mark.render

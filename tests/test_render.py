@@ -11,10 +11,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra.apply import BUILTIN_GROUPS, group_of
+from infra.apply import BUILTIN_GROUPS
 from infra.auth.passwords import verify
 from infra.config import parse_stack_config
-from infra.manifests.render import Rendered, render
+from infra.manifests.objects import Rendered, group_of
+from infra.manifests.render import render
 from infra.run import run
 from tests.helpers import ALICE, BOB, CLIENT_SECRET
 

@@ -13,9 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -23,6 +21,8 @@ from infra.config import StackConfig
 from infra.errors import UserError
 from infra.manifests.components import select_components
 from infra.manifests.derive import check_paths, component_map_for
+from infra.manifests.objects import Obj, Rendered
+from infra.patches import apply_patches
 from infra.paths import cache_root
 from infra.run import CommandError, run
 
@@ -38,44 +38,9 @@ LEGACY_ORDER_FIRST = [
 ]
 LEGACY_ORDER_LAST = ["ValidatingWebhookConfiguration"]
 
-Obj = dict[str, Any]
-
 
 class RenderError(UserError):
     """kustomize refused the selected paths of a manifests tree."""
-
-
-@dataclass
-class Rendered:
-    """The objects a stack applies, and how they came to be."""
-
-    objects: list[Obj]
-    release: str
-    components: list[str]
-    tree: Path
-    adjustments: list[str] = field(default_factory=list)
-
-    def find(self, kind: str, name: str | None = None, namespace: str | None = None) -> list[Obj]:
-        return [o for o in self.objects if o["kind"] == kind
-                and (name is None or o["metadata"]["name"] == name)
-                and (namespace is None or o["metadata"].get("namespace") == namespace)]
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump_all(self.objects, sort_keys=False, default_flow_style=False)
-
-
-def group_of(obj: Obj) -> str:
-    """An object's API group ("" for the core group)."""
-    api = obj["apiVersion"]
-    return api.split("/")[0] if "/" in api else ""
-
-
-def object_key(obj: Obj) -> str:
-    """A stable identity: group/Kind:namespace/name."""
-    group = group_of(obj) or "core"
-    meta = obj["metadata"]
-    ns = meta.get("namespace", "")
-    return f"{group}/{obj['kind']}:{ns}/{meta['name']}" if ns else f"{group}/{obj['kind']}:{meta['name']}"
 
 
 # libyaml's safe loader reads the same documents as PyYAML's pure-Python one, five times faster: a
@@ -139,8 +104,6 @@ def _cache_key(tree: Path, paths: Sequence[str], components: Sequence[str], kust
 
 def render(cfg: StackConfig, tree: Path) -> Rendered:
     """Every object the stack applies, patched for its storage, auth, profiles and provider."""
-    from infra.patches import apply_patches
-
     cmap = component_map_for(cfg.kubeflow, tree)
     selected = select_components(cmap, cfg.kubeflow)
     check_paths(tree, cmap, selected, cfg.cluster.provider)  # a moved path fails here, naming it

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from infra.config import StackConfig
 from infra.errors import UserError
-
-if TYPE_CHECKING:
-    from infra.config import StackConfig
-    from infra.manifests.render import Rendered
+from infra.gateway.standin import standin_objects
+from infra.manifests.objects import Rendered
 
 
 def apply(rendered: Rendered, cfg: StackConfig) -> None:
-    from infra.gateway.standin import standin_objects
-
     if not cfg.gateway.standin:
         return
     if "istio" in rendered.components:
