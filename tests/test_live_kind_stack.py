@@ -92,7 +92,7 @@ def kind_stack(container_runtime: docker.RuntimeState, manifests_tree: Path,  # 
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[KindStack]:
     require_toolchain("kind", "pulumi", "kubectl", "kustomize")
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
-        pytest.skip("the node image's source route needs root and debootstrap")
+        pytest.skip("NOT RUN: the node image's source route needs root and debootstrap")
     from infra.nodeimage.build import NodeImageError, build_node_image
     from infra.nodeimage.components import build_component_images
     from infra.toolchain.model import ToolchainError

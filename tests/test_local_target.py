@@ -29,7 +29,7 @@ def _binary_or_skip(name: str) -> Path:
     try:
         return binary(name)
     except MissingBinary as exc:
-        pytest.skip(f"{name} is not installed here ({exc})")
+        pytest.skip(f"NOT RUN: {name} is not installed here ({exc})")
 
 
 def test_users_and_profiles_are_validated_by_the_stack_parser() -> None:

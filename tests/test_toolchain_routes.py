@@ -267,7 +267,7 @@ def test_probe_failure_falls_back_to_the_next_route(monkeypatch: pytest.MonkeyPa
 def go_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GoProxy]:
     """The go command pointed at a local proxy and a throw-away module cache (the build cache is reused)."""
     if shutil.which("go") is None:
-        pytest.skip("the module and source routes need Go on PATH (not installed here)")
+        pytest.skip("NOT RUN: the module and source routes need Go on PATH (not installed here)")
     proxy = GoProxy(tmp_path / "goproxy")
     proxy.root.mkdir()
     found = gobuild.installed_go()
@@ -393,7 +393,7 @@ def test_source_route_builds_with_the_pinned_go(tmp_path: Path) -> None:
     """A tool pinning go_toolchain is built by that Go release (fetched from the real module proxy
     once, then from the module cache), and its marker says so; the Go found here is newer."""
     if shutil.which("go") is None:
-        pytest.skip("the source route needs Go on PATH (not installed here)")
+        pytest.skip("NOT RUN: the source route needs Go on PATH (not installed here)")
     fetch = run(["go", "version"], timeout=600, check=False, env={"GOTOOLCHAIN": f"go{DEX_GO}"})
     if fetch.returncode != 0 or f"go{DEX_GO}" not in fetch.stdout:
         pytest.skip(f"NOT RUN: the go command cannot fetch go{DEX_GO} from its module proxy: {fetch.stderr.strip()}")

@@ -120,12 +120,9 @@ def test_render_command_reports_a_moved_path_without_a_traceback(tmp_path: Path,
 
 @pytest.mark.render
 def test_v1_10_2_renders_and_an_unmapped_release_renders_the_same(previous_tree: Path):
-    try:
-        from infra.toolchain import tool_path
+    from tests.helpers import require_toolchain
 
-        tool_path("kustomize")
-    except Exception as exc:
-        pytest.skip(f"render tier needs the pinned kustomize: {exc}")
+    require_toolchain("kustomize")  # NOT RUN when it is missing; any other failure of the lookup fails
     mapped = render(parse_stack_config("t", base_raw(kubeflow={"release": "v1.10.2"}), {"auth"}), previous_tree)
     kinds = {o["kind"] for o in mapped.objects}
     assert "training-operator" in mapped.components and "trainer" not in mapped.components
