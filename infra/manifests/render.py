@@ -61,15 +61,29 @@ def kustomization(tree: Path, workdir: Path, paths: Sequence[str], components: S
     }
 
 
-def kustomize_build(tree: Path, paths: Sequence[str], components: Sequence[str]) -> list[Obj]:
-    """Run the pinned kustomize over the selected paths; cached by inputs, since it takes seconds."""
+def kustomize_build(tree: Path, paths: Sequence[str], components: Sequence[str], *,
+                    cache: bool = True) -> list[Obj]:
+    """Run the pinned kustomize over the selected paths; cached by inputs, since it takes seconds
+    (`cache=False`: neither read nor written, kustomize runs)."""
     from infra.toolchain import tool_path
 
     kustomize = tool_path("kustomize")
+    if not cache:
+        return _build(kustomize, tree, paths, components)
     key = _cache_key(tree, paths, components, kustomize)
     cached = cache_root() / "render" / f"{key}.json"
     if cached.exists():
         return json.loads(cached.read_text())
+    objects = _build(kustomize, tree, paths, components)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp_file = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp_file.write_text(json.dumps(objects))
+    tmp_file.replace(cached)
+    return objects
+
+
+def _build(kustomize: Path, tree: Path, paths: Sequence[str], components: Sequence[str]) -> list[Obj]:
+    """`kustomize build` of a kustomization over the selected paths, in a directory of its own."""
     with tempfile.TemporaryDirectory(prefix="kfstack-kustomize-") as tmp:
         workdir = Path(tmp)
         (workdir / "kustomization.yaml").write_text(
@@ -79,12 +93,7 @@ def kustomize_build(tree: Path, paths: Sequence[str], components: Sequence[str])
         except CommandError as exc:
             raise RenderError(f"kustomize could not build the selected components of {tree}: "
                               f"{exc.stderr.strip()[-2000:] or exc}") from exc
-    objects = [d for d in yaml.load_all(out, Loader=YAML_LOADER) if d]
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp_file = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmp_file.write_text(json.dumps(objects))
-    tmp_file.replace(cached)
-    return objects
+    return [d for d in yaml.load_all(out, Loader=YAML_LOADER) if d]
 
 
 def _cache_key(tree: Path, paths: Sequence[str], components: Sequence[str], kustomize: Path) -> str:
@@ -102,8 +111,9 @@ def _cache_key(tree: Path, paths: Sequence[str], components: Sequence[str], kust
     return h.hexdigest()[:32]
 
 
-def render(cfg: StackConfig, tree: Path) -> Rendered:
-    """Every object the stack applies, patched for its storage, auth, profiles and provider."""
+def render(cfg: StackConfig, tree: Path, *, cache: bool = True) -> Rendered:
+    """Every object the stack applies, patched for its storage, auth, profiles and provider
+    (`cache=False`: kustomize runs, its render cache is neither read nor written)."""
     cmap = component_map_for(cfg.kubeflow, tree)
     selected = select_components(cmap, cfg.kubeflow)
     check_paths(tree, cmap, selected, cfg.cluster.provider)  # a moved path fails here, naming it
@@ -112,7 +122,7 @@ def render(cfg: StackConfig, tree: Path) -> Rendered:
         for p in cmap.paths_for(name, cfg.cluster.provider):
             if p not in paths:
                 paths.append(p)
-    objects = copy.deepcopy(kustomize_build(tree, paths, cmap.kustomize_components))
+    objects = copy.deepcopy(kustomize_build(tree, paths, cmap.kustomize_components, cache=cache))
     rendered = Rendered(objects=objects, release=cfg.kubeflow.release, components=selected, tree=tree)
     apply_patches(rendered, cfg)
     return rendered
