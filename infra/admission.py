@@ -22,7 +22,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-Obj = dict[str, Any]
+from infra.manifests.objects import Obj
+
 GATE_TIMEOUT_S = 300.0
 NOT_SERVED = ("failed calling webhook", "no endpoints available for service", "connection refused")
 

@@ -25,9 +25,7 @@ import pulumi
 from infra.admission import AdmissionGate
 from infra.definitions import FIELD_MANAGER, CustomResourceDefinitions
 from infra.dependencies import CRDS, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part
-from infra.manifests.render import group_of
-
-Obj = dict[str, Any]
+from infra.manifests.objects import Obj, group_of
 
 PHASES = ("base", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
           "webhooks", "resources")

@@ -27,13 +27,13 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
+from infra.manifests.objects import Obj
+
 FIELD_MANAGER = "kubeflow-stacks"
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 ESTABLISH_TIMEOUT_S = 300.0
 DELETE_TIMEOUT_S = 600.0
 APPLY_THREADS = 4
-
-Obj = dict[str, Any]
 
 
 def definition_bodies(objects: Sequence[Obj]) -> dict[str, str]:

@@ -54,7 +54,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.manifests.render import group_of, object_key
+from infra.manifests.objects import group_of, object_key
 
 Obj = dict[str, Any]
 

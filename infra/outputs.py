@@ -8,7 +8,7 @@ import pulumi
 
 from infra.config import StackConfig
 from infra.gateway.standin import ingress
-from infra.manifests.render import Rendered
+from infra.manifests.objects import Rendered
 
 
 def connect_text(cfg: StackConfig) -> str:

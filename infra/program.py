@@ -18,7 +18,7 @@ from infra.config import CONFIG_KEYS, PROJECT, StackConfig, parse_stack_config
 if TYPE_CHECKING:
     from infra.apply import KubeflowDeployment
     from infra.clusters import Cluster
-    from infra.manifests.render import Rendered
+    from infra.manifests.objects import Rendered
 
 
 

@@ -237,7 +237,7 @@ def id_token(session: GatewaySession, *, timeout: float = 30.0) -> str:
     ext_authz) in the Authorization response header of /oauth2/auth."""
     resp = session.http.get(session.url("/oauth2/auth"), allow_redirects=False, timeout=timeout)
     header = resp.headers.get("Authorization", "")
-    if resp.status_code not in (200, 202) or not header.startswith("Bearer "):
-        raise LoginFailed(f"/oauth2/auth answered {resp.status_code} without a bearer token",
-                          session.steps)
+    if resp.status_code != 202 or not header.startswith("Bearer "):  # oauth2-proxy's AuthOnly: 202 Accepted
+        raise LoginFailed(f"/oauth2/auth answered {resp.status_code}, bearer token: {bool(header)} "
+                          "(oauth2-proxy answers a session 202 with one)", session.steps)
     return header.removeprefix("Bearer ")

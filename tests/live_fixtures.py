@@ -47,5 +47,6 @@ def node_image(container_runtime: docker.RuntimeState) -> str:
     release = load_versions().kind_node_image
     if run(["docker", "image", "inspect", release], timeout=60, check=False).returncode != 0 and \
             run(["docker", "pull", release], timeout=900, check=False).returncode != 0:
-        pytest.skip(f"no node image: the source route needs root and debootstrap, and {release} cannot be pulled")
+        pytest.skip(f"NOT RUN: no node image: the source route needs root and debootstrap, and {release} "
+                    "cannot be pulled")
     return release

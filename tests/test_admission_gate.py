@@ -11,7 +11,6 @@ import http.server
 import json
 import ssl
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,9 @@ from infra.apply import KubeflowArgs, KubeflowDeployment
 from infra.automation import inline_stack
 from infra.config import parse_stack_config
 from infra.dependencies import GATE_PREFIX, derive
-from infra.manifests.render import object_key, render
+from infra.manifests.objects import object_key
+from infra.manifests.render import render
 from infra.process import free_port
-from infra.wait import wait_until
 from tests.helpers import base_raw
 from tests.tls import self_signed
 
@@ -84,39 +83,31 @@ def test_kind_local_render_gates_cert_managers_issuers_and_sim_has_no_gate(manif
 
 
 class LateWebhook:
-    """A webhook that starts answering only a while after its configuration exists, recording each
-    review it gets (allowed) and whether `pulumi up` was still running when it started."""
+    """A TLS webhook that is not serving when it is first called, and serves from then on.
 
-    def __init__(self, api: client.ApiClient, port: int, context: ssl.SSLContext) -> None:
-        self.api, self.port, self.context = api, port, context
-        self.reviews: list[dict[str, Any]] = []
-        self.up_done = threading.Event()
-        self.up_running_at_start: bool | None = None
-        self.server: http.server.HTTPServer | None = None
-        threading.Thread(target=self._run, daemon=True).start()
+    The first call gets HTTP 500, which the API server reports as `failed calling webhook`, the
+    error a webhook whose Service has no endpoint yet gives; every later call is admitted. Each call
+    is recorded in order, (answer, kind, dry run), so the test reads what happened from the calls
+    themselves, not from how long anything took."""
 
-    def _run(self) -> None:
-        admission = client.AdmissionregistrationV1Api(self.api)
-
-        def exists() -> tuple[bool, Any]:
-            try:
-                return True, admission.read_validating_webhook_configuration("kfstack-gate-test")
-            except client.ApiException as exc:
-                if exc.status == 404:
-                    return False, None
-                raise
-
-        wait_until(exists, timeout=300, interval=0.2, what="the webhook configuration")
-        # The window a create without the gate fell into: the configuration is in place, nothing answers.
-        time.sleep(3)
-        reviews = self.reviews
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        self.calls: list[tuple[str, str, bool]] = []
+        calls = self.calls
+        lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                reviews.append(review["request"])
+                request = review["request"]
+                with lock:
+                    serving = bool(calls)
+                    calls.append(("admitted" if serving else "refused", request["kind"]["kind"],
+                                  bool(request.get("dryRun"))))
+                if not serving:
+                    self.send_error(500, "not serving yet")
+                    return
                 body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
-                    "uid": review["request"]["uid"], "allowed": True}}).encode()
+                    "uid": request["uid"], "allowed": True}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -126,11 +117,13 @@ class LateWebhook:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        server = http.server.HTTPServer(("127.0.0.1", self.port), Handler)
-        server.socket = self.context.wrap_socket(server.socket, server_side=True)
-        self.up_running_at_start = not self.up_done.is_set()
-        self.server = server
-        server.serve_forever()
+        self.server = http.server.HTTPServer(("127.0.0.1", port), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.mark.sim
@@ -148,21 +141,18 @@ def test_up_waits_for_a_webhook_that_answers_late(sim_kubeconfig: Path, tmp_path
         pulumi.export("gates", list(deployment.gates))
 
     ts = inline_stack(tmp_path, program, prefix="gate")
-    hook = LateWebhook(api, port, context)
+    hook = LateWebhook(port, context)
     try:
-        try:
-            result = ts.stack.up()
-        finally:
-            hook.up_done.set()
+        result = ts.stack.up()
         assert result.summary.result == "succeeded"
         assert result.outputs["gates"].value == [f"https://127.0.0.1:{port}/validate"]
-        assert hook.up_running_at_start is True
-        kinds = [(r["kind"]["kind"], r["dryRun"]) for r in hook.reviews]
-        assert kinds[0] == ("Widget", True), kinds  # the gate's dry-run came first, then the real create
-        assert ("Widget", False) in kinds
+        # The gate's dry-run met the webhook not serving, the gate asked again and was answered, and only
+        # then was the Widget created: without the gate, or with one that does not wait, the create is
+        # the refused call and `up` fails, or the create follows the refusal directly.
+        assert hook.calls == [("refused", "Widget", True), ("admitted", "Widget", True),
+                              ("admitted", "Widget", False)], hook.calls
         assert client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, "v1", "default", "widgets", "w")
     finally:
         ts.stack.destroy()
         ts.stack.workspace.remove_stack(ts.name)
-        if hook.server:
-            hook.server.shutdown()
+        hook.stop()

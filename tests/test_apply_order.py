@@ -17,7 +17,8 @@ import pytest
 from infra.apply import WAIT_FOR_ANNOTATION, WEBHOOK_KINDS, WORKLOAD_KINDS, with_awaits
 from infra.config import parse_stack_config
 from infra.dependencies import CRDS, GATE_PREFIX, Graph, derive, pod_references, pod_template
-from infra.manifests.render import Rendered, object_key, render
+from infra.manifests.objects import Rendered, object_key
+from infra.manifests.render import render
 from tests.helpers import base_raw
 
 pytestmark = pytest.mark.render

@@ -14,11 +14,11 @@ from pulumi import automation as auto
 
 from infra.cli import main as kfstack
 from infra.conformance.record import Check, RunRecord, Step, read_junit
-from infra.conformance.runner import UsageError, make_workspace
 from infra.conformance.summary import summary_markdown
 from infra.conformance.teardown import ObjectRef, objects_to_check
 from infra.conformance.timeline import phase_of_step, urn_type_and_name
 from infra.conformance.upgrade import Plan, PlannedChange, data_loss, data_namespaces
+from infra.conformance.workspace import UsageError, make_workspace
 from tests.helpers import REPO
 
 SAMPLE_TESTS = '''

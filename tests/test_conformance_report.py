@@ -17,7 +17,7 @@ from infra.conformance.history import History
 from infra.conformance.record import Check, RunRecord, Step
 from infra.conformance.report import regressions, threshold_for, write_report
 
-pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib", reason="NOT RUN: the report's charts need matplotlib (a dev dependency)")
 
 BASE_PHASES = {"cluster": 12.0, "base": 2.0, "foundation": 9.0, "cert-manager": 6.0, "applications": 30.0,
                "resources": 4.0}

@@ -19,7 +19,7 @@ from infra.dependencies import (
     pod_references,
     selector_matches,
 )
-from infra.manifests.render import object_key
+from infra.manifests.objects import object_key
 
 Obj = dict[str, Any]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from infra.config import ConfigError, ImagesConfig, parse_stack_config
-from infra.manifests.render import Rendered, render
+from infra.manifests.objects import Rendered
+from infra.manifests.render import render
 from infra.patches.images import containers, images_of, mapped_image, split_registry
 from tests.helpers import base_raw
 

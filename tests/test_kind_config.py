@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 
 from infra.clusters.kind import KindClusterArgs, kind_config
-from infra.versions import load_versions
+from infra.config import parse_stack_config
+from tests.helpers import base_raw
 
 # The part of kind v0.30.0's v1beta3 template that the patch meets (pkg/cluster/internal/kubeadm).
 KIND_V1BETA3_CLUSTER_CONFIGURATION: dict[str, Any] = {
@@ -38,9 +39,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _config(**overrides: Any) -> dict[str, Any]:
-    args = KindClusterArgs(cluster_name="kubeflow", node_image=load_versions().kind_node_image, **overrides)
-    return kind_config(args.props())
+def _config(**kind: Any) -> dict[str, Any]:
+    """kind's config for a stack whose `cluster.kind` section is `kind` (camelCase keys, as in a
+    stack file): through the config's parser and its defaults, as `pulumi up` builds it."""
+    raw = base_raw(cluster={"provider": "kind", "name": "kubeflow", "kind": kind})
+    return kind_config(KindClusterArgs.from_config(parse_stack_config("t", raw, {"auth"})).props())
 
 
 def test_the_api_server_patch_merges_into_kinds_v1beta3_arguments() -> None:
@@ -57,13 +60,13 @@ def test_the_api_server_patch_merges_into_kinds_v1beta3_arguments() -> None:
 
 
 def test_configured_issuer_reaches_the_api_server_arguments() -> None:
-    patch = yaml.safe_load(_config(service_account_issuer="https://issuer.example")["nodes"][0]
+    patch = yaml.safe_load(_config(serviceAccountIssuer="https://issuer.example")["nodes"][0]
                            ["kubeadmConfigPatches"][0])
     assert patch["apiServer"]["extraArgs"]["service-account-issuer"] == "https://issuer.example"
 
 
 def test_every_node_runs_the_pinned_image_by_digest() -> None:
-    config = _config(control_planes=1, workers=2)
+    config = _config(controlPlanes=1, workers=2)
     images = {n["image"] for n in config["nodes"]}
     assert images == {"kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a"}
     assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker", "worker"]

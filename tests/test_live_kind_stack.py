@@ -92,7 +92,7 @@ def kind_stack(container_runtime: docker.RuntimeState, manifests_tree: Path,  # 
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[KindStack]:
     require_toolchain("kind", "pulumi", "kubectl", "kustomize")
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
-        pytest.skip("the node image's source route needs root and debootstrap")
+        pytest.skip("NOT RUN: the node image's source route needs root and debootstrap")
     from infra.nodeimage.build import NodeImageError, build_node_image
     from infra.nodeimage.components import build_component_images
     from infra.toolchain.model import ToolchainError
@@ -215,13 +215,17 @@ def test_the_profiles_quota_is_enforced_by_the_api_server(kind_stack: KindStack)
 def _dex_login(http: requests.Session, auth_url: str, email: str, password: str) -> str | None:
     """From Dex's authorization request (`auth_url`) through the local connector's password form and
     its POST, as a browser walks it; returns where Dex sends the browser back (the client's callback,
-    path and query), or None when Dex answers the POST with the form again (refused)."""
+    path and query), or None when Dex answers the POST with the form again (refused).
+
+    Dex (server/handlers.go) answers an accepted POST, and each step after it to the client, with 303
+    See Other, and a refused one with the form again and 401: any other answer fails here."""
     auth = http.get(auth_url, timeout=30)
     assert auth.status_code == 200 and 'name="password"' in auth.text, (auth.status_code, auth.url)
     resp = http.post(auth.url, data={"login": email, "password": password}, allow_redirects=False, timeout=30)
+    if resp.status_code == 401 and 'name="password"' in resp.text:
+        return None
     for _ in range(5):
-        if resp.status_code not in (302, 303):
-            return None
+        assert resp.status_code == 303, (resp.status_code, resp.url, resp.text[:300])
         location = resp.headers["Location"]
         if urlsplit(location).path == "/oauth2/callback":
             return f"{urlsplit(location).path}?{urlsplit(location).query}"

@@ -26,7 +26,7 @@ def _quiet(_line: str) -> None:
 @pytest.fixture(scope="module")
 def built(container_runtime: docker.RuntimeState) -> str:  # noqa: F811 - the shared fixture
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
-        pytest.skip("the source route needs root and debootstrap (apt-get install debootstrap)")
+        pytest.skip("NOT RUN: the source route needs root and debootstrap (apt-get install debootstrap)")
     require_toolchain("kind")
     return build_node_image(say=_quiet).tag
 

@@ -29,7 +29,7 @@ def _binary_or_skip(name: str) -> Path:
     try:
         return binary(name)
     except MissingBinary as exc:
-        pytest.skip(f"{name} is not installed here ({exc})")
+        pytest.skip(f"NOT RUN: {name} is not installed here ({exc})")
 
 
 def test_users_and_profiles_are_validated_by_the_stack_parser() -> None:
@@ -267,6 +267,47 @@ def test_store_writes_only_where_the_key_may(store: tuple[str, Path]) -> None:
         ns2.put_object("mlpipeline", f"private/{NS1}/note.txt", io.BytesIO(b"theirs"), 6)
     assert refused.value.code == "AccessDenied"
     assert not (root / "mlpipeline" / "private" / NS1).exists()
+
+
+KFP_LOCAL_IRIS = """
+import sys
+from kfp import local
+from smoke_tests.pipelines.common import LOCAL_PACKAGES
+from smoke_tests.pipelines.iris import build_iris_pipeline
+
+local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv[1], raise_on_error=False)
+build_iris_pipeline(list(LOCAL_PACKAGES))(max_iter=int(sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+def test_local_sample_run_outcome_is_read_from_what_kfp_local_wrote(store: tuple[str, Path]) -> None:
+    """At the local target the smoke suite's sample runs are the kfp.local runs of its start-up: their
+    state is what they left in the namespace's pipeline root, read with the namespace's key. A run
+    whose step failed (LogisticRegression refuses max_iter=-1) is FAILED, naming the step."""
+    from smoke_tests.fixtures.models import kfp_local_run
+    from smoke_tests.pipelines.common import LOCAL_PACKAGES
+    from smoke_tests.pipelines.iris import build_iris_pipeline
+
+    endpoint, root = store
+    pipeline_root = root / "mlpipeline" / "private-artifacts" / NS1 / "v2" / "artifacts"
+    before = {p.name for p in pipeline_root.iterdir()}
+    runs = {}
+    for outcome, max_iter in (("good", 1000), ("bad", -1)):
+        run([sys.executable, "-c", KFP_LOCAL_IRIS, str(pipeline_root), str(max_iter)], timeout=300)
+        (runs[outcome],) = {p.name for p in pipeline_root.iterdir()} - before - set(runs.values())
+    artifacts = _artifact_store(endpoint, NS1)
+    iris = build_iris_pipeline(list(LOCAL_PACKAGES))
+
+    good = kfp_local_run(artifacts, runs["good"], iris)
+    assert (good.state, good.succeeded, good.failed_steps) == ("SUCCEEDED", True, ()), good.describe()
+    unfinished = ("train-iris: no executor_output.json, the step did not finish (the local target's "
+                  "logs/pipelines.log says why)",)
+    nothing = f"the run wrote nothing under minio://mlpipeline/private-artifacts/{NS1}/v2/artifacts"
+    bad = kfp_local_run(artifacts, runs["bad"], iris)
+    assert (bad.state, bad.succeeded, bad.failed_steps, bad.error) == ("FAILED", False, unfinished, nothing)
+    never = kfp_local_run(artifacts, "kfstack-smoke-iris-never-ran", iris)
+    assert (never.state, never.failed_steps, never.error) == ("FAILED", unfinished, nothing)
 
 
 @pytest.mark.parametrize(("data", "uri", "bucket", "prefix"), [

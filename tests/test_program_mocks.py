@@ -14,7 +14,7 @@ from pulumi.runtime.sync_await import _sync_await
 from infra.apply import resource_name, type_token
 from infra.config import ConfigError, parse_stack_config
 from infra.dependencies import CRDS, derive
-from infra.manifests.render import object_key
+from infra.manifests.objects import object_key
 from tests.helpers import base_raw
 
 

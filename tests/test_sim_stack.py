@@ -27,7 +27,8 @@ from pulumi import automation as auto
 from infra.auth.passwords import verify
 from infra.automation import TempStack, temp_stack
 from infra.config import parse_stack_config
-from infra.manifests.render import Rendered, object_key, render
+from infra.manifests.objects import Rendered, object_key
+from infra.manifests.render import render
 from infra.process import descendants
 from infra.run import run
 from infra.wait import wait_until

@@ -4,10 +4,12 @@ after the "Forwarding from" line, restart on exit, errors carrying kubectl's out
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import stat
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,14 +21,17 @@ from smoke_tests.portforward import ForwardSpec, PortForward, PortForwardError, 
 
 FAKE_KUBECTL = textwrap.dedent('''\
     #!{python}
-    """A stand-in for `kubectl port-forward`: prints kubectl's line, then serves HTTP on the port."""
-    import http.server, os, re, sys, time
+    """A stand-in for `kubectl port-forward`: prints kubectl's line, then serves HTTP on the port
+    (with FAKE_KUBECTL_GATE, a FIFO, only once the test opens it and closes it again)."""
+    import http.server, os, re, sys
     if os.environ.get("FAKE_KUBECTL_FAIL"):
         print(os.environ["FAKE_KUBECTL_FAIL"], flush=True)
         sys.exit(1)
     local, remote = next(a for a in sys.argv if re.fullmatch(r"[0-9]+:[0-9]+", a)).split(":")
     print(f"Forwarding from 127.0.0.1:{{local}} -> {{remote}}", flush=True)
-    time.sleep(float(os.environ.get("FAKE_KUBECTL_DELAY", "0")))
+    if os.environ.get("FAKE_KUBECTL_GATE"):
+        with open(os.environ["FAKE_KUBECTL_GATE"]) as gate:  # blocks until the test opens it
+            gate.read()  # and until the test closes it
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -79,13 +84,36 @@ def test_chooses_a_free_port_and_answers(fake_kubectl: Path) -> None:
         assert resp.text == f"fake gateway {forward.pid}"
 
 
-def test_ready_means_the_port_answers_not_just_the_line(fake_kubectl: Path,
+def test_ready_means_the_port_answers_not_just_the_line(fake_kubectl: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    # The fake prints "Forwarding from" a second before it listens, as kubectl can.
-    monkeypatch.setenv("FAKE_KUBECTL_DELAY", "1.0")
-    with PortForward(spec_for(fake_kubectl), probe=http_probe, ready_timeout=20) as forward:
+    """The fake prints "Forwarding from" and then listens only when the test lets it, as kubectl can
+    print the line before the tunnel works. The test lets it only after the forward has probed the
+    port and found nothing: `start()` returning before that means the line alone counted as ready."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    monkeypatch.setenv("FAKE_KUBECTL_GATE", str(gate))
+    events: queue.Queue[str] = queue.Queue()
+
+    def probe(port: int) -> tuple[bool, str]:
+        ok, seen = http_probe(port)
+        events.put(f"probe {'answered' if ok else 'found nothing'}")
+        return ok, seen
+
+    forward = PortForward(spec_for(fake_kubectl), probe=probe, ready_timeout=30)
+    starting = threading.Thread(target=lambda: (forward.start(), events.put("ready")), daemon=True)
+    starting.start()
+    try:
+        assert events.get(timeout=30) == "probe found nothing"  # not "ready": nothing listens yet
+        with open(gate, "w"):  # let the fake listen (its read returns when this closes)
+            pass
+        starting.join(timeout=30)
+        seen = [events.get_nowait() for _ in range(events.qsize())]
+        assert seen[-2:] == ["probe answered", "ready"], seen
+        assert set(seen[:-2]) <= {"probe found nothing"}, seen
         assert get(forward.url).status_code == 200
         assert "Forwarding from" in forward.recent_output()
+    finally:
+        forward.close()
 
 
 def test_restarts_on_the_same_port_when_kubectl_exits(fake_kubectl: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -267,7 +268,7 @@ def test_probe_failure_falls_back_to_the_next_route(monkeypatch: pytest.MonkeyPa
 def go_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GoProxy]:
     """The go command pointed at a local proxy and a throw-away module cache (the build cache is reused)."""
     if shutil.which("go") is None:
-        pytest.skip("the module and source routes need Go on PATH (not installed here)")
+        pytest.skip("NOT RUN: the module and source routes need Go on PATH (not installed here)")
     proxy = GoProxy(tmp_path / "goproxy")
     proxy.root.mkdir()
     found = gobuild.installed_go()
@@ -393,7 +394,7 @@ def test_source_route_builds_with_the_pinned_go(tmp_path: Path) -> None:
     """A tool pinning go_toolchain is built by that Go release (fetched from the real module proxy
     once, then from the module cache), and its marker says so; the Go found here is newer."""
     if shutil.which("go") is None:
-        pytest.skip("the source route needs Go on PATH (not installed here)")
+        pytest.skip("NOT RUN: the source route needs Go on PATH (not installed here)")
     fetch = run(["go", "version"], timeout=600, check=False, env={"GOTOOLCHAIN": f"go{DEX_GO}"})
     if fetch.returncode != 0 or f"go{DEX_GO}" not in fetch.stdout:
         pytest.skip(f"NOT RUN: the go command cannot fetch go{DEX_GO} from its module proxy: {fetch.stderr.strip()}")
@@ -414,19 +415,33 @@ def test_source_route_builds_with_the_pinned_go(tmp_path: Path) -> None:
 # --- progress on long steps ------------------------------------------------------------------------
 
 def test_a_long_build_step_reports_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A build that prints packages as it goes: the progress line names how far it got."""
+    """A build that prints a package and then waits: it goes on only once the progress line has named
+    that package (the test opens its gate from the progress callback), so a build step that reports
+    nothing while it runs times out here instead of passing on how long the step happened to take."""
     monkeypatch.setattr("infra.toolchain.progress.INTERVAL", 0.2)
     tool = parse_tool("demo", {"version": "v1.2.3", "binaries": ["demo"],
                                "source": {"dir": "demo", "packages": {"demo": "."}}})
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
     lines: list[str] = []
-    log = gobuild.BuildLog(tool, tmp_path / "build.log", say=lines.append)
-    script = ("import sys, time\n"
-              "for pkg in ('k8s.io/api/core/v1', 'k8s.io/apiserver/pkg/server', 'k8s.io/kubernetes/cmd'):\n"
-              "    print(pkg, file=sys.stderr, flush=True); time.sleep(0.5)\n")
-    log.run([sys.executable, "-c", script], cwd=tmp_path, env={}, label="go build kube-apiserver")
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if "last: k8s.io/api/core/v1" in line:
+            try:  # without blocking: if the build has not opened the gate yet, the next line tries again
+                os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+
+    log = gobuild.BuildLog(tool, tmp_path / "build.log", say=say)
+    script = ("import sys\n"
+              "print('k8s.io/api/core/v1', file=sys.stderr, flush=True)\n"
+              f"open({str(gate)!r}).read()\n"
+              "print('k8s.io/kubernetes/cmd', file=sys.stderr, flush=True)\n")
+    log.run([sys.executable, "-c", script], cwd=tmp_path, env={}, label="go build kube-apiserver", timeout=60)
     progress = [line for line in lines if line.startswith("  go build kube-apiserver: ")]
-    assert progress, lines
-    assert any("last: k8s.io/" in line for line in progress)
+    assert any(line.endswith("1 lines of output, last: k8s.io/api/core/v1") for line in progress), lines
     assert lines[-1].startswith("  go build kube-apiserver (")
     assert "k8s.io/kubernetes/cmd" in (tmp_path / "build.log").read_text()
 

@@ -16,7 +16,8 @@ from infra.config import ConfigError, parse_stack_config
 from infra.manifests import components
 from infra.manifests.components import load_component_map
 from infra.manifests.derive import check_paths, component_map_for, derive_component_map, selected_paths
-from infra.manifests.render import kustomize_build, object_key, render
+from infra.manifests.objects import object_key
+from infra.manifests.render import kustomize_build, render
 from tests.helpers import SHARED_MANIFESTS, base_raw, require_toolchain
 
 PREVIOUS = Path(os.environ.get("KFSTACK_MANIFESTS_PREVIOUS", SHARED_MANIFESTS.parent / "v1.10.2"))
@@ -123,12 +124,9 @@ def test_render_command_reports_a_moved_path_without_a_traceback(tmp_path: Path,
 
 @pytest.mark.render
 def test_v1_10_2_renders_and_an_unmapped_release_renders_the_same(previous_tree: Path):
-    try:
-        from infra.toolchain import tool_path
+    from tests.helpers import require_toolchain
 
-        tool_path("kustomize")
-    except Exception as exc:
-        pytest.skip(f"render tier needs the pinned kustomize: {exc}")
+    require_toolchain("kustomize")  # NOT RUN when it is missing; any other failure of the lookup fails
     mapped = render(parse_stack_config("t", base_raw(kubeflow={"release": "v1.10.2"}), {"auth"}), previous_tree)
     kinds = {o["kind"] for o in mapped.objects}
     assert "training-operator" in mapped.components and "trainer" not in mapped.components

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any
 import yaml
 
 from infra.bench.timeline import Timeline
+from infra.doctor import machine
 
 UPSTREAM_RETRY_SLEEP_S = 20
 UPSTREAM_MAX_PASSES = 30
@@ -116,17 +116,6 @@ def record_timeline(timeline: Timeline, results: dict[str, Any]) -> None:
         results["pulumi-up-kubeflow"] = round(results["pulumi-up"] - cluster, 1)
     results["pulumi-up-phases"] = dict(timeline.phase_durations())
     results["pulumi-up-steps"] = dict(timeline.steps)
-
-
-def machine() -> str:
-    import os
-
-    mem = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem = int(line.split()[1]) // 2**20
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, {mem} GiB, {platform.python_implementation()} " \
-           f"{platform.python_version()}, {platform.platform()}"
 
 
 def main(args: argparse.Namespace) -> int:

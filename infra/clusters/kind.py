@@ -173,6 +173,20 @@ class KindClusterArgs:
     service_subnet: str = DEFAULT_SERVICE_SUBNET
     preload_images: tuple[str, ...] = ()
 
+    @classmethod
+    def from_config(cls, cfg: StackConfig) -> KindClusterArgs:
+        """The cluster's inputs from the stack config: its settings and their defaults, as parsed."""
+        kind = cfg.cluster.kind
+        assert kind is not None
+        return cls(cluster_name=cfg.cluster.name, node_image=kind.node_image,
+                   control_planes=kind.control_planes, workers=kind.workers,
+                   service_account_issuer=kind.service_account_issuer,
+                   service_account_signing_key_file=kind.service_account_signing_key_file,
+                   extra_port_mappings=[{"containerPort": m.container_port, "hostPort": m.host_port,
+                                         "listenAddress": m.listen_address}
+                                        for m in kind.extra_port_mappings],
+                   adopt=cfg.cluster.adopt, preload_images=kind.preload_images)
+
     def props(self) -> dict[str, Any]:
         return {"name": self.cluster_name, "nodeImage": self.node_image,
                 "controlPlanes": self.control_planes, "workers": self.workers,
@@ -191,14 +205,4 @@ class KindCluster(Cluster):
 
     @classmethod
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> KindCluster:
-        kind = cfg.cluster.kind
-        assert kind is not None
-        return cls(cfg.cluster.name, KindClusterArgs(
-            cluster_name=cfg.cluster.name, node_image=kind.node_image,
-            control_planes=kind.control_planes, workers=kind.workers,
-            service_account_issuer=kind.service_account_issuer,
-            service_account_signing_key_file=kind.service_account_signing_key_file,
-            extra_port_mappings=[{"containerPort": m.container_port, "hostPort": m.host_port,
-                                  "listenAddress": m.listen_address}
-                                 for m in kind.extra_port_mappings],
-            adopt=cfg.cluster.adopt, preload_images=kind.preload_images), opts)
+        return cls(cfg.cluster.name, KindClusterArgs.from_config(cfg), opts)

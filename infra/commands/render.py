@@ -16,7 +16,7 @@ from infra.paths import REPO_ROOT
 from infra.run import CommandError, run
 
 if TYPE_CHECKING:
-    from infra.manifests.render import Rendered
+    from infra.manifests.objects import Rendered
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -76,7 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main_conformance(args: argparse.Namespace) -> int:
-    from infra.conformance.runner import ConformanceOptions, UsageError, run_conformance
+    from infra.conformance.runner import run_conformance
+    from infra.conformance.session import ConformanceOptions
+    from infra.conformance.workspace import UsageError
     from infra.paths import REPO_ROOT
 
     if args.allow_replace and not args.upgrade_from:

@@ -6,253 +6,20 @@ they make sense: whatever happened, the stack is torn down unless `--keep` was a
 teardown that fails or leaves something behind fails the run.
 
 The run works on a copy of the project's settings and the stack's config file in the report
-directory, so the stack file in the repository is never rewritten (the upgrade points the copy at
-the previous release first). The stack itself, its state and its secrets are the user's.
+directory (`workspace`), and its steps share one `session.Run`. The stack itself, its state and its
+secrets are the user's.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import shutil
 import sys
-import time
-import traceback
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
 
-import yaml
-from pulumi import automation as auto
-
-from infra.automation import pulumi_command
-from infra.config import PROJECT
-from infra.conformance.record import EXIT_USAGE, Check, RunRecord, Step, new_run_id, now_iso, read_junit
+from infra.conformance.record import EXIT_USAGE, Check, RunRecord, new_run_id, now_iso, read_junit
+from infra.conformance.session import ConformanceOptions, Run, line_logger, tail
+from infra.conformance.workspace import UsageError, open_stack, stack_config, stack_file
 from infra.paths import REPO_ROOT
-
-UP_PARALLEL = 64  # see infra/bench/command.py
-SMOKE_TIMEOUT_S = 3 * 3600
-LOG_TAIL = 4000
-
-
-class UsageError(Exception):
-    """Bad input to the command: reported in one line, exit status 2, nothing created."""
-
-
-@dataclass
-class ConformanceOptions:
-    stack: str
-    project_dir: Path = REPO_ROOT
-    report_root: Path = Path("reports/conformance")
-    history: Path | None = None
-    twice: bool = False
-    keep: bool = False
-    rerun_failed: bool = False
-    upgrade_from: str | None = None
-    from_manifests: Path | None = None
-    allow_replace: bool = False
-    checks: list[str] = field(default_factory=list)
-    marker: str | None = None
-    smoke_timeout: float = SMOKE_TIMEOUT_S
-    parallel: int = UP_PARALLEL
-    in_cluster: bool = False  # the smoke suite as a Job inside the cluster (kfstack smoke-job)
-
-
-class Progress:
-    """Progress lines on stderr, and the same lines in the run's log."""
-
-    def __init__(self, log: Path) -> None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        self._log: TextIO = log.open("a", encoding="utf-8")
-
-    def __call__(self, message: str) -> None:
-        line = f"[{time.strftime('%H:%M:%S')}] {message}"
-        print(line, file=sys.stderr, flush=True)
-        self._log.write(line + "\n")
-        self._log.flush()
-
-    def close(self) -> None:
-        self._log.close()
-
-
-def _line_logger(path: Path) -> Callable[[str], None]:
-    """An Automation API `on_output` callback appending Pulumi's output to a log file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a", encoding="utf-8")
-
-    def write(line: str) -> None:
-        handle.write(line if line.endswith("\n") else line + "\n")
-        handle.flush()
-
-    return write
-
-
-def _headline(detail: str) -> str:
-    """The line of an error that says what happened (Pulumi's `error:` line when there is one)."""
-    lines = [line.strip() for line in detail.splitlines() if line.strip()]
-    chosen = next((line for line in lines if line.startswith("error:")), lines[0] if lines else "")
-    return chosen[:300]
-
-
-def _tail(text: str, limit: int = LOG_TAIL) -> str:
-    return text if len(text) <= limit else "...\n" + text[-limit:]
-
-
-# ------------------------------------------------------------------------------------------------
-# The run's workspace: the project's settings and the stack's config file, copied
-
-
-def project_settings(project_dir: Path) -> dict[str, Any]:
-    path = project_dir / "Pulumi.yaml"
-    if not path.exists():
-        raise UsageError(f"--project-dir {project_dir}: no Pulumi.yaml there")
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-
-def stack_file(project_dir: Path, stack: str) -> Path:
-    settings = project_settings(project_dir)
-    config_dir = project_dir / settings.get("stackConfigDir", ".")
-    path = config_dir / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        known = ", ".join(sorted(p.name.split(".")[1] for p in config_dir.glob("Pulumi.*.yaml")))
-        raise UsageError(f"--stack {stack}: no stack file {path} (stacks: {known or 'none'})")
-    return path
-
-
-def make_workspace(project_dir: Path, stack: str, workdir: Path) -> Path:
-    """A directory whose Pulumi.yaml runs the project's program (by absolute path) and which holds
-    a copy of the stack's config file."""
-    project_dir = project_dir.resolve()
-    settings = project_settings(project_dir)
-    settings["main"] = str((project_dir / settings.get("main", ".")).resolve())
-    runtime = settings.get("runtime")
-    if isinstance(runtime, dict):
-        options = runtime.get("options") or {}
-        if options.get("virtualenv"):
-            options["virtualenv"] = str((project_dir / options["virtualenv"]).resolve())
-    backend = (settings.get("backend") or {}).get("url", "")
-    if backend.startswith("file://") and not backend.startswith(("file:///", "file://~")):
-        settings["backend"]["url"] = "file://" + str((project_dir / backend[len("file://"):]).resolve())
-    settings.pop("stackConfigDir", None)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "Pulumi.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-    shutil.copyfile(stack_file(project_dir, stack), workdir / f"Pulumi.{stack}.yaml")
-    return workdir
-
-
-def open_stack(project_dir: Path, stack: str, workdir: Path, env: dict[str, str]) -> auto.Stack:
-    """Select the stack (creating it in the project, as `pulumi stack select --create` would, so
-    its encryption salt lands in the user's stack file), then open it from the run's workspace."""
-    backend = str((project_settings(project_dir).get("backend") or {}).get("url", ""))
-    if backend.startswith("file://"):
-        # A fresh machine has no state directory yet; the file backend will not create it.
-        Path(backend[len("file://"):]).expanduser().mkdir(parents=True, exist_ok=True)
-    opts = auto.LocalWorkspaceOptions(env_vars=env, pulumi_command=pulumi_command())
-    auto.create_or_select_stack(stack, work_dir=str(project_dir.resolve()), opts=opts)
-    make_workspace(project_dir, stack, workdir)
-    return auto.select_stack(stack, work_dir=str(workdir), opts=opts)
-
-
-def stack_config(stack: auto.Stack) -> dict[str, Any]:
-    """The stack's config under the project's namespace, values decoded from JSON where they are."""
-    raw: dict[str, Any] = {}
-    for key, value in stack.get_all_config().items():
-        if not key.startswith(f"{PROJECT}:"):
-            continue
-        try:
-            raw[key.split(":", 1)[1]] = json.loads(value.value)
-        except (TypeError, json.JSONDecodeError):
-            raw[key.split(":", 1)[1]] = value.value
-    return raw
-
-
-def set_release(workdir: Path, stack: str, release: str, manifests: Path) -> None:
-    """Point the run's copy of the stack file at another release and tree (the upgrade's start)."""
-    path = workdir / f"Pulumi.{stack}.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    config = data.setdefault("config", {}) or {}
-    key = f"{PROJECT}:kubeflow"
-    kubeflow = dict(config.get(key) or {})
-    kubeflow.update({"release": release, "manifests": str(manifests)})
-    config[key] = kubeflow
-    data["config"] = config
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-
-
-# ------------------------------------------------------------------------------------------------
-# The run
-
-
-class Run:
-    """State shared by the steps of one run."""
-
-    def __init__(self, opts: ConformanceOptions, record: RunRecord, report_dir: Path) -> None:
-        self.opts = opts
-        self.record = record
-        self.dir = report_dir
-        self.logs = report_dir / "logs"
-        self.diagnostics = report_dir / "diagnostics"
-        self.progress = Progress(self.logs / "conformance.log")
-        self.stack: auto.Stack | None = None
-        self.workdir = report_dir / "workspace"
-        self.env: dict[str, str] = {}
-        self.config: dict[str, Any] = {}
-
-    @contextlib.contextmanager
-    def step(self, name: str, record_as: str | None = None) -> Iterator[Step]:
-        """Time a step; an exception marks it failed (with its message) and the run with it."""
-        step = Step(name)
-        self.record.steps.append(step)
-        self.progress(f"--> {name}")
-        t0 = time.monotonic()
-        try:
-            yield step
-        except Exception as exc:
-            step.status = "failed"
-            step.detail = _tail(f"{type(exc).__name__}: {exc}")
-            self._diagnose(name, exc)
-        finally:
-            step.seconds = round(time.monotonic() - t0, 1)
-        if step.status == "failed":
-            self.record.fail(record_as or name)
-            self.progress(f"    {name}: FAILED after {step.seconds:.1f}s: {_headline(step.detail)}")
-        else:
-            self.progress(f"    {name}: {step.status} in {step.seconds:.1f}s")
-
-    def skip(self, name: str, why: str) -> None:
-        self.record.steps.append(Step(name, "skipped", 0.0, why))
-        self.progress(f"--- {name}: skipped ({why})")
-
-    def _diagnose(self, step: str, exc: BaseException) -> None:
-        """A failed step's error in the diagnostics bundle (the smoke suite writes its own)."""
-        self.diagnostics.mkdir(parents=True, exist_ok=True)
-        text = f"step {step} failed\n\n{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
-        (self.diagnostics / f"{step}.txt").write_text(text, encoding="utf-8")
-
-    # -- Pulumi ----------------------------------------------------------------------------------
-
-    def up(self, label: str) -> auto.UpResult:
-        from infra.bench.timeline import Timeline
-        from infra.conformance.timeline import phase_seconds, timeline_rows
-
-        assert self.stack is not None
-        timeline = Timeline()
-        timeline.start()
-        try:
-            return self.stack.up(parallel=self.opts.parallel, on_event=timeline, color="never", show_secrets=False,
-                                 on_output=_line_logger(self.logs / f"{label}.log"))
-        finally:
-            self.record.phases[label] = phase_seconds(timeline)
-            self.record.timelines[label] = timeline_rows(timeline)
-
-    def resources(self) -> list[dict[str, Any]]:
-        assert self.stack is not None
-        return (self.stack.export_stack().deployment or {}).get("resources") or []
-
-    def outputs(self) -> dict[str, Any]:
-        assert self.stack is not None
-        return {k: v.value for k, v in self.stack.outputs().items()}
 
 
 def tool_versions() -> dict[str, str]:
@@ -277,9 +44,9 @@ def last_failed_checks(history: Path | None, stack: str) -> list[Check]:
 
 def run_conformance(opts: ConformanceOptions) -> RunRecord:
     """The whole run; returns its record (also written to the report directory and the history)."""
-    from infra.bench.command import machine
     from infra.conformance.history import History
     from infra.conformance.summary import write_summary
+    from infra.doctor import machine
 
     rerun: list[Check] = last_failed_checks(opts.history, opts.stack) if opts.rerun_failed else []
     if opts.rerun_failed and not rerun:
@@ -365,7 +132,7 @@ def _default_release() -> str:
 
 
 def _doctor(run: Run) -> None:
-    from infra.commands.doctor import run_checks
+    from infra.doctor import run_checks
 
     results = run_checks()
     lines = [f"{'ok' if c.ok else ('FAIL' if c.required else 'warn'):<4} {c.name}: {c.detail}"
@@ -416,7 +183,7 @@ def _smoke(run: Run, rerun: list[Check]) -> None:
         failed = [c.id for c in checks if c.failed]
         if proc.returncode == 5 or not checks:
             raise RuntimeError(f"the smoke suite ran no check (pytest exit {proc.returncode}):\n"
-                               f"{_tail(proc.stdout + proc.stderr, 2000)}")
+                               f"{tail(proc.stdout + proc.stderr, 2000)}")
         if failed or proc.returncode != 0:
             step.detail = f"{len(failed)} check(s) failed: " + ", ".join(failed)
             raise RuntimeError(step.detail + f" (pytest exit {proc.returncode}; diagnostics: "
@@ -431,7 +198,7 @@ def _teardown(run: Run, label: str) -> None:
     with run.step(label, record_as="teardown"):
         plan = plan_from_state(dict(run.stack.export_stack().deployment or {}), run.config, run.outputs())
         run.stack.destroy(parallel=run.opts.parallel, color="never", show_secrets=False,
-                          on_output=_line_logger(run.logs / f"{label}.log"))
+                          on_output=line_logger(run.logs / f"{label}.log"))
     with run.step(f"{label}-verification", record_as="teardown-verification") as step:
         if plan is None:
             raise RuntimeError("nothing to verify: the state could not be read before the destroy")

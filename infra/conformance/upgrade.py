@@ -14,15 +14,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pulumi import automation as auto
 
 from infra.conformance.record import Check, write_junit
+from infra.conformance.session import Run, line_logger
 from infra.conformance.teardown import ObjectRef, crd_digests, objects_left, objects_to_check
-
-if TYPE_CHECKING:
-    from infra.conformance.runner import Run
+from infra.conformance.workspace import set_release, stack_file
 
 DATA_KINDS = ("PersistentVolumeClaim", "PersistentVolume", "StatefulSet")
 DESTRUCTIVE_OPS = {auto.OpType.REPLACE, auto.OpType.CREATE_REPLACEMENT, auto.OpType.DELETE_REPLACED,
@@ -258,14 +257,10 @@ def resolve_from_tree(run: Run) -> Path:
 
 def upgrade_steps(run: Run) -> None:
     """up at the previous release, user state, the guarded upgrade, then its checks."""
-    from infra.conformance.runner import stack_file
-
     opts, record = run.opts, run.record
     assert run.stack is not None and opts.upgrade_from is not None
     with run.step("up-from", record_as="up"):
         tree = resolve_from_tree(run)
-        from infra.conformance.runner import set_release
-
         set_release(run.workdir, opts.stack, opts.upgrade_from, tree)
         run.up("up-from")
     if record.failed_step:
@@ -286,14 +281,13 @@ def upgrade_steps(run: Run) -> None:
         # Back to the stack's own config: its release and manifests (the copy made for up-from is replaced).
         shutil.copyfile(stack_file(opts.project_dir, opts.stack), run.workdir / f"Pulumi.{opts.stack}.yaml")
         from infra.bench.timeline import Timeline
-        from infra.conformance.runner import _line_logger
         from infra.conformance.timeline import phase_seconds, timeline_rows
 
         timeline = Timeline()
         title = f"Upgrade {opts.upgrade_from} -> {record.release}: what the preview listed"
         try:
             plan, _ = guarded_up(run.stack, allow_data_loss=opts.allow_replace, parallel=opts.parallel,
-                                 on_output=_line_logger(run.logs / "upgrade.log"), on_event=timeline,
+                                 on_output=line_logger(run.logs / "upgrade.log"), on_event=timeline,
                                  before_up=timeline.start)
         except DataLossRefused as exc:
             (run.dir / "upgrade-preview.md").write_text(f"**Refused:** {exc}\n\n" + exc.plan.markdown(title),
@@ -317,8 +311,6 @@ def upgrade_steps(run: Run) -> None:
 
 def upgrade_checks(run: Run, plan: Plan, state: dict[str, Any]) -> list[Check]:
     """Each property of the upgrade as a check with its evidence."""
-    from infra.conformance.runner import _line_logger
-
     assert run.stack is not None
     api = _kube(run.outputs()["kubeconfig"])
     before: list[dict[str, Any]] = state["resources"]
@@ -384,7 +376,7 @@ def upgrade_checks(run: Run, plan: Plan, state: dict[str, Any]) -> list[Check]:
         plan2 = Plan()
         assert run.stack is not None
         result = run.stack.up(parallel=run.opts.parallel, on_event=plan2.on_event, color="never", show_secrets=False,
-                              on_output=_line_logger(run.logs / "upgrade-noop.log"))
+                              on_output=line_logger(run.logs / "upgrade-noop.log"))
         changes = {k: v for k, v in (result.summary.resource_changes or {}).items() if k != "same"}
         if plan2.changes or changes:
             raise AssertionError(f"the no-op up made {changes}: " + ", ".join(str(c) for c in plan2.changes[:30]))

@@ -13,6 +13,7 @@ from typing import Any
 
 from infra.config import StackConfig
 from infra.gateway.nginx import GatewayLayout, nginx_conf
+from infra.manifests.objects import Obj
 from infra.versions import load_versions
 
 NAMESPACE = "kfstack-gateway"
@@ -31,8 +32,6 @@ KUBE_API = "kubernetes.default.svc.cluster.local:443"  # checks ServiceAccount t
 START = ("while read key value rest; do if [ \"$key\" = nameserver ]; then "
          "echo \"resolver $value valid=10s;\"; break; fi; done < /etc/resolv.conf > /tmp/resolver.conf && "
          f"exec nginx -e stderr -c {CONF_DIR}/nginx.conf -g 'daemon off;'")
-
-Obj = dict[str, Any]
 
 
 def cluster_layout(cfg: StackConfig) -> GatewayLayout:

@@ -13,9 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -23,6 +21,8 @@ from infra.config import StackConfig
 from infra.errors import UserError
 from infra.manifests.components import select_components
 from infra.manifests.derive import component_map_for, selected_paths
+from infra.manifests.objects import Obj, Rendered
+from infra.patches import apply_patches
 from infra.paths import cache_root
 from infra.run import CommandError, run
 
@@ -38,44 +38,9 @@ LEGACY_ORDER_FIRST = [
 ]
 LEGACY_ORDER_LAST = ["ValidatingWebhookConfiguration"]
 
-Obj = dict[str, Any]
-
 
 class RenderError(UserError):
     """kustomize refused the selected paths of a manifests tree."""
-
-
-@dataclass
-class Rendered:
-    """The objects a stack applies, and how they came to be."""
-
-    objects: list[Obj]
-    release: str
-    components: list[str]
-    tree: Path
-    adjustments: list[str] = field(default_factory=list)
-
-    def find(self, kind: str, name: str | None = None, namespace: str | None = None) -> list[Obj]:
-        return [o for o in self.objects if o["kind"] == kind
-                and (name is None or o["metadata"]["name"] == name)
-                and (namespace is None or o["metadata"].get("namespace") == namespace)]
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump_all(self.objects, sort_keys=False, default_flow_style=False)
-
-
-def group_of(obj: Obj) -> str:
-    """An object's API group ("" for the core group)."""
-    api = obj["apiVersion"]
-    return api.split("/")[0] if "/" in api else ""
-
-
-def object_key(obj: Obj) -> str:
-    """A stable identity: group/Kind:namespace/name."""
-    group = group_of(obj) or "core"
-    meta = obj["metadata"]
-    ns = meta.get("namespace", "")
-    return f"{group}/{obj['kind']}:{ns}/{meta['name']}" if ns else f"{group}/{obj['kind']}:{meta['name']}"
 
 
 # libyaml's safe loader reads the same documents as PyYAML's pure-Python one, five times faster: a
@@ -96,15 +61,29 @@ def kustomization(tree: Path, workdir: Path, paths: Sequence[str], components: S
     }
 
 
-def kustomize_build(tree: Path, paths: Sequence[str], components: Sequence[str]) -> list[Obj]:
-    """Run the pinned kustomize over the selected paths; cached by inputs, since it takes seconds."""
+def kustomize_build(tree: Path, paths: Sequence[str], components: Sequence[str], *,
+                    cache: bool = True) -> list[Obj]:
+    """Run the pinned kustomize over the selected paths; cached by inputs, since it takes seconds
+    (`cache=False`: neither read nor written, kustomize runs)."""
     from infra.toolchain import tool_path
 
     kustomize = tool_path("kustomize")
+    if not cache:
+        return _build(kustomize, tree, paths, components)
     key = _cache_key(tree, paths, components, kustomize)
     cached = cache_root() / "render" / f"{key}.json"
     if cached.exists():
         return json.loads(cached.read_text())
+    objects = _build(kustomize, tree, paths, components)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp_file = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp_file.write_text(json.dumps(objects))
+    tmp_file.replace(cached)
+    return objects
+
+
+def _build(kustomize: Path, tree: Path, paths: Sequence[str], components: Sequence[str]) -> list[Obj]:
+    """`kustomize build` of a kustomization over the selected paths, in a directory of its own."""
     with tempfile.TemporaryDirectory(prefix="kfstack-kustomize-") as tmp:
         workdir = Path(tmp)
         (workdir / "kustomization.yaml").write_text(
@@ -114,12 +93,7 @@ def kustomize_build(tree: Path, paths: Sequence[str], components: Sequence[str])
         except CommandError as exc:
             raise RenderError(f"kustomize could not build the selected components of {tree}: "
                               f"{exc.stderr.strip()[-2000:] or exc}") from exc
-    objects = [d for d in yaml.load_all(out, Loader=YAML_LOADER) if d]
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp_file = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmp_file.write_text(json.dumps(objects))
-    tmp_file.replace(cached)
-    return objects
+    return [d for d in yaml.load_all(out, Loader=YAML_LOADER) if d]
 
 
 def _cache_key(tree: Path, paths: Sequence[str], components: Sequence[str], kustomize: Path) -> str:
@@ -137,15 +111,14 @@ def _cache_key(tree: Path, paths: Sequence[str], components: Sequence[str], kust
     return h.hexdigest()[:32]
 
 
-def render(cfg: StackConfig, tree: Path) -> Rendered:
-    """Every object the stack applies, patched for its storage, auth, profiles and provider."""
-    from infra.patches import apply_patches
-
+def render(cfg: StackConfig, tree: Path, *, cache: bool = True) -> Rendered:
+    """Every object the stack applies, patched for its storage, auth, profiles and provider
+    (`cache=False`: kustomize runs, its render cache is neither read nor written)."""
     cmap = component_map_for(cfg, tree)
     selected = select_components(cmap, cfg.kubeflow)
     # A moved path, or two paths that would build the same objects, fail here, named.
     paths = selected_paths(tree, cmap, selected, cfg.cluster.provider)
-    objects = copy.deepcopy(kustomize_build(tree, paths, cmap.kustomize_components))
+    objects = copy.deepcopy(kustomize_build(tree, paths, cmap.kustomize_components, cache=cache))
     rendered = Rendered(objects=objects, release=cfg.kubeflow.release, components=selected, tree=tree)
     apply_patches(rendered, cfg)
     return rendered

@@ -6,16 +6,12 @@ place and records a short name in `rendered.adjustments` when it changes anythin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from infra.config import StackConfig
-    from infra.manifests.render import Rendered
+from infra.config import StackConfig
+from infra.manifests.objects import Rendered
+from infra.patches import auth, gateway, images, kserve, normalize, profiles, sim, storage
 
 
 def apply_patches(rendered: Rendered, cfg: StackConfig) -> None:
-    from infra.patches import auth, gateway, images, kserve, normalize, profiles, sim, storage
-
     # images last: it maps every image, the storage provisioners' and the stand-in gateway's included.
     for patch in (normalize.apply, storage.apply, auth.apply, profiles.apply, kserve.apply, gateway.apply,
                   sim.apply, images.apply):

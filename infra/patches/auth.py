@@ -25,7 +25,7 @@ from infra.auth.generate import (
     render_oauth2_proxy_cfg,
 )
 from infra.config import StackConfig
-from infra.manifests.render import Rendered
+from infra.manifests.objects import Rendered
 
 CHECKSUM_ANNOTATION = "kubeflow-stacks.io/auth-checksum"
 Obj = dict[str, Any]

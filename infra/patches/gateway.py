@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from infra.config import StackConfig
-    from infra.manifests.render import Rendered
+from infra.config import StackConfig
+from infra.gateway.standin import standin_objects
+from infra.manifests.objects import Rendered
 
 
 def apply(rendered: Rendered, cfg: StackConfig) -> None:
-    from infra.gateway.standin import standin_objects
-
     if not cfg.gateway.standin:
         return  # with istio deployed, standin is refused with the config (infra/config.py: reference_problems)
     rendered.objects.extend(standin_objects(cfg))

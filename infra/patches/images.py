@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from infra.config import ImagesConfig, StackConfig
-from infra.manifests.render import Rendered
+from infra.manifests.objects import Rendered
 
 Obj = dict[str, Any]
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")

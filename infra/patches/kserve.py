@@ -12,7 +12,7 @@ import json
 
 from infra.config import StackConfig
 from infra.errors import UserError
-from infra.manifests.render import Rendered
+from infra.manifests.objects import Rendered
 
 CONFIG_MAP = "inferenceservice-config"
 DEPLOY_KEY = "deploy"

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from infra.config import StackConfig
-from infra.manifests.render import Rendered
+from infra.manifests.objects import Rendered
 
 
 def apply(rendered: Rendered, cfg: StackConfig) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.config import ProfileConfig, StackConfig
-from infra.manifests.render import Rendered
+from infra.manifests.objects import Rendered
 
 PROFILE_API = "kubeflow.org/v1"
 Obj = dict[str, Any]

@@ -9,7 +9,7 @@ feature users also have, which pre-creates a PersistentVolume per claim.
 from __future__ import annotations
 
 from infra.config import StackConfig
-from infra.manifests.render import Rendered
+from infra.manifests.objects import Rendered
 
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 

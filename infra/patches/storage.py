@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from infra.config import ConfigError, Problem, StackConfig
-from infra.manifests.render import Rendered
+from infra.manifests.objects import Rendered
 
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 PROVISIONER_NAMESPACE = "kubeflow-storage"
