@@ -380,12 +380,12 @@ def test_a_sqlite_store_persists_and_an_old_schema_needs_the_upgrade_flag(
     db = tmp_path / "metadata.db"
     first = mlmd_server_factory(f"--sqlite_filename={db}")
     first.client.call("PutArtifactType", {"artifact_type": {"name": "system.Dataset"}})
-    assert first.stop() == 0
+    assert first.stop() == 0, first.log_text()[-3000:]
     assert first.log_text().rstrip().endswith("mlmd-server: stopped")
     second = mlmd_server_factory(f"--sqlite_filename={db}")
     assert second.client.call("GetArtifactType", {"type_name": "system.Dataset"}).artifact_type.name == \
         "system.Dataset"
-    assert second.stop() == 0
+    assert second.stop() == 0, second.log_text()[-3000:]
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE MLMDEnv SET schema_version = 7")
     with pytest.raises(WaitTimeout, match="exited with code 1"):
