@@ -93,8 +93,8 @@ def test_the_plan_joins_what_systemd_joins_and_mounts_the_rest_alone(tmp_path: P
 def test_applying_the_plan_completes_the_host(tmp_path: Path) -> None:
     root = tmp_path / "cg"
     mounts = _host(root)
-    gaps = cgroups.CgroupGaps(cgroups.unmounted_controllers(PROC_CGROUPS, mounts, root),
-                              cgroups.mount_plan(cgroups.unmounted_controllers(PROC_CGROUPS, mounts, root)), root)
+    missing = cgroups.unmounted_controllers(PROC_CGROUPS, mounts, root)
+    gaps = cgroups.CgroupGaps(missing, cgroups.mount_plan(missing), root)
     mounted: list[str] = []
 
     def mount(options: str, target: Path) -> None:  # what mount(8) would add to /proc/self/mounts
