@@ -93,6 +93,7 @@ def test_adopts_its_own_interrupted_create_or_an_explicit_hand_over(provider_wit
     OwnershipRecord(provider.workdir({"name": "ours"})).write("kubeflow-stacks/dev")
     made = provider.create({"name": "ours", "owner": "kubeflow-stacks/dev"})
     handed = provider.create({"name": "theirs", "owner": "kubeflow-stacks/dev", "adopt": True})
+    assert made.outs and handed.outs
     assert made.outs["kubeconfig"] == handed.outs["kubeconfig"] == "adopted-kubeconfig"
     assert binary.calls == [("adopt", "ours"), ("adopt", "theirs")]
     assert OwnershipRecord(provider.workdir({"name": "theirs"})).owner() == "kubeflow-stacks/dev"
@@ -111,7 +112,7 @@ def test_refresh_of_a_vanished_cluster_forgets_the_record(provider_with: Provide
     props = {"name": "gone", "owner": "kubeflow-stacks/dev"}
     created = provider.create(props)
     binary.existing.clear()  # deleted out of band
-    assert provider.read(created.id, created.outs).id is None
+    assert provider.read(created.id, created.outs or {}).id is None
     binary.existing.add("gone")  # someone else's cluster, later, under the same name
     with pytest.raises(ClusterExistsError):
         provider.create(props)

@@ -130,7 +130,7 @@ def _imports_of(module: str, path: Path, files: Mapping[str, Path]) -> list[Impo
         for name in names:
             target = _resolve(name, files)
             if target is not None and target != module:
-                found.append(Import(module, target, node.lineno))
+                found.append(Import(module, target, getattr(node, "lineno", 0)))
     return found
 
 
