@@ -15,9 +15,11 @@ import requests
 
 from infra.auth.generate import oauth2_proxy_settings, render_oauth2_proxy_cfg
 from infra.local_target import configs
-from infra.local_target.binaries import MissingBinary, binary, env_override
 from infra.process import pid_alive
 from infra.run import run
+from infra.toolchain import ToolMissingError as MissingBinary
+from infra.toolchain import find_binary as binary
+from infra.toolchain.locate import override_variable as env_override
 
 CREDS = configs.new_credentials()
 CONFIG = configs.stack_config(CREDS)
