@@ -229,7 +229,15 @@ class ExistingClusterConfig(RemoteClusterConfig):
     existing: ExistingSettings
 
 
-class EksClusterConfig(RemoteClusterConfig):
+class ManagedClusterConfig(RemoteClusterConfig):
+    """A cloud's cluster, made and deleted by the cloud's own Pulumi provider."""
+
+    @property
+    def managed(self) -> ManagedSettings:
+        raise NotImplementedError
+
+
+class EksClusterConfig(ManagedClusterConfig):
     provider: Literal["eks"]
     eks: EksSettings
 
@@ -238,7 +246,7 @@ class EksClusterConfig(RemoteClusterConfig):
         return self.eks
 
 
-class GkeClusterConfig(RemoteClusterConfig):
+class GkeClusterConfig(ManagedClusterConfig):
     provider: Literal["gke"]
     gke: GkeSettings
 
@@ -247,7 +255,7 @@ class GkeClusterConfig(RemoteClusterConfig):
         return self.gke
 
 
-class AksClusterConfig(RemoteClusterConfig):
+class AksClusterConfig(ManagedClusterConfig):
     provider: Literal["aks"]
     aks: AksSettings
 
