@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlparse
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from infra.settings.fields import (
     DNS_LABEL,
@@ -235,7 +235,12 @@ class Quota(Section):
     storage: Quantity | None = None
 
 
+def _name_optional(schema: dict[str, Any]) -> None:
+    schema["required"] = [key for key in schema.get("required", []) if key != "name"]  # named after the owner
+
+
 class ProfileConfig(Section):
+    model_config = ConfigDict(json_schema_extra=_name_optional)
     not_a_map: ClassVar[str] = "must be a map with name and owner"
 
     name: Annotated[str, BeforeValidator(_text),

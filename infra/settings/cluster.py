@@ -28,6 +28,7 @@ from infra.settings.fields import (
     fail,
     listing,
     matches,
+    minimum,
 )
 from infra.versions import load_versions
 
@@ -100,7 +101,7 @@ class KindSettings(Section):
 
 class MinikubeSettings(Section):
     driver: Annotated[MinikubeDriver, BeforeValidator(_text)] = "docker"
-    cpus: Annotated[int, _whole(2), Field(ge=2)] = 8
+    cpus: Annotated[int, _whole(2), minimum(2)] = 8
     memory: Annotated[str, BeforeValidator(_text),
                       matches(_MINIKUBE_SIZE, "must be a size minikube reads, such as 16g or 16384mb")] = "16g"
     disk: Annotated[str, BeforeValidator(_text), matches(_MINIKUBE_SIZE, "must be a size such as 50g")] = "50g"
@@ -117,7 +118,7 @@ class SimSettings(Section):
     nodes: Positive = 1
     node_cpu: Quantity = "16"
     node_memory: Quantity = "64Gi"
-    node_pods: Annotated[int, _whole(10), Field(ge=10)] = 250
+    node_pods: Annotated[int, _whole(10), minimum(10)] = 250
 
 
 class ManagedSettings(Section):

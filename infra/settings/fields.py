@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import GetJsonSchemaHandler, JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
@@ -158,6 +158,11 @@ def _flag(value: Any) -> bool:
     return value
 
 
+def minimum(value: int) -> WithJsonSchema:
+    """The JSON Schema of a whole number of at least `value` (checked by `_whole`)."""
+    return WithJsonSchema({"type": "integer", "minimum": value})
+
+
 def _whole(minimum: int) -> BeforeValidator:
     def check(value: Any) -> int:
         if isinstance(value, str) and value.isdigit():
@@ -205,8 +210,8 @@ HOST = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^[0-9a-fA-F:]+$")
 Text = Annotated[str, BeforeValidator(_text)]
 Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"anyOf": [
     {"type": "boolean"}, {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"}]})]
-Whole = Annotated[int, _whole(0), Field(ge=0)]
-Positive = Annotated[int, _whole(1), Field(ge=1)]
+Whole = Annotated[int, _whole(0), minimum(0)]
+Positive = Annotated[int, _whole(1), minimum(1)]
 Quantity = Annotated[str, BeforeValidator(_quantity), WithJsonSchema({"anyOf": [
     {"type": "string", "pattern": QUANTITY.pattern}, {"type": "number", "minimum": 0}]})]
 AbsolutePath = Annotated[str, BeforeValidator(_text),
