@@ -80,15 +80,16 @@ from infra.settings.storage import STORAGE_MODES, ClaimOverride, StorageConfig
 from infra.settings.validate import validate_section
 
 __all__ = [
-    "CLUSTER_PROVIDERS", "COMPONENT_SETS", "CONFIG_KEYS", "CONNECTOR_TYPES", "GATEWAY_KINDS", "KSERVE_DEPLOYMENT_MODES",
-    "LOCAL_PROVIDERS", "MINIKUBE_DRIVERS", "MIN_CLIENT_SECRET", "PROJECT", "PULL_POLICIES", "STORAGE_MODES",
-    "UPSTREAM_CLIENT_SECRET_SHA256", "UPSTREAM_DEFAULT_CLIENT_ID", "UPSTREAM_DEFAULT_PASSWORD",
-    "AksClusterConfig", "AksSettings", "EksSettings", "GkeSettings", "AuthConfig", "ClaimOverride", "ClusterConfig", "ConfigError", "DexUser", "EksClusterConfig",
-    "ExistingClusterConfig", "ExistingSettings", "GatewayConfig", "GkeClusterConfig", "ImagesConfig",
-    "KindClusterConfig", "KindSettings", "KubeflowConfig", "ManagedClusterConfig", "ManagedSettings", "MinikubeClusterConfig",
-    "MinikubeSettings", "OidcClient", "PortMapping", "Problem", "ProfileConfig", "Quota", "Secret",
-    "SimClusterConfig", "SimSettings", "StackConfig", "StackSettings", "StorageConfig", "cluster_config",
-    "dev_client_secret", "is_upstream_client_secret", "parse_stack_config", "profile_name_for", "reference_problems",
+    "CLUSTER_PROVIDERS", "COMPONENT_SETS", "CONFIG_KEYS", "CONNECTOR_TYPES", "GATEWAY_KINDS",
+    "KSERVE_DEPLOYMENT_MODES", "LOCAL_PROVIDERS", "MINIKUBE_DRIVERS", "MIN_CLIENT_SECRET", "PROJECT",
+    "PULL_POLICIES", "STORAGE_MODES", "UPSTREAM_CLIENT_SECRET_SHA256", "UPSTREAM_DEFAULT_CLIENT_ID",
+    "UPSTREAM_DEFAULT_PASSWORD", "AksClusterConfig", "AksSettings", "AuthConfig", "ClaimOverride", "ClusterConfig",
+    "ConfigError", "DexUser", "EksClusterConfig", "EksSettings", "ExistingClusterConfig", "ExistingSettings",
+    "GatewayConfig", "GkeClusterConfig", "GkeSettings", "ImagesConfig", "KindClusterConfig", "KindSettings",
+    "KubeflowConfig", "ManagedClusterConfig", "ManagedSettings", "MinikubeClusterConfig", "MinikubeSettings",
+    "OidcClient", "PortMapping", "Problem", "ProfileConfig", "Quota", "Secret", "SimClusterConfig", "SimSettings",
+    "StackConfig", "StackSettings", "StorageConfig", "cluster_config", "dev_client_secret",
+    "is_upstream_client_secret", "parse_stack_config", "profile_name_for", "reference_problems",
 ]
 
 

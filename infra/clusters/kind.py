@@ -15,9 +15,8 @@ import pulumi
 import yaml
 
 from infra.clusters import kubelet
-from infra.clusters.base import Cluster
+from infra.clusters.base import Cluster, cluster_settings
 from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
-from infra.clusters.base import cluster_settings
 from infra.config import KindClusterConfig, StackConfig
 from infra.paths import clusters_dir
 from infra.run import CommandError, run

@@ -63,8 +63,8 @@ class DexUser(Section):
     not_a_map: ClassVar[str] = "must be a map with email, username and password"
 
     email: Annotated[str, BeforeValidator(_text), matches(_EMAIL, "must be an e-mail address")]
-    username: Text = Field("", description="default: the e-mail's local part")
-    user_id: Text = Field("", alias="userID", description="default: a number derived from the e-mail")
+    username: Text = Field(default="", description="default: the e-mail's local part")
+    user_id: Text = Field(default="", alias="userID", description="default: a number derived from the e-mail")
     password: Secret | None = None
     password_hash: Secret | None = None
 
@@ -96,8 +96,8 @@ class DexUser(Section):
 
 
 # The upstream example user, so `pulumi up -s dev` works with no secrets set.
-DEMO_USER = DexUser(email="user@example.com", username="user", user_id="15841185641784",
-                    password=Secret(UPSTREAM_DEFAULT_PASSWORD))
+DEMO_USER = DexUser.model_validate({"email": "user@example.com", "username": "user", "userID": "15841185641784",
+                                    "password": UPSTREAM_DEFAULT_PASSWORD})
 
 
 def _redirect(uri: Any) -> str:
@@ -117,7 +117,7 @@ class OidcClient(Section):
     # Unset: a dev stack's is derived from the stack's name (dev_client_secret); others must set one.
     secret: Secret | None = None
     redirect_uris: Annotated[tuple[Annotated[str, BeforeValidator(_redirect)], ...], BeforeValidator(_redirects)] = \
-        Field(("/oauth2/callback",), alias="redirectURIs")
+        Field(default=("/oauth2/callback",), alias="redirectURIs")
 
 
 def _connector(conn: Any) -> Mapping[str, Any]:
@@ -155,7 +155,7 @@ class AuthConfig(Section):
                           listing("must be a list of Dex connectors"),
                           WithJsonSchema({"type": "array", "items": _CONNECTOR_SCHEMA})] = ()
     # Unset: derived from the client secret (see cookie_secret).
-    cookie: Secret | None = Field(None, alias="cookieSecret")
+    cookie: Secret | None = Field(default=None, alias="cookieSecret")
 
     @property
     def client_id(self) -> str:

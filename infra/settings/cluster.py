@@ -9,7 +9,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from infra.settings.fields import (
     HOST,
@@ -266,8 +275,8 @@ class AksClusterConfig(ManagedClusterConfig):
 
 
 BY_PROVIDER: dict[str, type[ClusterBase]] = {
-    "kind": KindClusterConfig, "minikube": MinikubeClusterConfig, "existing": ExistingClusterConfig, "sim": SimClusterConfig,
-    "eks": EksClusterConfig, "gke": GkeClusterConfig, "aks": AksClusterConfig}
+    "kind": KindClusterConfig, "minikube": MinikubeClusterConfig, "existing": ExistingClusterConfig,
+    "sim": SimClusterConfig, "eks": EksClusterConfig, "gke": GkeClusterConfig, "aks": AksClusterConfig}
 
 
 def _provider(data: Any) -> str | None:
@@ -282,5 +291,6 @@ def _provider(data: Any) -> str | None:
 ClusterConfig = Annotated[
     Annotated[KindClusterConfig, Tag("kind")] | Annotated[MinikubeClusterConfig, Tag("minikube")]
     | Annotated[ExistingClusterConfig, Tag("existing")] | Annotated[SimClusterConfig, Tag("sim")]
-    | Annotated[EksClusterConfig, Tag("eks")] | Annotated[GkeClusterConfig, Tag("gke")] | Annotated[AksClusterConfig, Tag("aks")],
+    | Annotated[EksClusterConfig, Tag("eks")] | Annotated[GkeClusterConfig, Tag("gke")]
+    | Annotated[AksClusterConfig, Tag("aks")],
     Discriminator(_provider)]

@@ -26,7 +26,8 @@ _RELEASE = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+(-rc\.[0-9]+)?$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([-a-z0-9._/]*[a-z0-9])?)?/?$")
 IMAGE = re.compile(r"^[a-z0-9][-a-z0-9._:/]*[a-z0-9](:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
 
-_Components = Annotated[tuple[str, ...], listing("must be a list of component names", item=lambda v: isinstance(v, str))]
+_Components = Annotated[tuple[str, ...],
+                        listing("must be a list of component names", item=lambda v: isinstance(v, str))]
 
 
 class KServeConfig(Section):
@@ -37,7 +38,8 @@ class KServeConfig(Section):
 
 
 class KubeflowConfig(Section):
-    release: Annotated[str, BeforeValidator(_text), matches(_RELEASE, "must be a release tag such as v1.11.0")] = "v1.11.0"
+    release: Annotated[str, BeforeValidator(_text),
+                       matches(_RELEASE, "must be a release tag such as v1.11.0")] = "v1.11.0"
     manifests_path: Text | None = Field(default=None, alias="manifests")
     components: Annotated[ComponentSet, BeforeValidator(_text)] = "full"
     include: _Components = ()

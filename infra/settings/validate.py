@@ -94,9 +94,8 @@ def _without(data: Any, locs: list[Loc]) -> Any:
             except (KeyError, IndexError, TypeError):
                 parent = None
                 break
-        if isinstance(parent, dict) and loc[-1] in parent:
-            del parent[loc[-1]]
-        elif isinstance(parent, list) and isinstance(loc[-1], int) and loc[-1] < len(parent):
+        in_list = isinstance(parent, list) and isinstance(loc[-1], int) and loc[-1] < len(parent)
+        if (isinstance(parent, dict) and loc[-1] in parent) or in_list:
             del parent[loc[-1]]
         else:
             return None
