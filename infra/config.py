@@ -101,15 +101,16 @@ class StackSettings(Section):
     cluster: ClusterConfig = Field(default_factory=KindClusterConfig)
     kubeflow: KubeflowConfig = KubeflowConfig()
     storage: StorageConfig = StorageConfig()
-    auth: AuthConfig = Field(AuthConfig(), description="users and secrets: set them with `pulumi config set "
+    auth: AuthConfig = Field(default=AuthConfig(), description="users and secrets: set them with `pulumi config set "
                              "--secret --path`; a dev stack (devStack: true) may leave them unset")
-    profiles: Profiles = Field((), description="default: one profile per user, named after the e-mail")
+    profiles: Profiles = Field(default=(), description="default: one profile per user, named after the e-mail")
     images: ImagesConfig = ImagesConfig()
     gateway: GatewayConfig = GatewayConfig()
 
 
-# The top-level keys of a stack's config (`kubeflow-stacks:<key>`).
-CONFIG_KEYS = tuple(f.alias or n for n, f in StackSettings.model_fields.items())
+# The top-level keys of a stack's config (`kubeflow-stacks:<key>`), each with its field.
+_FIELDS = {f.alias or n: f for n, f in StackSettings.model_fields.items()}
+CONFIG_KEYS = tuple(_FIELDS)
 
 
 class StackConfig(BaseModel):
@@ -158,7 +159,7 @@ def reference_problems(cmap: ComponentMap, kubeflow: KubeflowConfig, storage: St
 
 def _section(raw: Mapping[str, Any], key: str, problems: list[Problem]) -> Any:
     """The top-level section `key` validated (its default when unset), its problems added."""
-    field = StackSettings.model_fields[next(n for n, f in StackSettings.model_fields.items() if (f.alias or n) == key)]
+    field = _FIELDS[key]
     value = raw.get(key)
     if value is None:
         return field.get_default(call_default_factory=True)
@@ -172,10 +173,10 @@ def _section(raw: Mapping[str, Any], key: str, problems: list[Problem]) -> Any:
 def cluster_config(raw: Any) -> ClusterConfig:
     """The cluster section alone (the conformance teardown reads it from a stack's config)."""
     problems: list[Problem] = []
-    cluster = _section({"cluster": raw}, "cluster", problems)
+    cluster: ClusterConfig = _section({"cluster": raw}, "cluster", problems)
     if problems:
         raise ConfigError(problems)
-    return cluster  # type: ignore[no-any-return]
+    return cluster
 
 
 def parse_stack_config(stack: str, raw: Mapping[str, Any],

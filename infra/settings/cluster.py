@@ -168,6 +168,8 @@ def _no_adopt(value: bool) -> bool:
 
 
 class ClusterBase(Section):
+    """What every provider's section has: the provider, and the cluster's name."""
+
     provider: Provider
     name: DnsLabel = "kubeflow"
 
@@ -179,13 +181,10 @@ class ClusterBase(Section):
             return {**data, data["provider"]: {}}
         return data
 
-    @property
-    def owned(self) -> bool:
-        """Whether the stack creates the cluster, and `pulumi destroy` deletes it."""
-        return self.provider in LOCAL_PROVIDERS
-
 
 class LocalClusterConfig(ClusterBase):
+    """A cluster the stack creates (and `pulumi destroy` deletes) with a local binary."""
+
     # Take over a running cluster of this name (destroy then deletes it).
     adopt: Flag = False
 
@@ -200,17 +199,19 @@ class LocalClusterConfig(ClusterBase):
 
 
 class RemoteClusterConfig(ClusterBase):
+    """A cluster the stack does not create with a local binary: an existing one, or a cloud's."""
+
     adopt: Annotated[bool, BeforeValidator(_flag), AfterValidator(_no_adopt),
                      WithJsonSchema({"anyOf": [{"const": False}, {"const": "false"}]})] = False
 
 
 class KindClusterConfig(LocalClusterConfig):
     provider: Literal["kind"] = "kind"
+    kind: KindSettings = Field(default_factory=KindSettings)
+
     @property
     def settings(self) -> KindSettings:
         return self.kind
-
-    kind: KindSettings = Field(default_factory=KindSettings)
 
     def props(self) -> dict[str, Any]:
         return {**super().props(), "podSubnet": KIND_POD_SUBNET, "serviceSubnet": KIND_SERVICE_SUBNET}
@@ -218,20 +219,20 @@ class KindClusterConfig(LocalClusterConfig):
 
 class MinikubeClusterConfig(LocalClusterConfig):
     provider: Literal["minikube"]
+    minikube: MinikubeSettings = MinikubeSettings()
+
     @property
     def settings(self) -> MinikubeSettings:
         return self.minikube
 
-    minikube: MinikubeSettings = MinikubeSettings()
-
 
 class SimClusterConfig(LocalClusterConfig):
     provider: Literal["sim"]
+    sim: SimSettings = SimSettings()
+
     @property
     def settings(self) -> SimSettings:
         return self.sim
-
-    sim: SimSettings = SimSettings()
 
 
 class ExistingClusterConfig(RemoteClusterConfig):
