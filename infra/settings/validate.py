@@ -8,13 +8,12 @@ import copy
 import re
 import types
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from infra.settings.fields import Problem
 
-T = TypeVar("T")
 Loc = tuple[str | int, ...]
 
 # Fixes for pydantic's own errors (the project's value types raise errors that carry theirs).
