@@ -126,7 +126,8 @@ def test_refresh_of_a_vanished_cluster_forgets_the_record(provider_with: Provide
 @pytest.mark.slow
 def test_up_over_a_foreign_sim_cluster_fails_and_leaves_it_running(tmp_path: Path) -> None:
     from infra.automation import inline_stack
-    from infra.clusters.sim import SimCluster, SimClusterArgs
+    from infra.clusters.sim import SimCluster
+    from infra.config import SimClusterConfig, SimSettings
     from tests.helpers import require_toolchain
 
     require_toolchain("kwokctl", "kwok", "kube-apiserver", "etcd", "pulumi")
@@ -137,7 +138,8 @@ def test_up_over_a_foreign_sim_cluster_fails_and_leaves_it_running(tmp_path: Pat
     try:
         def program(adopt: bool) -> Any:
             def run() -> None:
-                SimCluster("c", SimClusterArgs(name, 1, "4", "8Gi", 110, adopt=adopt))
+                SimCluster("c", SimClusterConfig(provider="sim", name=name, adopt=adopt, sim=SimSettings(
+                    nodes=1, node_cpu="4", node_memory="8Gi", node_pods=110)))
             return run
 
         ts = inline_stack(tmp_path, program(False), prefix="own")

@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("utilities", ("infra", "infra.errors", "infra.run", "infra.process", "infra.wait", "infra.paths",
                    "infra.versions", "infra.preflight")),
     ("tools and host", ("infra.toolchain", "infra.runtime", "infra.nodeimage", "infra.doctor")),
-    ("settings", ("infra.config", "infra.manifests.components")),
+    ("settings", ("infra.config", "infra.settings", "infra.manifests.components")),
     ("manifests and patches", ("infra.manifests", "infra.patches", "infra.auth", "infra.gateway")),
     ("program", ("infra.program", "infra.apply", "infra.admission", "infra.definitions", "infra.outputs",
                  "infra.clusters", "infra.automation", "infra.dependencies")),
