@@ -13,12 +13,13 @@ import yaml
 from pulumi import automation as auto
 
 from infra.cli import main as kfstack
+from infra.conformance.data_guard import Plan, PlannedChange, data_loss, data_namespaces
+from infra.conformance.objects import ObjectRef, objects_to_check
 from infra.conformance.record import Check, RunRecord, Step, read_junit
 from infra.conformance.summary import summary_markdown
-from infra.conformance.teardown import ObjectRef, objects_to_check
 from infra.conformance.timeline import phase_of_step, urn_type_and_name
-from infra.conformance.upgrade import Plan, PlannedChange, data_loss, data_namespaces
-from infra.conformance.workspace import UsageError, make_workspace
+from infra.conformance.workspace import make_workspace
+from infra.errors import UsageError
 from tests.helpers import REPO
 
 SAMPLE_TESTS = '''
