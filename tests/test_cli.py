@@ -85,6 +85,7 @@ MINIMAL_ARGS: dict[tuple[str, ...], list[str]] = {
     ("runtime", "start"): [], ("runtime", "stop"): [], ("runtime", "status"): [], ("runtime", "shim"): [],
     ("runtime", "release-routes"): ["kind:x"], ("nodeimage", "build"): [], ("nodeimage", "components"): [],
     ("nodeimage", "show"): [], ("smoke-job",): ["--stack", "sim"], ("manifests",): ["path"],
+    ("config",): ["schema"],
 }
 LEAVES = sorted(_leaves(build_parser()))
 

@@ -7,8 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from infra.commands.base import Subparsers
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("config", help="the JSON Schema of a stack file (stacks/Pulumi.<stack>.yaml)",
                        description="Print the JSON Schema of a stack file's config, made from the same "
                                    "models that validate it, so an editor can check Pulumi.<stack>.yaml "
