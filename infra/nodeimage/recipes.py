@@ -49,6 +49,14 @@ def load_recipes(path: Path = VERSIONS_FILE) -> dict[str, Recipe]:
             for name, table in tomllib.loads(path.read_text()).get("image_recipes", {}).items()}
 
 
+def binaries_of(names: Sequence[str]) -> list[str]:
+    """The toolchain binaries the named recipes copy into their images (installed before they build)."""
+    from infra.nodeimage.kfp_recipes import recipe_binaries
+
+    known = load_recipes()
+    return [b for name in dict.fromkeys(names) if name in known for b in recipe_binaries(known[name]).values()]
+
+
 def _context_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(dir=nodeimage_dir(), prefix="recipe-")
 
@@ -235,9 +243,13 @@ def build_recipe_images(build: Build, wanted: Sequence[tuple[str, str, str]]) ->
     base = debian_base(build)
     if kserve:
         kserve_python(build, base, recipes["kserve-python"], kserve)
+    from infra.nodeimage.kfp_recipes import BUILDERS
+
     for ref, recipe, _ in wanted:
         if recipe == "standin-gateway":
             standin_gateway(build, base, recipes[recipe], ref)
+        elif recipe in BUILDERS:
+            BUILDERS[recipe](build, base, recipes[recipe], ref)
         elif recipe != "kserve-python":
             raise RecipeError(f"component_images.{ref!r}: recipe {recipe!r} has no builder (kserve-python, "
-                              f"standin-gateway)")
+                              f"standin-gateway, {', '.join(BUILDERS)})")
