@@ -133,7 +133,7 @@ FAKE_GO = """#!{python}
 import json, os, sys
 with open(os.environ["FAKE_GO_LOG"], "a") as log:
     log.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "goflags": os.environ.get("GOFLAGS"),
-                          "version": os.environ.get("VERSION")}}) + "\\n")
+                          "version": os.environ.get("VERSION"), "cgo": os.environ.get("CGO_ENABLED")}}) + "\\n")
 if sys.argv[1] == "build":
     out = sys.argv[sys.argv.index("-o") + 1]
     with open(out, "w") as f:
@@ -188,6 +188,25 @@ def test_source_route_builds_in_a_copy(tmp_path: Path, fake_go: Path) -> None:
     assert all(c["goflags"].startswith("-mod=mod") for c in calls)
     assert all(str(paths.cache_root()) in c["cwd"] for c in calls)
     assert sorted(p.name for p in store.bin_dir(tool).iterdir()) == ["demo", "demo-exec"]
+
+
+@pytest.mark.parametrize(("switch", "cgo"), [({"cgo": True}, "1"), ({"static": True}, "0"), ({}, None)])
+def test_source_route_sets_cgo_and_tags_as_declared(tmp_path: Path, fake_go: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    switch: dict[str, bool], cgo: str | None) -> None:
+    """cgo (KFP's API server needs it), static (CGO off for minimal images) or the go command's default;
+    tags reach `go build`."""
+    import json
+
+    monkeypatch.delenv("CGO_ENABLED", raising=False)
+    sources = tmp_path / "sources"
+    (sources / "demo-1.2.3").mkdir(parents=True)
+    (sources / "demo-1.2.3" / "go.mod").write_text("module demo\n")
+    tool = parse_toolchain({"demo": {"version": "v1.2.3", "binaries": ["demo"], "source": {
+        "dir": "demo-{number}", "packages": {"demo": "./cmd/demo"}, "tags": ["netgo"], **switch}}}).get("demo")
+    install.install_tool(tool, route="source", sources=sources, plat=LINUX, say=lambda line: None)
+    [call] = [json.loads(line) for line in fake_go.read_text().splitlines()]
+    assert call["argv"][:4] == ["build", "-v", "-tags", "netgo"]
+    assert call["cgo"] == cgo
 
 
 def test_build_failure_names_command_exit_code_log_tail_and_log(tmp_path: Path, fake_go: Path,

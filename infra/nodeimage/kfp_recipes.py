@@ -9,13 +9,15 @@ pipelines' component runtime. Each image is keyed by its base, Dockerfile and ev
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from infra.nodeimage.build import Build, image_key, replacing
+from infra.nodeimage.build import Build, docker_cli, image_key, replacing
 from infra.nodeimage.recipes import HOST_CA, Recipe, RecipeError, _context_dir, docker_build, load_recipes
 from infra.nodeimage.steps import digest, file_digest
+from infra.run import run
 from infra.toolchain import gobuild, store
 from infra.toolchain.model import ToolchainError, load_toolchain
 from infra.versions import load_versions
@@ -80,8 +82,10 @@ def _with_ca(files: dict[str, Path | str]) -> dict[str, Path | str]:
     return files
 
 
-def _build_image(build: Build, base: tuple[str, str], ref: str, dockerfile: str, files: Files) -> None:
-    """docker build of `dockerfile` (FROM {base}) with `files`, keyed by all of them."""
+def _build_image(build: Build, base: tuple[str, str], ref: str, dockerfile: str, files: Files,
+                 check: Callable[[], None] | None = None) -> None:
+    """docker build of `dockerfile` (FROM {base}) with `files`, keyed by all of them; `check` then
+    looks at the new image (and removes it when it is not what the pins say)."""
     text = dockerfile.replace("{base}", base[0])
     key = digest({"base": base[1], "dockerfile": text, "ref": ref, "layout": 1,
                   "files": {name: file_digest(src) if isinstance(src, Path) else digest({"text": src})
@@ -101,6 +105,12 @@ def _build_image(build: Build, base: tuple[str, str], ref: str, dockerfile: str,
                 executable = dest.read_bytes()[:2] == b"#!" or (isinstance(src, Path) and src.stat().st_mode & 0o111)
                 dest.chmod(0o755 if executable else 0o644)  # COPY keeps the mode
             docker_build(context, ref, key)
+        if check is not None:
+            try:
+                check()
+            except RecipeError:
+                run([docker_cli(), "rmi", ref], timeout=120, check=False)
+                raise
 
     build.log.run(f"image {ref}", key, lambda: image_key(ref) == key, replacing(ref, make))
 
@@ -172,14 +182,24 @@ def mariadb(build: Build, base: tuple[str, str], recipe: Recipe, ref: str) -> No
                   # no service starts during the build; the package's own data directory is dropped
                   "RUN printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d\n" +
                   _apt([str(p) for p in recipe.get("apt")]) +
-                  f"RUN rm -f /usr/sbin/policy-rc.d && rm -rf /var/lib/mysql && mkdir -p /var/lib/mysql /run/mysqld \\\n"
+                  "RUN rm -f /usr/sbin/policy-rc.d && rm -rf /var/lib/mysql && mkdir -p /var/lib/mysql /run/mysqld "
+                  "\\\n"
                   f" && chown {user}:{user} /var/lib/mysql /run/mysqld\n"
                   "COPY kfstack.cnf /etc/mysql/mariadb.conf.d/99-kfstack.cnf\n"
                   "COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh\n"
                   f"USER {user}\nEXPOSE 3306\n"
                   'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]\nCMD ["mariadbd"]\n')
     files: dict[str, Path | str] = {"kfstack.cnf": MARIADB_CONFIG, "entrypoint.sh": KFP_DIR / "mariadb-entrypoint.sh"}
-    _build_image(build, base, ref, dockerfile, files)
+    wanted = str(recipe.get("mariadb"))
+
+    def same_series() -> None:
+        out = run([docker_cli(), "run", "--rm", "--entrypoint", "mariadbd", ref, "--version"], timeout=120).stdout
+        found = re.search(r"Ver (\d+\.\d+)\.\d+-MariaDB", out)
+        if not found or found.group(1) != wanted:
+            raise RecipeError(f"{ref}: Debian's package gave MariaDB {found.group(1) if found else '?'}, "
+                              f"image_recipes.{recipe.name}.mariadb says {wanted}: update it (and say so) together")
+
+    _build_image(build, base, ref, dockerfile, files, same_series)
 
 
 MLMD_WRAPPER = '#!/bin/sh\nexec /opt/mlmd/venv/bin/python /opt/mlmd/mlmd_server.py "$@"\n'
@@ -190,7 +210,8 @@ def mlmd_server(build: Build, base: tuple[str, str], recipe: Recipe, ref: str) -
     user = str(recipe.get("user"))
     dockerfile = ("FROM {base}\n" + _apt([str(p) for p in recipe.get("apt")]) +
                   _venv("/opt/mlmd/venv", "{pip} -r /etc/kfstack-build/requirements.txt") +
-                  "COPY mlmd_server.py /opt/mlmd/mlmd_server.py\nCOPY metadata_store_server /bin/metadata_store_server\n"
+                  "COPY mlmd_server.py /opt/mlmd/mlmd_server.py\n"
+                  "COPY metadata_store_server /bin/metadata_store_server\n"
                   f"USER {user}\nEXPOSE 8080\nENTRYPOINT [\"/bin/metadata_store_server\"]\n")
     files = _with_ca({"build/requirements.txt": KFP_DIR / "mlmd-requirements.txt",
                       "mlmd_server.py": KFP_DIR / "mlmd_server.py", "metadata_store_server": MLMD_WRAPPER})
@@ -231,7 +252,8 @@ def kfp_runtime(build: Build, base: tuple[str, str], recipe: Recipe, ref: str) -
     rest = [p for p in packages if not p.startswith("kfp")]
     install = (f"{{pip}} --no-deps {_quoted(kfp)}\n"
                f"{{pip}} -c /etc/kfstack-build/constraints.txt {_quoted(rest)}")
-    dockerfile = ("FROM {base}\n" + _apt([str(p) for p in recipe.get("apt")]) + _venv("/opt/kfp/venv", install, check=False) +
+    dockerfile = ("FROM {base}\n" + _apt([str(p) for p in recipe.get("apt")]) +
+                  _venv("/opt/kfp/venv", install, check=False) +
                   "ENV PATH=/opt/kfp/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\\n"
                   "    PYTHONUNBUFFERED=1\n")
     _build_image(build, base, ref, dockerfile, _with_ca({"build/constraints.txt": constraints}))

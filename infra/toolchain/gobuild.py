@@ -340,8 +340,8 @@ def build_source(tool: Tool, sources: Path | None, bin_dir: Path, work: Path, lo
     flags = ldflags(tool)
     tags = ["-tags", ",".join(route.tags)] if route.tags else []
     for binary, pkg in route.packages.items():
-        log.run([go, "build", "-v", *tags, "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=module_dir, env=env,
-                label=f"go build {binary}")
+        log.run([go, "build", "-v", *tags, "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=module_dir,
+                env=env, label=f"go build {binary}")
     for script in route.scripts:
         shutil.copyfile(module_dir / script, bin_dir / script)
         (bin_dir / script).chmod(0o755)
