@@ -121,15 +121,18 @@ NO_SAMPLES = '{"loadSamplesOnRestart": false, "pipelines": []}\n'
 
 
 def kfp_apiserver(build: Build, base: tuple[str, str], recipe: Recipe, ref: str) -> None:
-    """/bin/apiserver with /config (the tree's non-Go files), run as upstream's image runs it."""
+    """/bin/apiserver with /config (the tree's files but Go code and test data), run as upstream's image
+    runs it."""
     tool = load_toolchain().tool_for_binary("kfp-apiserver")
     try:
         tree = gobuild.source_tree(tool, build.sources) / str(recipe.get("config"))
     except ToolchainError as exc:
         raise RecipeError(str(exc)) from None
+    if not (tree / "config.json").is_file():
+        raise RecipeError(f"image_recipes.{recipe.name}.config: no config.json in {tree}")
     copies, files = _copy_binaries(recipe)
-    config: dict[str, Path | str] = {f"config/{p.relative_to(tree)}": p for p in sorted(tree.rglob("*"))
-                                     if p.is_file() and p.suffix != ".go" and "testdata" not in p.parts}
+    kept = [p.relative_to(tree) for p in sorted(tree.rglob("*")) if p.is_file() and p.suffix != ".go"]
+    config: dict[str, Path | str] = {f"config/{p}": tree / p for p in kept if "testdata" not in p.parts}
     config["config/sample_config.json"] = NO_SAMPLES
     dockerfile = ("FROM {base}\n" + _apt([str(p) for p in recipe.get("apt")]) + copies +
                   "COPY config/ /config/\nENV LOG_LEVEL=info\nWORKDIR /bin\nEXPOSE 8888 8887\n"
