@@ -205,7 +205,7 @@ def test_the_go_images_start_as_their_manifests_run_them(cli: str) -> None:
     assert (inspect(CONTROLLER)["User"], inspect(EXECUTOR)["User"]) == ("8737", "0")
     assert "-discovery-interval" in output(METACONTROLLER, "--help", entrypoint="/usr/bin/metacontroller")
     assert "-copy" in output(LAUNCHER, "--help", entrypoint="launcher-v2")  # by name, as KFP's pods call it
-    assert "-executor_type" in output(DRIVER, "--help", entrypoint="driver")
+    assert "-mlmd_server_address" in output(DRIVER, "--help", entrypoint="driver")
     assert "-numWorker" in output(AGENT, "--help", entrypoint="/bin/persistence_agent")
 
 
