@@ -48,7 +48,7 @@ def _apt(packages: list[str]) -> str:
         return ""
     return ("RUN apt-get update -qq \\\n"
             f" && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {' '.join(packages)}"
-            " >/dev/null \\\n && rm -rf /var/lib/apt/lists/*\n")
+            " >/dev/null \\\n && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin\n")
 
 
 def _copy_binaries(recipe: Recipe) -> tuple[str, dict[str, Path]]:
