@@ -108,6 +108,9 @@ def test_provider_install_brings_pulumi_first() -> None:
     ({"version": "v1.2.3.4"}, "not of the form v1.2.3"),
     ({"module": {"packages": {"demo": "x/demo"}, "static": True, "cgo": True}}, "exclude each other"),
     ({"module": {"packages": {"demo": "x/demo"}, "cgo": "yes"}}, r"cgo must be true or false"),
+    ({"module": {"packages": {"demo": "x/demo"}, "symlinks": {"a.go": "b.go"}}}, "set require"),
+    ({"module": {"packages": {"demo": "x/demo"}, "require": ["x {version}"], "symlinks": {"a.go": "../b.go"}}},
+     "without \\.\\."),
 ])
 def test_bad_tool_tables_fail_with_the_key(overrides: dict[str, Any], message: str) -> None:
     table = {k: v for k, v in tool_table(**overrides).items() if v is not None}

@@ -295,9 +295,30 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
     env = go_env(route.gonosumdb, static=route.static, cgo=route.cgo, toolchain=tool.go_toolchain)
     requires = [tool.expand(req, commit=commit).replace(" ", "@") for req in route.require]
     log.run([go, "get", *requires], cwd=work, env=env, label=f"go get {' '.join(requires)}")
+    if route.symlinks:
+        restore_symlinks(go, route, requires[0].split("@")[0], work, env, log)
     for binary, pkg in route.packages.items():
         log.run([go, "build", "-v", *tags, "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=work,
                 env=env, label=f"go build {binary}")
+
+
+def restore_symlinks(go: str, route: ModuleRoute, module: str, work: Path, env: Mapping[str, str],
+                     log: BuildLog) -> None:
+    """Build against a copy of `module` with the files its zip left out (symlinks upstream) put back."""
+    try:
+        found = run([go, "list", "-m", "-f", "{{.Dir}}", module], cwd=work, env=env, timeout=120).stdout.strip()
+    except CommandError as exc:
+        raise ToolchainError(f"cannot find {module} in the module cache: {exc}") from None
+    copy = work / "module-with-links"
+    shutil.copytree(found, copy)
+    for path in [copy, *copy.rglob("*")]:  # the module cache is read-only; the copy must not be
+        path.chmod(path.stat().st_mode | 0o200)
+    for link, target in route.symlinks.items():
+        if not (copy / target).is_file():
+            raise ToolchainError(f"{module}: {target} (what {link} points to upstream) is not in the module")
+        shutil.copyfile(copy / target, copy / link)
+    log.run([go, "mod", "edit", f"-replace={module}=./{copy.name}"], cwd=work, env=env,
+            label=f"go mod edit: {module} with {len(route.symlinks)} restored link(s)", timeout=60)
 
 
 def source_tree(tool: Tool, sources: Path | None) -> Path:
