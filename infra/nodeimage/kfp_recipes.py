@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from infra.nodeimage.build import Build, docker_cli, image_key, replacing
-from infra.nodeimage.recipes import HOST_CA, Recipe, RecipeError, _context_dir, docker_build, load_recipes
+from infra.nodeimage.recipes import HOST_CA, Recipe, RecipeError, context_dir, docker_build, load_recipes
 from infra.nodeimage.steps import digest, file_digest
 from infra.run import run
 from infra.toolchain import gobuild, store
@@ -92,7 +92,7 @@ def _build_image(build: Build, base: tuple[str, str], ref: str, dockerfile: str,
                             for name, src in files.items()}})
 
     def make() -> None:
-        with _context_dir() as tmp:
+        with context_dir() as tmp:
             context = Path(tmp)
             (context / "Dockerfile").write_text(text)
             for name, src in files.items():

@@ -57,7 +57,7 @@ def binaries_of(names: Sequence[str]) -> list[str]:
     return [b for name in dict.fromkeys(names) if name in known for b in recipe_binaries(known[name]).values()]
 
 
-def _context_dir() -> tempfile.TemporaryDirectory[str]:
+def context_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(dir=nodeimage_dir(), prefix="recipe-")
 
 
@@ -160,7 +160,7 @@ def kserve_python(build: Build, base: tuple[str, str], recipe: Recipe, targets: 
         key = digest({**common, "target": target, "ref": ref})
 
         def make(ref: str = ref, target: str = target, key: str = key) -> None:
-            with _context_dir() as tmp:
+            with context_dir() as tmp:
                 context = Path(tmp)
                 (context / "Dockerfile").write_text(dockerfile)
                 (context / "build").mkdir()
@@ -218,7 +218,7 @@ def standin_gateway(build: Build, base: tuple[str, str], recipe: Recipe, ref: st
     wanted = str(recipe.get("nginx"))
 
     def make() -> None:
-        with _context_dir() as tmp:
+        with context_dir() as tmp:
             (Path(tmp) / "Dockerfile").write_text(dockerfile)
             docker_build(Path(tmp), ref, key)
         out = run([docker_cli(), "run", "--rm", "--entrypoint", "nginx", ref, "-v"], timeout=120)
