@@ -156,11 +156,13 @@ def kfp_persistence_agent(build: Build, base: tuple[str, str], recipe: Recipe, r
 
 
 def seaweedfs(build: Build, base: tuple[str, str], recipe: Recipe, ref: str) -> None:
-    """/usr/bin/weed as upstream's user, /data its own, and the tools the manifests' hook runs."""
+    """/usr/bin/weed as upstream's user, /data its own, and the tools the manifests' hook runs (busybox's
+    wget before Debian's on PATH)."""
     copies, files = _copy_binaries(recipe)
     user = str(recipe.get("user"))
+    applets = "".join(f" && ln -s /bin/busybox /usr/local/bin/{a}" for a in recipe.get("busybox"))
     dockerfile = ("FROM {base}\n" + _apt([str(p) for p in recipe.get("apt")]) + copies +
-                  _user(user, "seaweed", "/data") + f"RUN mkdir -p /data && chown {user}:{user} /data\n"
+                  _user(user, "seaweed", "/data") + f"RUN mkdir -p /data && chown {user}:{user} /data{applets}\n"
                   f"WORKDIR /data\nUSER {user}\nEXPOSE 8333 8111 9333 8888 8080\n"
                   'ENTRYPOINT ["/usr/bin/weed", "-logtostderr=true"]\n')
     _build_image(build, base, ref, dockerfile, files)
