@@ -120,11 +120,17 @@ def net(cli: str) -> Iterator[Net]:
 def _mysql(net: Net) -> Callable[[str], str]:
     """The stand-in as the manifests run it; returns a function running SQL in it as root over TCP."""
     name = net.start("mysql", MYSQL, *MYSQL_ARGS, env={"MYSQL_ALLOW_EMPTY_PASSWORD": "true"}, user="999:999")
-    net.wait_log(name, "ready for connections.\nVersion", "the mysql:8.4 stand-in to accept connections")
 
     def sql(query: str) -> str:
         return run([net.cli, "exec", name, "mariadb", "-uroot", "-h127.0.0.1", "-N", "-e", query], timeout=60).stdout
 
+    def answers() -> tuple[bool, str]:  # over TCP: the first start's own server listens on no port
+        try:
+            return sql("SELECT 1").strip() == "1", ""
+        except CommandError as exc:
+            return False, f"{exc.stderr.strip()[-300:]}; log: {net.logs(name)[-500:]}"
+
+    wait_until(answers, timeout=120, interval=1, what="the mysql:8.4 stand-in to accept connections")
     return sql
 
 
