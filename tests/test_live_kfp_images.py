@@ -167,7 +167,8 @@ def test_the_mlmd_stand_in_answers_the_wheels_client_on_the_mysql_stand_in(net: 
     assert "['system.PipelineRun']" in out
 
 
-def test_seaweedfs_serves_s3_and_iam_after_the_manifests_post_start_steps(net: Net) -> None:
+def _seaweedfs(net: Net) -> None:
+    """SeaweedFS as the manifests run it, after their postStart steps (admin key minio/minio123)."""
     # /data on a tmpfs: SeaweedFS turns read-only below 1% free disk, which says nothing of the image.
     server = net.start("seaweedfs", SEAWEEDFS, "server", "-dir=/data", "-s3", "-iam", "-filer",
                        "-master.volumePreallocate=false", user="1000:1000",
@@ -180,6 +181,10 @@ def test_seaweedfs_serves_s3_and_iam_after_the_manifests_post_start_steps(net: N
                   'echo "s3.configure -user kubeflow-admin -access_key minio -secret_key minio123 -actions Admin '
                   '-apply" | /usr/bin/weed shell\n')
     run([net.cli, "exec", server, "/bin/sh", "-ec", post_start], timeout=300)
+
+
+def test_seaweedfs_serves_s3_and_iam_after_the_manifests_post_start_steps(net: Net) -> None:
+    _seaweedfs(net)
     client = ("import botocore.session\n"
               "s = botocore.session.get_session()\n"
               "kw = dict(region_name='us-east-1', aws_access_key_id='minio', aws_secret_access_key='minio123')\n"
@@ -198,6 +203,79 @@ def test_seaweedfs_serves_s3_and_iam_after_the_manifests_post_start_steps(net: N
 
     out = wait_until(answers, timeout=120, interval=3, what="SeaweedFS's S3 and IAM from the hook's image")
     assert "b'hello'" in out and "ns1" in out
+
+
+def test_the_launcher_copies_itself_as_kfps_init_container_runs_it(cli: str, tmp_path: Path) -> None:
+    """`launcher-v2 --copy /kfp-launcher/launch` into the pod's shared volume, as upstream's user."""
+    shared = tmp_path / "kfp-launcher"
+    shared.mkdir()
+    shared.chmod(0o777)
+    run([cli, "run", "--rm", "-v", f"{shared}:/kfp-launcher", "--entrypoint", "launcher-v2", LAUNCHER, "--copy",
+         "/kfp-launcher/launch"], timeout=120)
+    copied = shared / "launch"
+    assert copied.is_file() and os.access(copied, os.X_OK)
+    assert copied.stat().st_size > 1_000_000 and copied.stat().st_uid == 100
+
+
+HOOK_CLIENT = """\
+import base64, json, urllib.request, botocore.exceptions, botocore.session
+body = json.dumps({"object": {"metadata": {"name": "ns1", "labels": {"pipelines.kubeflow.org/enabled": "true"}}},
+                   "attachments": {"Secret.v1": {}, "ConfigMap.v1": {}}}).encode()
+answer = json.load(urllib.request.urlopen(urllib.request.Request("http://hook:8080/sync", data=body)))
+print(sorted((a["kind"], a["metadata"]["name"]) for a in answer["attachments"]))
+[secret] = [a for a in answer["attachments"] if a["kind"] == "Secret"]
+keys = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+s3 = botocore.session.get_session().create_client("s3", endpoint_url="http://seaweedfs:8333", region_name="us-east-1",
+                                                  aws_access_key_id=keys["accesskey"],
+                                                  aws_secret_access_key=keys["secretkey"])
+s3.put_object(Bucket="mlpipeline", Key="private-artifacts/ns1/own.txt", Body=b"x")
+print("own prefix: written")
+try:
+    s3.put_object(Bucket="mlpipeline", Key="private-artifacts/ns2/other.txt", Body=b"x")
+    print("other prefix: written")
+except botocore.exceptions.ClientError as exc:
+    print("other prefix:", exc.response["Error"]["Code"])
+"""
+
+
+def _hook_script(manifests_tree: Path, tmp_path: Path) -> Path:
+    """KFP's profile-controller hook as the v1.11.0 multi-user env ships it (its ConfigMap)."""
+    from infra.toolchain.locate import tool_path
+
+    env = manifests_tree / "applications/pipeline/upstream/env/cert-manager/platform-agnostic-multi-user"
+    out = run([str(tool_path("kustomize")), "build", str(env)], timeout=300).stdout
+    [code] = [d["data"]["sync.py"] for d in yaml.safe_load_all(out)
+              if d and d["kind"] == "ConfigMap" and "sync.py" in d.get("data", {})]
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sync.py").write_text(code)
+    hooks.chmod(0o755)
+    (hooks / "sync.py").chmod(0o644)
+    return hooks
+
+
+def test_kfps_hook_runs_in_its_image_and_gives_a_key_for_the_namespaces_prefix_only(
+        net: Net, manifests_tree: Path, tmp_path: Path) -> None:
+    """Upstream's hook (`python /hooks/sync.py`, as the manifests run it) makes the namespace's objects
+    and its SeaweedFS key through IAM; that key writes its own prefix and is refused another's."""
+    hooks = _hook_script(manifests_tree, tmp_path)
+    _seaweedfs(net)
+    env = {"KFP_VERSION": "2.15.0", "AWS_ENDPOINT_URL": "http://seaweedfs:8111",
+           "S3_ENDPOINT_URL": "http://seaweedfs:8333", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "minio",
+           "AWS_SECRET_ACCESS_KEY": "minio123", "ARTIFACTS_PROXY_ENABLED": "false", "ARTIFACT_RETENTION_DAYS": "-1"}
+    net.start("hook", HOOK, "python", "/hooks/sync.py", env=env, user="1000:0",
+              flags=["-v", f"{hooks}:/hooks:ro"])
+
+    def answers() -> tuple[bool, str]:
+        try:
+            return True, net.once(HOOK, "python", "-c", HOOK_CLIENT, user="1000:0")
+        except CommandError as exc:
+            return False, str(exc)[-800:]
+
+    out = wait_until(answers, timeout=120, interval=3, what="KFP's profile hook to answer a sync")
+    for name in ("mlpipeline-minio-artifact", "kfp-launcher", "metadata-grpc-configmap", "artifact-repositories"):
+        assert name in out
+    assert "own prefix: written" in out and "other prefix: AccessDenied" in out
 
 
 def test_the_go_images_start_as_their_manifests_run_them(cli: str) -> None:
