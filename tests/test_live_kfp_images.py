@@ -4,8 +4,10 @@ and answer as their pods need, in containers on a network of the test's own (no 
 The KFP API server creates its schema on the mysql:8.4 stand-in (MariaDB) as the manifests run both,
 then stops at the Kubernetes client; the ML Metadata stand-in answers the wheel's own gRPC client on
 the same database; SeaweedFS serves S3 and IAM after the manifests' postStart steps, called from the
-profile hook's image with botocore; Argo's binaries report v3.7.3 and run as upstream's users; the
-sample step runs in the component runtime as KFP compiles it, with nothing installed at run time.
+profile hook's image with botocore; KFP's own hook (from the rendered manifests) runs in that image
+and gives a namespace a key for its prefix only; the launcher copies itself as KFP's init container
+asks; Argo's binaries report v3.7.3 and run as upstream's users; the sample step runs in the
+component runtime as KFP compiles it, with nothing installed at run time.
 NOT RUN (skipped with the reason) where no container runtime can run or the images cannot be built.
 """
 
