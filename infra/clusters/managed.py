@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.clusters.base import Cluster
-from infra.config import ManagedSettings, StackConfig
+from infra.clusters.base import Cluster, cluster_settings
+from infra.config import ManagedClusterConfig, ManagedSettings, StackConfig
 
 # Upstream Kubeflow asks for 8 CPUs and 16 GiB or more; these node types give that per node.
 DEFAULT_NODE_TYPES = {"eks": "m6i.2xlarge", "gke": "e2-standard-8", "aks": "Standard_D8s_v5"}
@@ -34,6 +32,11 @@ def default_block_storage_class(name: str, class_name: str, provisioner: str, pa
 class ManagedCluster(Cluster):
     """Base of the cloud clusters, whose constructors all take (name, settings, storage_class, opts)."""
 
+    def __init__(self, name: str, settings: ManagedSettings, storage_class: str,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        # The component's type is the cloud's class: kubeflow-stacks:clusters:EksCluster, and so on.
+        super().__init__(f"kubeflow-stacks:clusters:{type(self).__name__}", name, None, opts)
+
     def _default_class(self, name: str, storage_class: str, provisioner: str, parameters: dict[str, str]) -> None:
         """Create the cloud's block storage class as the default, unless the stack deploys its own."""
         self.storage_class = (default_block_storage_class(name, storage_class, provisioner, parameters, self,
@@ -41,10 +44,6 @@ class ManagedCluster(Cluster):
 
     @classmethod
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> ManagedCluster:
-        assert cfg.cluster.managed is not None
+        cluster = cluster_settings(cfg, ManagedClusterConfig)
         storage_class = cfg.storage.default_class if cfg.storage.mode == "existing" else ""
-        # Each cloud's constructor takes (name, settings, storage_class, opts); the base cannot
-        # declare it without shadowing ComponentResource's own.
-        make: Any = cls
-        cluster: ManagedCluster = make(cfg.cluster.name, cfg.cluster.managed, storage_class, opts)
-        return cluster
+        return cls(cfg.cluster.name, cluster.managed, storage_class, opts)
