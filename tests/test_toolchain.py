@@ -43,7 +43,8 @@ def test_versions_file_declares_every_tool_the_project_needs() -> None:
     assert wanted <= provided
     node_image_only = ["containerd", "cni-plugins", "crictl", "coredns", "local-path-provisioner"]
     component_images = ["kubeflow-profile-controller", "kubeflow-kfam", "cert-manager-controller",
-                        "cert-manager-cainjector", "cert-manager-webhook", "kserve", "kube-rbac-proxy"]
+                        "cert-manager-cainjector", "cert-manager-webhook", "kserve", "kube-rbac-proxy",
+                        "kfp-apiserver", "kfp-backend", "argo-workflows", "seaweedfs", "metacontroller"]
     assert [t.name for t in tools.tools.values() if not t.default] == [*node_image_only, *component_images,
                                                                        "minikube"]
 
@@ -51,13 +52,15 @@ def test_versions_file_declares_every_tool_the_project_needs() -> None:
 def test_every_tool_has_a_route_that_works_with_network() -> None:
     """A user with network needs no local source tree: a release, or a module the public proxy serves."""
     from infra.nodeimage.components import component_images
+    from infra.nodeimage.recipes import binaries_of
 
     tools = load_toolchain()
     # Tools that exist only to build the kind-local stack's images here: a user with network pulls
     # upstream's images instead, and needs none of them.
     # (Dex, oauth2-proxy and kubectl images reuse default tools.)
-    image_only = {tool.name for c in component_images().values() if c.binary
-                  and not (tool := tools.tool_for_binary(c.binary)).default}
+    images = component_images().values()
+    binaries = [c.binary for c in images if c.binary] + binaries_of([c.recipe for c in images if c.recipe])
+    image_only = {tool.name for b in binaries if not (tool := tools.tool_for_binary(b)).default}
     assert all(t.release is not None or t.module is not None for t in tools.tools.values()
                if t.name not in image_only)
     assert all(not tools.get(name).default for name in image_only)
@@ -102,11 +105,24 @@ def test_provider_install_brings_pulumi_first() -> None:
     ({"release": None, "module": None}, "has no route"),
     ({"link_vars": ["main.version = {version}"]}, "no spaces"),
     ({"pulumi_plugin": "kubernetes"}, "must be '<kind> <name>'"),
+    ({"version": "v1.2.3.4"}, "not of the form v1.2.3"),
+    ({"module": {"packages": {"demo": "x/demo"}, "static": True, "cgo": True}}, "exclude each other"),
+    ({"module": {"packages": {"demo": "x/demo"}, "cgo": "yes"}}, r"cgo must be true or false"),
+    ({"module": {"packages": {"demo": "x/demo"}, "symlinks": {"a.go": "b.go"}}}, "set require"),
+    ({"module": {"packages": {"demo": "x/demo"}, "require": ["x {version}"], "symlinks": {"a.go": "../b.go"}}},
+     "without \\.\\."),
 ])
 def test_bad_tool_tables_fail_with_the_key(overrides: dict[str, Any], message: str) -> None:
     table = {k: v for k, v in tool_table(**overrides).items() if v is not None}
     with pytest.raises(ToolchainError, match=message):
         parse_tool("demo", table)
+
+
+def test_a_two_number_version_fills_its_templates() -> None:
+    """SeaweedFS tags 4.00: its source directory and image tag use the number as it is."""
+    tool = parse_tool("demo", tool_table(version="v4.00"))
+    assert tool.expand("seaweedfs-{number}") == "seaweedfs-4.00"
+    assert tool.template_vars()["patch"] == ""
 
 
 # --- route choice -------------------------------------------------------------------------------

@@ -140,7 +140,14 @@ FAKE_GO = """#!{python}
 import json, os, sys
 with open(os.environ["FAKE_GO_LOG"], "a") as log:
     log.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "goflags": os.environ.get("GOFLAGS"),
-                          "version": os.environ.get("VERSION")}}) + "\\n")
+                          "version": os.environ.get("VERSION"), "cgo": os.environ.get("CGO_ENABLED")}}) + "\\n")
+if sys.argv[1:] == ["env", "GOVERSION"]:
+    print("go1.26.0")
+if sys.argv[1:3] == ["list", "-m"]:  # where the module cache holds a required module
+    print(os.environ["FAKE_GO_MODDIR"])
+if sys.argv[1] == "build" and os.environ.get("FAKE_GO_TREE"):  # what the wrapper holds at build time
+    with open(os.environ["FAKE_GO_TREE"], "w") as tree:
+        tree.write("\\n".join(sorted(os.path.relpath(os.path.join(d, f)) for d, _, fs in os.walk(".") for f in fs)))
 if sys.argv[1] == "build":
     out = sys.argv[sys.argv.index("-o") + 1]
     with open(out, "w") as f:
@@ -195,6 +202,48 @@ def test_source_route_builds_in_a_copy(tmp_path: Path, fake_go: Path) -> None:
     assert all(c["goflags"].startswith("-mod=mod") for c in calls)
     assert all(str(paths.cache_root()) in c["cwd"] for c in calls)
     assert sorted(p.name for p in store.bin_dir(tool).iterdir()) == ["demo", "demo-exec"]
+
+
+@pytest.mark.parametrize(("switch", "cgo"), [({"cgo": True}, "1"), ({"static": True}, "0"), ({}, None)])
+def test_source_route_sets_cgo_and_tags_as_declared(tmp_path: Path, fake_go: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    switch: dict[str, bool], cgo: str | None) -> None:
+    """cgo (KFP's API server needs it), static (CGO off for minimal images) or the go command's default;
+    tags reach `go build`."""
+    import json
+
+    monkeypatch.delenv("CGO_ENABLED", raising=False)
+    sources = tmp_path / "sources"
+    (sources / "demo-1.2.3").mkdir(parents=True)
+    (sources / "demo-1.2.3" / "go.mod").write_text("module demo\n")
+    tool = parse_toolchain({"demo": {"version": "v1.2.3", "binaries": ["demo"], "source": {
+        "dir": "demo-{number}", "packages": {"demo": "./cmd/demo"}, "tags": ["netgo"], **switch}}}).get("demo")
+    install.install_tool(tool, route="source", sources=sources, plat=LINUX, say=lambda line: None)
+    [call] = [json.loads(line) for line in fake_go.read_text().splitlines()]
+    assert call["argv"][:4] == ["build", "-v", "-tags", "netgo"]
+    assert call["cgo"] == cgo
+
+
+def test_a_modules_symlinks_are_restored_in_a_copy_it_is_built_from(tmp_path: Path, fake_go: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Module zips leave symlinks out (Argo's signal_linux.go): the wrapper builds against a copy of
+    the module with each one back, and the module cache stays as it was."""
+    import json
+
+    cached = tmp_path / "modcache" / "demo@v1.2.3"
+    (cached / "sig").mkdir(parents=True)
+    (cached / "sig" / "signal_darwin.go").write_text("package sig\n")
+    (cached / "sig").chmod(0o555)
+    monkeypatch.setenv("FAKE_GO_MODDIR", str(cached))
+    monkeypatch.setenv("FAKE_GO_TREE", str(tmp_path / "tree.txt"))
+    tool = parse_toolchain({"demo": {"version": "v1.2.3", "binaries": ["demo"], "module": {
+        "require": ["example.com/demo {version}"], "packages": {"demo": "example.com/demo/cmd/demo"},
+        "symlinks": {"sig/signal_linux.go": "sig/signal_darwin.go"}}}}).get("demo")
+    install.install_tool(tool, route="module", plat=LINUX, say=lambda line: None)
+    calls = [json.loads(line)["argv"] for line in fake_go.read_text().splitlines()]
+    assert ["mod", "edit", "-replace=example.com/demo=./module-with-links"] in calls
+    tree = (tmp_path / "tree.txt").read_text().splitlines()
+    assert {"module-with-links/sig/signal_linux.go", "module-with-links/sig/signal_darwin.go"} <= set(tree)
+    assert sorted(p.name for p in (cached / "sig").iterdir()) == ["signal_darwin.go"]
 
 
 def test_build_failure_names_command_exit_code_log_tail_and_log(tmp_path: Path, fake_go: Path,

@@ -78,7 +78,8 @@ def build_component_images(refs: Iterable[str] = (), *, say: Callable[[str], Non
     toolchain = load_toolchain()
     pins = load_pins()
     binaries = [known[r] for r in wanted if known[r].binary]
-    extra = {toolchain.tool_for_binary(c.binary).name: toolchain.tool_for_binary(c.binary) for c in binaries}
+    needed = [c.binary for c in binaries] + recipes.binaries_of([known[r].recipe for r in wanted if known[r].recipe])
+    extra = {toolchain.tool_for_binary(b).name: toolchain.tool_for_binary(b) for b in needed}
     pins = dataclasses.replace(pins, tools={**pins.tools, **extra})
     build = Build(pins=pins, log=StepLog(say), sources=sources or installer.sources_dir(None))
     for tool in extra.values():

@@ -49,7 +49,15 @@ def load_recipes(path: Path = VERSIONS_FILE) -> dict[str, Recipe]:
             for name, table in tomllib.loads(path.read_text()).get("image_recipes", {}).items()}
 
 
-def _context_dir() -> tempfile.TemporaryDirectory[str]:
+def binaries_of(names: Sequence[str]) -> list[str]:
+    """The toolchain binaries the named recipes copy into their images (installed before they build)."""
+    from infra.nodeimage.kfp_recipes import recipe_binaries
+
+    known = load_recipes()
+    return [b for name in dict.fromkeys(names) if name in known for b in recipe_binaries(known[name]).values()]
+
+
+def context_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(dir=nodeimage_dir(), prefix="recipe-")
 
 
@@ -152,7 +160,7 @@ def kserve_python(build: Build, base: tuple[str, str], recipe: Recipe, targets: 
         key = digest({**common, "target": target, "ref": ref})
 
         def make(ref: str = ref, target: str = target, key: str = key) -> None:
-            with _context_dir() as tmp:
+            with context_dir() as tmp:
                 context = Path(tmp)
                 (context / "Dockerfile").write_text(dockerfile)
                 (context / "build").mkdir()
@@ -210,7 +218,7 @@ def standin_gateway(build: Build, base: tuple[str, str], recipe: Recipe, ref: st
     wanted = str(recipe.get("nginx"))
 
     def make() -> None:
-        with _context_dir() as tmp:
+        with context_dir() as tmp:
             (Path(tmp) / "Dockerfile").write_text(dockerfile)
             docker_build(Path(tmp), ref, key)
         out = run([docker_cli(), "run", "--rm", "--entrypoint", "nginx", ref, "-v"], timeout=120)
@@ -235,9 +243,13 @@ def build_recipe_images(build: Build, wanted: Sequence[tuple[str, str, str]]) ->
     base = debian_base(build)
     if kserve:
         kserve_python(build, base, recipes["kserve-python"], kserve)
+    from infra.nodeimage.kfp_recipes import BUILDERS
+
     for ref, recipe, _ in wanted:
         if recipe == "standin-gateway":
             standin_gateway(build, base, recipes[recipe], ref)
+        elif recipe in BUILDERS:
+            BUILDERS[recipe](build, base, recipes[recipe], ref)
         elif recipe != "kserve-python":
             raise RecipeError(f"component_images.{ref!r}: recipe {recipe!r} has no builder (kserve-python, "
-                              f"standin-gateway)")
+                              f"standin-gateway, {', '.join(BUILDERS)})")

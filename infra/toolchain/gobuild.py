@@ -120,7 +120,7 @@ def ldflags(tool: Tool) -> str:
 
 
 def go_env(gonosumdb: Sequence[str] = (), gobin: Path | None = None, *, static: bool = False,
-           toolchain: str = "") -> dict[str, str]:
+           cgo: bool = False, toolchain: str = "") -> dict[str, str]:
     """Variables every Go command of an install gets (merged into os.environ by `run`).
 
     `toolchain` (a tool's `go_toolchain`) pins the Go release: GOTOOLCHAIN=go<version> wins over
@@ -131,6 +131,8 @@ def go_env(gonosumdb: Sequence[str] = (), gobin: Path | None = None, *, static: 
         env["GOTOOLCHAIN"] = f"go{toolchain}"
     if static:
         env["CGO_ENABLED"] = "0"
+    elif cgo:
+        env["CGO_ENABLED"] = "1"
     skip = [p for p in os.environ.get("GONOSUMDB", "").split(",") if p] + list(gonosumdb)
     if skip:
         env["GONOSUMDB"] = ",".join(dict.fromkeys(skip))
@@ -278,7 +280,8 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
         targets = [f"{pkg}@{tool.version}" for pkg in route.packages.values()]
         work.mkdir(parents=True, exist_ok=True)
         log.run([go, "install", "-v", *tags, "-ldflags", flags, *targets], cwd=work,
-                env=go_env(route.gonosumdb, gobin=bin_dir, static=route.static, toolchain=tool.go_toolchain),
+                env=go_env(route.gonosumdb, gobin=bin_dir, static=route.static, cgo=route.cgo,
+                           toolchain=tool.go_toolchain),
                 label=f"go install {' '.join(targets)}")
         for binary, pkg in route.packages.items():
             produced = bin_dir / installed_name(pkg)
@@ -289,12 +292,33 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / "go.mod").write_text(wrapper_gomod(tool, route))
-    env = go_env(route.gonosumdb, static=route.static, toolchain=tool.go_toolchain)
+    env = go_env(route.gonosumdb, static=route.static, cgo=route.cgo, toolchain=tool.go_toolchain)
     requires = [tool.expand(req, commit=commit).replace(" ", "@") for req in route.require]
     log.run([go, "get", *requires], cwd=work, env=env, label=f"go get {' '.join(requires)}")
+    if route.symlinks:
+        restore_symlinks(go, route, requires[0].split("@")[0], work, env, log)
     for binary, pkg in route.packages.items():
         log.run([go, "build", "-v", *tags, "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=work,
                 env=env, label=f"go build {binary}")
+
+
+def restore_symlinks(go: str, route: ModuleRoute, module: str, work: Path, env: Mapping[str, str],
+                     log: BuildLog) -> None:
+    """Build against a copy of `module` with the files its zip left out (symlinks upstream) put back."""
+    try:
+        found = run([go, "list", "-m", "-f", "{{.Dir}}", module], cwd=work, env=env, timeout=120).stdout.strip()
+    except CommandError as exc:
+        raise ToolchainError(f"cannot find {module} in the module cache: {exc}") from None
+    copy = work / "module-with-links"
+    shutil.copytree(found, copy)
+    for path in [copy, *copy.rglob("*")]:  # the module cache is read-only; the copy must not be
+        path.chmod(path.stat().st_mode | 0o200)
+    for link, target in route.symlinks.items():
+        if not (copy / target).is_file():
+            raise ToolchainError(f"{module}: {target} (what {link} points to upstream) is not in the module")
+        shutil.copyfile(copy / target, copy / link)
+    log.run([go, "mod", "edit", f"-replace={module}=./{copy.name}"], cwd=work, env=env,
+            label=f"go mod edit: {module} with {len(route.symlinks)} restored link(s)", timeout=60)
 
 
 def source_tree(tool: Tool, sources: Path | None) -> Path:
@@ -326,7 +350,7 @@ def build_source(tool: Tool, sources: Path | None, bin_dir: Path, work: Path, lo
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)
     module_dir = work / route.module_dir
-    env = go_env(route.gonosumdb, static=route.static, toolchain=tool.go_toolchain)
+    env = go_env(route.gonosumdb, static=route.static, cgo=route.cgo, toolchain=tool.go_toolchain)
     edits = [tool.expand(arg) for arg in route.mod_edit_args()]
     if edits:
         log.run([go, "mod", "edit", *edits], cwd=module_dir, env=env, label="go mod edit", timeout=60)
@@ -335,9 +359,10 @@ def build_source(tool: Tool, sources: Path | None, bin_dir: Path, work: Path, lo
         gen_env = {**env, **{k: tool.expand(v) for k, v in gen.env.items()}}
         log.run([go, *gen.args], cwd=module_dir / gen.dir, env=gen_env, label=f"go {' '.join(gen.args)}")
     flags = ldflags(tool)
+    tags = ["-tags", ",".join(route.tags)] if route.tags else []
     for binary, pkg in route.packages.items():
-        log.run([go, "build", "-v", "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=module_dir, env=env,
-                label=f"go build {binary}")
+        log.run([go, "build", "-v", *tags, "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=module_dir,
+                env=env, label=f"go build {binary}")
     for script in route.scripts:
         shutil.copyfile(module_dir / script, bin_dir / script)
         (bin_dir / script).chmod(0o755)

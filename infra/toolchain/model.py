@@ -19,7 +19,8 @@ from infra.versions import VERSIONS_FILE, load_versions
 Route = Literal["release", "module", "source"]
 ROUTES: tuple[Route, ...] = ("release", "module", "source")
 
-_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+# v1.2.3; also v4.00 for projects that tag two numbers (SeaweedFS), whose {patch} is then "".
+_VERSION = re.compile(r"^v(\d+)\.(\d+)(?:\.(\d+))?$")
 
 
 class ToolchainError(RuntimeError):
@@ -76,14 +77,20 @@ class ModuleRoute:
     go: str = "1.24"  # the go directive of the wrapper, and the oldest Go that builds the tool
     gonosumdb: tuple[str, ...] = ()
     # static: CGO_ENABLED=0, so the binaries also run inside minimal container images (the kind
-    # node image puts them there); tags: Go build tags.
+    # node image puts them there); cgo: CGO_ENABLED=1, for code that needs cgo (then the binary needs
+    # glibc, so its image has a Debian base); neither: the go command's default. tags: Go build tags.
     static: bool = False
+    cgo: bool = False
     tags: tuple[str, ...] = ()
     # For modules whose tags the go command cannot name (Dex tags v2.x without a /v2 module path): the
     # git repository whose tag {version} gives the commit that fills {commit} in `require`, unless
     # `commit` records it.
     tag_repo: str = ""
     commit: str = ""
+    # Files the first required module's repository holds as symlinks, which module zips leave out
+    # (Argo's signal_linux.go): link -> the file it points to, both from the module's root. The
+    # build then uses a copy of that module with each link restored as a copy of its target.
+    symlinks: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def needs_commit(self) -> bool:
@@ -117,7 +124,9 @@ class SourceRoute:
     generate: GenerateStep | None = None
     scripts: tuple[str, ...] = ()
     gonosumdb: tuple[str, ...] = ()
-    static: bool = False  # as ModuleRoute.static
+    static: bool = False  # as ModuleRoute.static, cgo and tags
+    cgo: bool = False
+    tags: tuple[str, ...] = ()
 
     def mod_edit_args(self) -> list[str]:
         """The `go mod edit` flags this tree needs, or [] when it builds as it is."""
@@ -156,10 +165,10 @@ class Tool:
     def template_vars(self) -> dict[str, str]:
         match = _VERSION.match(self.version)
         if not match:
-            raise ToolchainError(f"tools.{self.name}.version {self.version!r} is not of the form v1.2.3")
+            raise ToolchainError(f"tools.{self.name}.version {self.version!r} is not of the form v1.2.3 (or v1.2)")
         major, minor, patch = match.groups()
         return {"version": self.version, "number": self.number, "major": major, "minor": minor,
-                "patch": patch}
+                "patch": patch or ""}
 
     def expand(self, template: str, **extra: str) -> str:
         """Fill {version}, {number}, {major}, {minor}, {patch} and any `extra` into a template."""
@@ -228,6 +237,21 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None
         raise ToolchainError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
+def _flag(table: Mapping[str, Any], key: str, where: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise ToolchainError(f"{where}.{key} must be true or false")
+    return value
+
+
+def _cgo(table: Mapping[str, Any], where: str) -> tuple[bool, bool]:
+    """(static, cgo), which cannot both be set: one says CGO_ENABLED=0, the other 1."""
+    static, cgo = _flag(table, "static", where), _flag(table, "cgo", where)
+    if static and cgo:
+        raise ToolchainError(f"{where}: static (CGO_ENABLED=0) and cgo (CGO_ENABLED=1) exclude each other")
+    return static, cgo
+
+
 def _release(table: Mapping[str, Any], where: str) -> ReleaseRoute:
     _check_keys(table, {"url", "sha256", "checksums", "archive", "archive_by_os", "arch_names", "os_names"},
                 where)
@@ -248,19 +272,22 @@ def _release(table: Mapping[str, Any], where: str) -> ReleaseRoute:
 
 
 def _module(table: Mapping[str, Any], where: str) -> ModuleRoute:
-    _check_keys(table, {"packages", "require", "replace", "go", "gonosumdb", "tag_repo", "commit", "static", "tags"},
-                where)
-    static = table.get("static", False)
-    if not isinstance(static, bool):
-        raise ToolchainError(f"{where}.static must be true or false")
+    _check_keys(table, {"packages", "require", "replace", "go", "gonosumdb", "tag_repo", "commit", "static", "cgo",
+                        "tags", "symlinks"}, where)
+    static, cgo = _cgo(table, where)
     route = ModuleRoute(packages=_mapping(table, "packages", where), require=_strings(table, "require", where),
                         replace=_strings(table, "replace", where), go=str(table.get("go", "1.24")),
                         gonosumdb=_strings(table, "gonosumdb", where), tag_repo=str(table.get("tag_repo", "")),
-                        commit=str(table.get("commit", "")), static=static, tags=_strings(table, "tags", where))
+                        commit=str(table.get("commit", "")), static=static, cgo=cgo,
+                        tags=_strings(table, "tags", where), symlinks=_mapping(table, "symlinks", where))
     if not re.fullmatch(r"\d+\.\d+(\.\d+)?", route.go):
         raise ToolchainError(f"{where}.go {route.go!r} is not a Go version like 1.25.0")
     if route.commit and not re.fullmatch(r"[0-9a-f]{40}", route.commit):
         raise ToolchainError(f"{where}.commit must be a full 40-character git commit hash")
+    if route.symlinks and not route.require:
+        raise ToolchainError(f"{where}.symlinks restores files of the first required module: set require")
+    if any(p.startswith("/") or ".." in p.split("/") for item in route.symlinks.items() for p in item):
+        raise ToolchainError(f"{where}.symlinks paths must be relative to the module's root, without ..")
     if route.needs_commit and not (route.tag_repo or route.commit):
         raise ToolchainError(f"{where}.require uses {{commit}}: set tag_repo (or commit)")
     return route
@@ -268,9 +295,8 @@ def _module(table: Mapping[str, Any], where: str) -> ModuleRoute:
 
 def _source(table: Mapping[str, Any], where: str) -> SourceRoute:
     _check_keys(table, {"dir", "packages", "module_dir", "drop_replace", "replace", "require", "generate",
-                        "scripts", "gonosumdb", "static"}, where)
-    if not isinstance(table.get("static", False), bool):
-        raise ToolchainError(f"{where}.static must be true or false")
+                        "scripts", "gonosumdb", "static", "cgo", "tags"}, where)
+    static, cgo = _cgo(table, where)
     generate = None
     if "generate" in table:
         gen = table["generate"]
@@ -282,7 +308,8 @@ def _source(table: Mapping[str, Any], where: str) -> SourceRoute:
                        drop_replace=_strings(table, "drop_replace", where),
                        replace=_strings(table, "replace", where), require=_strings(table, "require", where),
                        generate=generate, scripts=_strings(table, "scripts", where),
-                       gonosumdb=_strings(table, "gonosumdb", where), static=bool(table.get("static", False)))
+                       gonosumdb=_strings(table, "gonosumdb", where), static=static, cgo=cgo,
+                       tags=_strings(table, "tags", where))
 
 
 def parse_tool(name: str, table: Mapping[str, Any]) -> Tool:
