@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from pulumi.automation import EngineEvent, ResourcePreEvent, ResOutputsEvent, StepEventMetadata
+from pulumi.automation import EngineEvent, OpType, ResourcePreEvent, ResOutputsEvent, StepEventMetadata
 
 from infra.bench.deploy import record_timeline
 from infra.bench.timeline import Timeline
@@ -13,7 +13,7 @@ STACK = "urn:pulumi:b-1::kubeflow-stacks"
 
 
 def outputs_event(urn: str, type_: str) -> EngineEvent:
-    meta = StepEventMetadata(op="create", urn=urn, type=type_, provider="")
+    meta = StepEventMetadata(op=OpType.CREATE, urn=urn, type=type_, provider="")
     return EngineEvent(sequence=0, timestamp=0, res_outputs_event=ResOutputsEvent(metadata=meta))
 
 
@@ -24,7 +24,7 @@ def test_timeline_marks_the_cluster_and_when_each_part_was_done(monkeypatch) -> 
     timeline.start()  # t0 = 100
     namespace = f"{STACK}::kubernetes:core/v1:Namespace::kubeflow"
     timeline(EngineEvent(sequence=0, timestamp=0, resource_pre_event=ResourcePreEvent(
-        metadata=StepEventMetadata(op="create", urn=namespace, type="kubernetes:core/v1:Namespace", provider=""))))
+        metadata=StepEventMetadata(op=OpType.CREATE, urn=namespace, type="kubernetes:core/v1:Namespace", provider=""))))
     timeline(outputs_event(f"{STACK}::pulumi:providers:kubernetes::kf-k8s", "pulumi:providers:kubernetes"))
     timeline(outputs_event(namespace, "kubernetes:core/v1:Namespace"))
     timeline(outputs_event(f"{STACK}::kubernetes:core/v1:Namespace::auth", "kubernetes:core/v1:Namespace"))

@@ -57,7 +57,8 @@ def test_history_keeps_runs_in_order_and_as_rows(history: Path):
     with History.open(history) as hist:
         runs = hist.runs("sim")
         assert [r.run_id for r in runs] == [f"2026120{i}T030000Z-sim" for i in range(1, 6)]
-        assert hist.latest("sim").phases["up"]["applications"] == 52.0
+        latest = hist.latest("sim")
+        assert latest is not None and latest.phases["up"]["applications"] == 52.0
         assert hist.runs("sim", limit=2)[0].run_id == "20261204T030000Z-sim"
         assert hist.latest("other") is None
     conn = sqlite3.connect(history)
@@ -74,7 +75,8 @@ def test_a_run_recorded_twice_replaces_its_rows(tmp_path: Path):
         hist.add(run)
         run.checks[0].outcome = "passed"
         hist.add(run)
-        assert [c.outcome for c in hist.latest("sim").checks] == ["passed"] * 3
+        latest = hist.latest("sim")
+        assert latest is not None and [c.outcome for c in latest.checks] == ["passed"] * 3
 
 
 def test_regression_flags_only_the_slower_phase(history: Path):
@@ -108,7 +110,9 @@ def test_report_page_says_what_happened(history: Path, tmp_path: Path):
     assert "@import" not in page and "<script" not in page
     # Latest run and its regression.
     assert "REGRESSION: 1 phase(s) slower than their baseline" in text
-    row = re.search(r"<tr class=\"flag\">(.*?)</tr>", page.split("<h2>Regressions</h2>")[1], re.S).group(1)
+    flagged = re.search(r"<tr class=\"flag\">(.*?)</tr>", page.split("<h2>Regressions</h2>")[1], re.S)
+    assert flagged is not None
+    row = flagged.group(1)
     assert "applications" in row and "52.0" in row and "30.2" in row
     # Each check's result per run: the login check failed in the third run only.
     checks_table = page.split("<h2>Checks over runs</h2>")[1].split("<h2>")[0]

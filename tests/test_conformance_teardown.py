@@ -7,6 +7,7 @@ those (not the ones that are gone), and nothing once they are deleted.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,7 +19,8 @@ from infra.conformance.teardown import TeardownPlan, verify_teardown
 
 pytestmark = [pytest.mark.sim]
 
-CRD = {
+CRD_NAME = "leftovers.kfstack.example.org"
+CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
     "metadata": {"name": "leftovers.kfstack.example.org"},
     "spec": {"group": "kfstack.example.org", "scope": "Namespaced",

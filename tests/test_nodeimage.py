@@ -116,14 +116,14 @@ def test_show_names_the_release_pin_and_what_was_built(tmp_path: Path, monkeypat
 
 
 def test_kind_local_stack_preloads_exactly_the_component_images_built_here() -> None:
-    from infra.config import parse_stack_config
+    from infra.config import KindClusterConfig, parse_stack_config
     from infra.nodeimage.components import component_images
     from tests.test_live_kind_stack import stack_raw
 
-    cfg = parse_stack_config("kind-local", stack_raw("kflocal"), set())
-    assert cfg.cluster.kind is not None
-    assert set(cfg.cluster.kind.preload_images) == set(component_images())
-    assert cfg.cluster.kind.node_image == pins.load_pins().tag
+    cluster = parse_stack_config("kind-local", stack_raw("kflocal"), set()).cluster
+    assert isinstance(cluster, KindClusterConfig)
+    assert set(cluster.kind.preload_images) == set(component_images())
+    assert cluster.kind.node_image == pins.load_pins().tag
 
 
 def test_preload_images_must_be_tagged_references() -> None:
@@ -142,13 +142,13 @@ def test_kind_local_preloads_every_image_it_runs(manifests_tree: Path) -> None:
     pull): every workload's image, and for KServe's raw InferenceServices the sklearn runtime and the
     storage initializer named in inferenceservice-config. Other serving runtimes stay objects only."""
     from infra.apply import WORKLOAD_KINDS
-    from infra.config import parse_stack_config
+    from infra.config import KindClusterConfig, parse_stack_config
     from infra.manifests.render import render
     from infra.patches.images import images_of
     from tests.test_live_kind_stack import stack_raw
 
     cfg = parse_stack_config("kind-local", stack_raw("kflocal"), set())
-    assert cfg.cluster.kind is not None
+    assert isinstance(cfg.cluster, KindClusterConfig)
     rendered = render(cfg, manifests_tree)
     workloads = images_of([o for o in rendered.objects if o["kind"] in WORKLOAD_KINDS])
     [sklearn] = rendered.find("ClusterServingRuntime", "kserve-sklearnserver")
