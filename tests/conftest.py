@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from infra.config import StackConfig, parse_stack_config
+from infra.names import unique_name
 from tests.helpers import SHARED_MANIFESTS, base_raw, require_toolchain
 
 # pytester runs the smoke suite's plugin in-process (tests/test_smoke_plugin.py).
@@ -60,7 +60,7 @@ def sim_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     require_toolchain("kwokctl", "kwok", "kube-apiserver", "etcd")
     provider = SimClusterProvider()
-    props = {"name": f"kftest-{secrets.token_hex(3)}", "nodes": 1, "nodeCpu": "16", "nodeMemory": "64Gi",
+    props = {"name": unique_name("kftest"), "nodes": 1, "nodeCpu": "16", "nodeMemory": "64Gi",
              "nodePods": 110}
     path = tmp_path_factory.mktemp("kwok") / "kubeconfig"
     path.write_text(provider.create_cluster(props), encoding="utf-8")

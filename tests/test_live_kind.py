@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from infra.clusters.kind import (
     delete_kind_cluster,
     node_containers,
 )
+from infra.names import unique_name
 from infra.run import run
 from infra.runtime import routes
 from infra.wait import wait_until
@@ -69,7 +69,7 @@ class Live:
 @pytest.fixture(scope="module")
 def live(node_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:  # noqa: F811
     base = tmp_path_factory.mktemp("live")
-    name = f"kflive-{secrets.token_hex(3)}"
+    name = unique_name("kflive")
     image = {"tag": node_image}
 
     def program() -> None:
@@ -157,7 +157,7 @@ def test_a_cluster_made_by_plain_kind_is_never_deleted(node_image: str, tmp_path
     from infra.toolchain import tool_path
 
     monkeypatch.chdir(tmp_path)  # pytest-kind keeps its files under the working directory
-    name = f"kfplain-{secrets.token_hex(3)}"
+    name = unique_name("kfplain")
     owner = f"test:{name}"
     if routes.routes_wanted():  # plain kind on this host needs the same protection
         routes.hold(owner, [DEFAULT_SERVICE_SUBNET, DEFAULT_POD_SUBNET], say=_quiet)

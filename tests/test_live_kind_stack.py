@@ -21,7 +21,6 @@ import base64
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import sys
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from infra.automation import TempStack, temp_stack
 from infra.clusters.kind import node_containers
 from infra.config import PROJECT, parse_stack_config
 from infra.manifests.render import render
+from infra.names import unique_name
 from infra.paths import REPO_ROOT
 from infra.run import run
 from infra.runtime import docker, routes
@@ -104,7 +104,7 @@ def kind_stack(container_runtime: docker.RuntimeState, manifests_tree: Path,  # 
         pytest.skip(f"NOT RUN: the component images cannot be built here: {exc}")
     base = tmp_path_factory.mktemp("kindstack")
     ts = temp_stack(base, prefix="kl", env={"KFSTACK_MANIFESTS": str(manifests_tree)})
-    name = f"kfkl-{secrets.token_hex(3)}"
+    name = unique_name("kfkl")
     stack = KindStack(ts, name, stack_raw(name))
     ts.set_config(stack.raw)
     yield stack
