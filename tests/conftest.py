@@ -52,10 +52,12 @@ def stack_config_factory() -> Callable[..., StackConfig]:
     return make
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sim_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A small KWOK cluster (real kube-apiserver, etcd and controllers) for one test module; its
-    kubeconfig file. Skips when the pinned toolchain is not installed."""
+    """A small KWOK cluster (real kube-apiserver, etcd and controllers) shared by the session's
+    modules that need only an API server (one create instead of one per module); its kubeconfig
+    file. Each module works in names of its own (its own API group, namespace or webhook) and
+    removes what it made. Skips when the pinned toolchain is not installed."""
     from infra.clusters.sim import SimClusterProvider
 
     require_toolchain("kwokctl", "kwok", "kube-apiserver", "etcd")
