@@ -95,6 +95,9 @@ def kind_stack(container_runtime: docker.RuntimeState, manifests_tree: Path,  # 
         pytest.skip("NOT RUN: the node image's source route needs root and debootstrap")
     from infra.nodeimage.build import NodeImageError, build_node_image
     from infra.nodeimage.components import build_component_images
+    from infra.nodeimage.recipes import RecipeError
+    from infra.run import CommandError
+    from infra.smokejob.image import build_suite_image
     from infra.toolchain.model import ToolchainError
 
     build_node_image(say=_quiet)
@@ -106,6 +109,10 @@ def kind_stack(container_runtime: docker.RuntimeState, manifests_tree: Path,  # 
     ts = temp_stack(base, prefix="kl", env={"KFSTACK_MANIFESTS": str(manifests_tree)})
     name = unique_name("kfkl")
     stack = KindStack(ts, name, stack_raw(name))
+    # The in-cluster Job's image goes into the node while the cluster starts, beside the stack's own;
+    # where it cannot be built, the Job's test builds it itself and fails with the reason.
+    with contextlib.suppress(CommandError, NodeImageError, RecipeError):
+        stack.raw["cluster"]["kind"]["preloadImages"].append(build_suite_image(say=_quiet))
     ts.set_config(stack.raw)
     yield stack
     with contextlib.suppress(auto.CommandError):
