@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
+from infra.clusters import preload
 from infra.clusters.preload import Preloader, PreloadError, lacking, normalize
+from infra.names import unique_name
+from infra.run import run
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
@@ -33,9 +38,11 @@ def test_the_same_id_under_the_name_is_skipped_another_id_is_loaded_again() -> N
     assert lacking(wanted, {"docker.io/kserve/x:v1": A, "ghcr.io/d/dex:v2": B, "quay.io/new:v1": A}) == []
 
 
-def test_a_create_that_fails_before_its_nodes_answer_ends_the_preload_with_that_reason() -> None:
+def test_a_create_that_fails_before_its_nodes_answer_ends_the_preload_with_that_reason(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The cluster's create failed (no node ever appeared): the waiting thread stops at once and
     the error says so, instead of waiting out its timeout."""
+    monkeypatch.setattr(preload, "local_image_ids", lambda images: dict.fromkeys(images, A))
     preloader = Preloader(nodes=list, count=1, images=["kserve/x:v1"], say=print).start()
     preloader.stop()
     with pytest.raises(PreloadError, match="create ended before its nodes' containerd answered"):
@@ -47,3 +54,18 @@ def test_nothing_to_preload_starts_nothing() -> None:
         raise AssertionError("no image to load: the nodes are not even looked for")
 
     assert Preloader(nodes=never, count=1, images=[], say=print).start().finish() == []
+
+
+def test_an_image_missing_from_the_local_daemon_fails_before_any_node_is_looked_for() -> None:
+    if shutil.which("docker") is None or run(["docker", "info"], timeout=60, check=False).returncode != 0:
+        pytest.skip("NOT RUN: no Docker daemon answers here")
+    looked: list[str] = []
+
+    def nodes() -> list[str]:
+        looked.append("nodes")
+        return []
+
+    absent = f"kfstack/{unique_name('never-built')}:v1"
+    with pytest.raises(PreloadError, match=f"not in the local Docker daemon: {absent}"):
+        Preloader(nodes=nodes, count=1, images=[absent], say=print).start()
+    assert looked == []  # no thread started: the create never began

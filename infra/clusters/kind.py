@@ -120,12 +120,13 @@ class KindClusterProvider(LocalClusterProvider):
         config.write_text(yaml.safe_dump(kind_config(props), sort_keys=False))
         kubeconfig = workdir / "kubeconfig"
         cgroups.ensure_node_cgroups(note, may_mount=docker.may_prepare_cgroups())  # before any node exists
-        if routes.routes_wanted():  # before any node exists: no early packet may leave the host
-            routes.hold(_route_owner(props), _ranges(props), say=note)
-        # The images go in while kubeadm starts the control plane (infra/clusters/preload.py).
+        # The images go in while kubeadm starts the control plane (infra/clusters/preload.py); one
+        # missing from the local daemon fails here, before any node or route exists.
         preloader = Preloader(lambda: node_containers(props["name"]),
                               whole(props["controlPlanes"]) + whole(props["workers"]),
                               list(props.get("preloadImages") or []), note).start()
+        if routes.routes_wanted():  # before any node exists: no early packet may leave the host
+            routes.hold(_route_owner(props), _ranges(props), say=note)
         try:
             create_watching_kubelet(props["name"], "create", "cluster", "--name", props["name"], "--config",
                                     str(config), "--kubeconfig", str(kubeconfig), "--wait", "5m")

@@ -114,9 +114,11 @@ class NodeLoad:
     seconds: float
 
 
-def load_lacking(nodes: Sequence[str], images: Sequence[str], say: Callable[[str], None]) -> list[NodeLoad]:
-    """Load into each node the images it lacks (by ID), then check that none is lacking any more."""
-    wanted = local_image_ids(images)
+def load_lacking(nodes: Sequence[str], images: Sequence[str], say: Callable[[str], None],
+                 wanted: dict[str, str] | None = None) -> list[NodeLoad]:
+    """Load into each node the images it lacks (by ID), then check that none is lacking any more.
+    `wanted`: the images' local IDs, when already read."""
+    wanted = wanted if wanted is not None else local_image_ids(images)
     loads = []
     for node in nodes:
         need = lacking(wanted, node_image_ids(node))
@@ -135,20 +137,23 @@ def load_lacking(nodes: Sequence[str], images: Sequence[str], say: Callable[[str
 @dataclass
 class Preloader:
     """Loads images into a cluster's nodes beside its create: `start()` before `kind create
-    cluster`, `finish()` after it. The thread waits for `count` node containers (from `nodes()`)
-    whose containerd answers, then loads what each lacks."""
+    cluster` (it fails there, before anything exists, when an image is not in the local daemon),
+    `finish()` after it. The thread waits for `count` node containers (from `nodes()`) whose
+    containerd answers, then loads what each lacks."""
 
     nodes: Callable[[], list[str]]
     count: int
     images: Sequence[str]
     say: Callable[[str], None]
     loads: list[NodeLoad] = field(default_factory=list)
+    _wanted: dict[str, str] = field(default_factory=dict)
     _error: BaseException | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> Preloader:
         if self.images:
+            self._wanted = local_image_ids(self.images)
             self._thread = threading.Thread(target=self._run, name="kind-preload", daemon=True)
             self._thread.start()
         return self
@@ -167,15 +172,13 @@ class Preloader:
         try:
             nodes = wait_until(self._ready_nodes, timeout=NODE_TIMEOUT_S, interval=1,
                                what=f"{self.count} node(s) whose containerd answers", retry_on=(CommandError, OSError))
-            self.loads = load_lacking(nodes, self.images, self.say)
+            self.loads = load_lacking(nodes, self.images, self.say, self._wanted)
         except BaseException as exc:  # handed to finish(), in the thread that created the cluster
             self._error = exc
 
     def stop(self) -> None:
-        """The create failed: end the wait for nodes (an import under way runs to its end)."""
+        """The create failed: end the wait for nodes (an import under way fails with its node)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(IMPORT_TIMEOUT_S)
 
     def finish(self) -> list[NodeLoad]:
         """Wait for the loads; raise what went wrong in them."""
