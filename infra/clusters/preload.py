@@ -72,7 +72,9 @@ def local_image_ids(images: Sequence[str]) -> dict[str, str]:
 
 def node_image_ids(node: str) -> dict[str, str]:
     """What the node's containerd holds for Kubernetes: normalized name -> image ID (`crictl`)."""
-    listing = json.loads(run(["docker", "exec", node, "crictl", "images", "-o", "json"], timeout=60).stdout)
+    # crictl's own timeout is 2 s, too short for a containerd busy importing on a loaded machine.
+    listing = json.loads(run(["docker", "exec", node, "crictl", "--timeout", "50s", "images", "-o", "json"],
+                             timeout=60).stdout)
     return {tag: image["id"] for image in listing.get("images") or [] for tag in image.get("repoTags") or []}
 
 
