@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "infra.nodeimage.command",
     "infra.smokejob.command",
     "infra.commands.manifests",
+    "infra.commands.config",
 )
 
 

@@ -42,7 +42,7 @@ class StackOutputs:
 
 def read_outputs_json(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> dict[str, Any]:
     """`pulumi stack output --json --show-secrets` (the kubeconfig is a secret output)."""
-    from infra.local_target.binaries import binary
+    from infra.toolchain import find_binary as binary
 
     try:
         pulumi = str(binary("pulumi"))

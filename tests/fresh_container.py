@@ -158,7 +158,7 @@ class FreshRun:
     seconds: float = 0.0
     _docker: str = ""
     _name: str = ""
-    _proc: subprocess.Popen[bytes] | None = None
+    _proc: subprocess.Popen[str] | None = None
     _servers: ExitStack = field(default_factory=ExitStack)
 
     @property
@@ -198,12 +198,13 @@ class FreshRun:
         proc = self._proc
         assert proc is not None
         try:
-            code: int = wait_until(lambda: (proc.poll() is not None, proc.poll()), timeout=TIMEOUT, interval=5,
-                                   what="the README's two commands in the fresh container")
+            code = wait_until(lambda: (proc.poll() is not None, proc.poll()), timeout=TIMEOUT, interval=5,
+                              what="the README's two commands in the fresh container")
         except WaitTimeout:
             stop_process(proc)
             raise
         self.seconds = time.monotonic() - self.seconds
+        assert code is not None  # the wait ends only once it exited
         return code
 
     def close(self, *, keep: bool) -> None:

@@ -93,6 +93,7 @@ def test_adopts_its_own_interrupted_create_or_an_explicit_hand_over(provider_wit
     OwnershipRecord(provider.workdir({"name": "ours"})).write("kubeflow-stacks/dev")
     made = provider.create({"name": "ours", "owner": "kubeflow-stacks/dev"})
     handed = provider.create({"name": "theirs", "owner": "kubeflow-stacks/dev", "adopt": True})
+    assert made.outs and handed.outs
     assert made.outs["kubeconfig"] == handed.outs["kubeconfig"] == "adopted-kubeconfig"
     assert binary.calls == [("adopt", "ours"), ("adopt", "theirs")]
     assert OwnershipRecord(provider.workdir({"name": "theirs"})).owner() == "kubeflow-stacks/dev"
@@ -111,7 +112,7 @@ def test_refresh_of_a_vanished_cluster_forgets_the_record(provider_with: Provide
     props = {"name": "gone", "owner": "kubeflow-stacks/dev"}
     created = provider.create(props)
     binary.existing.clear()  # deleted out of band
-    assert provider.read(created.id, created.outs).id is None
+    assert provider.read(created.id, created.outs or {}).id is None
     binary.existing.add("gone")  # someone else's cluster, later, under the same name
     with pytest.raises(ClusterExistsError):
         provider.create(props)
@@ -125,7 +126,8 @@ def test_refresh_of_a_vanished_cluster_forgets_the_record(provider_with: Provide
 @pytest.mark.slow
 def test_up_over_a_foreign_sim_cluster_fails_and_leaves_it_running(tmp_path: Path) -> None:
     from infra.automation import inline_stack
-    from infra.clusters.sim import SimCluster, SimClusterArgs
+    from infra.clusters.sim import SimCluster
+    from infra.config import SimClusterConfig, SimSettings
     from tests.helpers import require_toolchain
 
     require_toolchain("kwokctl", "kwok", "kube-apiserver", "etcd", "pulumi")
@@ -136,7 +138,8 @@ def test_up_over_a_foreign_sim_cluster_fails_and_leaves_it_running(tmp_path: Pat
     try:
         def program(adopt: bool) -> Any:
             def run() -> None:
-                SimCluster("c", SimClusterArgs(name, 1, "4", "8Gi", 110, adopt=adopt))
+                SimCluster("c", SimClusterConfig(provider="sim", name=name, adopt=adopt, sim=SimSettings(
+                    nodes=1, node_cpu="4", node_memory="8Gi", node_pods=110)))
             return run
 
         ts = inline_stack(tmp_path, program(False), prefix="own")

@@ -63,6 +63,7 @@ def test_definitions_lifecycle(sim_kubeconfig: Path) -> None:
         GROUP, "v1", "default", "widgets", {"apiVersion": f"{GROUP}/v1", "kind": "Widget",
                                             "metadata": {"name": "w1"}, "spec": {"size": 3}})
     outs = created.outs
+    assert outs is not None
     assert "definitions" not in outs  # digests only: the bodies stay in the inputs
     assert not provider.diff(created.id, outs, props(kubeconfig, [gadgets, widgets])).changes
 
@@ -70,6 +71,7 @@ def test_definitions_lifecycle(sim_kubeconfig: Path) -> None:
     news = props(kubeconfig, [changed])
     assert provider.diff(created.id, outs, news).changes
     outs = provider.update(created.id, outs, news).outs
+    assert outs is not None
     found = live(api)
     assert set(found) == {f"widgets.{GROUP}"}  # gadgets removed, widgets changed
     assert spec_fields(found[f"widgets.{GROUP}"]) == {"size", "colour"}
@@ -81,14 +83,16 @@ def test_definitions_lifecycle(sim_kubeconfig: Path) -> None:
 
     DefinitionsClient(kubeconfig, None).wait_gone([f"widgets.{GROUP}"])
     refreshed = provider.read(created.id, {**outs}).outs
+    assert refreshed is not None
     assert refreshed["digests"] == {}
     assert provider.diff(created.id, refreshed, news).changes
     outs = provider.update(created.id, refreshed, news).outs
+    assert outs is not None
     assert set(live(api)) == {f"widgets.{GROUP}"}
 
     # A create over definitions that already exist (an interrupted update) adopts them.
     again = provider.create(copy.deepcopy(news))
-    assert again.outs["digests"] == outs["digests"]
+    assert again.outs is not None and again.outs["digests"] == outs["digests"]
 
     provider.delete(created.id, outs)
     assert live(api) == {}
@@ -105,7 +109,7 @@ def test_delete_on_a_cluster_that_is_gone_is_not_an_error() -> None:
         provider._client(props).delete(f"widgets.{GROUP}")
     assert _unreachable(info.value), repr(info.value)
     # ...which delete counts as nothing left to delete, so `pulumi destroy` of a deleted cluster ends.
-    assert provider.delete("customresourcedefinitions", props) is None
+    provider.delete("customresourcedefinitions", props)  # returns normally
 
 
 def test_an_api_error_on_delete_is_raised(sim_kubeconfig: Path) -> None:

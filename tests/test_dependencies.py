@@ -293,11 +293,12 @@ def webhook_release(**selectors: Obj) -> dict[str, Obj]:
         "service": service("hook-svc", "hooks", {"app": "hook"}),
         "cert": obj("cert-manager.io/v1", "Certificate", "hook-cert", "hooks", spec={"secretName": "hook-tls"}),
         "config": webhook_config("widgets", [rule(["example.org"], ["widgets"])],
-                                 annotations={"cert-manager.io/inject-ca-from": "hooks/hook-cert"}, **selectors),
+                                 annotations={"cert-manager.io/inject-ca-from": "hooks/hook-cert"}),
         "widget": obj("example.org/v1", "Widget", "w", "apps", labels={"size": "big"}),
         "other": obj("example.org/v1", "Widget", "w2", "hooks"),
         "cm": obj("v1", "ConfigMap", "c", "apps"),
     }
+    objs["config"]["webhooks"][0].update(selectors)
     return objs
 
 

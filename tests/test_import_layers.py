@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("utilities", ("infra", "infra.errors", "infra.run", "infra.process", "infra.wait", "infra.paths",
                    "infra.versions", "infra.preflight")),
     ("tools and host", ("infra.toolchain", "infra.runtime", "infra.nodeimage", "infra.doctor")),
-    ("settings", ("infra.config", "infra.manifests.components")),
+    ("settings", ("infra.config", "infra.settings", "infra.manifests.components")),
     ("manifests and patches", ("infra.manifests", "infra.patches", "infra.auth", "infra.gateway")),
     ("program", ("infra.program", "infra.apply", "infra.admission", "infra.definitions", "infra.outputs",
                  "infra.clusters", "infra.automation", "infra.dependencies")),
@@ -60,14 +60,14 @@ KNOWN_SUITE_IMPORTS_OF_INFRA: frozenset[tuple[str, str]] = frozenset({
     ("smoke_tests/fixtures/models.py", "infra/local_target/target.py"),
     ("smoke_tests/fixtures/models.py", "infra/wait.py"),
     ("smoke_tests/fixtures/storage.py", "infra/config.py"),
-    ("smoke_tests/fixtures/storage.py", "infra/local_target/binaries.py"),
+    ("smoke_tests/fixtures/storage.py", "infra/toolchain/__init__.py"),
     ("smoke_tests/fixtures/target.py", "infra/config.py"),
-    ("smoke_tests/fixtures/target.py", "infra/local_target/binaries.py"),
+    ("smoke_tests/fixtures/target.py", "infra/toolchain/__init__.py"),
     ("smoke_tests/fixtures/target.py", "infra/local_target/target.py"),
     ("smoke_tests/pipelines/common.py", "infra/versions.py"),
     ("smoke_tests/portforward.py", "infra/process.py"),
     ("smoke_tests/portforward.py", "infra/wait.py"),
-    ("smoke_tests/stack_outputs.py", "infra/local_target/binaries.py"),
+    ("smoke_tests/stack_outputs.py", "infra/toolchain/__init__.py"),
     ("smoke_tests/stack_outputs.py", "infra/run.py"),
     ("smoke_tests/target.py", "infra/config.py"),
 })
@@ -130,7 +130,7 @@ def _imports_of(module: str, path: Path, files: Mapping[str, Path]) -> list[Impo
         for name in names:
             target = _resolve(name, files)
             if target is not None and target != module:
-                found.append(Import(module, target, node.lineno))
+                found.append(Import(module, target, getattr(node, "lineno", 0)))
     return found
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from infra.clusters.kind import KindClusterArgs, kind_config
-from infra.config import parse_stack_config
+from infra.clusters.kind import kind_config
+from infra.config import KindClusterConfig, parse_stack_config
 from tests.helpers import base_raw
 
 # The part of kind v0.30.0's v1beta3 template that the patch meets (pkg/cluster/internal/kubeadm).
@@ -43,7 +43,9 @@ def _config(**kind: Any) -> dict[str, Any]:
     """kind's config for a stack whose `cluster.kind` section is `kind` (camelCase keys, as in a
     stack file): through the config's parser and its defaults, as `pulumi up` builds it."""
     raw = base_raw(cluster={"provider": "kind", "name": "kubeflow", "kind": kind})
-    return kind_config(KindClusterArgs.from_config(parse_stack_config("t", raw, {"auth"})).props())
+    cluster = parse_stack_config("t", raw, {"auth"}).cluster
+    assert isinstance(cluster, KindClusterConfig)
+    return kind_config(cluster.props())
 
 
 def test_the_api_server_patch_merges_into_kinds_v1beta3_arguments() -> None:

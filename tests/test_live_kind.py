@@ -32,11 +32,11 @@ from infra.clusters.kind import (
     DEFAULT_POD_SUBNET,
     DEFAULT_SERVICE_SUBNET,
     KindCluster,
-    KindClusterArgs,
     delete_kind_cluster,
     node_containers,
 )
 from infra.clusters.preload import load_lacking, node_image_ids, normalize
+from infra.config import KindClusterConfig, KindSettings
 from infra.names import unique_name
 from infra.run import run
 from infra.runtime import routes
@@ -75,8 +75,8 @@ def live(node_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     image = {"tag": node_image}
 
     def program() -> None:
-        cluster = KindCluster("c", KindClusterArgs(cluster_name=name, node_image=image["tag"],
-                                                   service_account_issuer=ISSUER))
+        cluster = KindCluster("c", KindClusterConfig(name=name, kind=KindSettings(
+            node_image=image["tag"], service_account_issuer=ISSUER)))
         pulumi.export("kubeconfig", cluster.kubeconfig)
 
     ts = inline_stack(base, program, prefix="live")
@@ -196,7 +196,7 @@ def test_a_cluster_made_by_plain_kind_is_never_deleted(node_image: str, tmp_path
         before = node_containers(name)
 
         def program() -> None:
-            KindCluster("c", KindClusterArgs(cluster_name=name, node_image=node_image))
+            KindCluster("c", KindClusterConfig(name=name, kind=KindSettings(node_image=node_image)))
 
         ts = inline_stack(tmp_path / "stack", program, prefix="plain")
         with pytest.raises(auto.CommandError) as err:

@@ -15,9 +15,11 @@ import requests
 
 from infra.auth.generate import oauth2_proxy_settings, render_oauth2_proxy_cfg
 from infra.local_target import configs
-from infra.local_target.binaries import MissingBinary, binary, env_override
 from infra.process import pid_alive
 from infra.run import run
+from infra.toolchain import ToolMissingError as MissingBinary
+from infra.toolchain import find_binary as binary
+from infra.toolchain.locate import override_variable as env_override
 
 CREDS = configs.new_credentials()
 CONFIG = configs.stack_config(CREDS)
@@ -40,6 +42,7 @@ def test_users_and_profiles_are_validated_by_the_stack_parser() -> None:
 
 def test_dex_config_is_the_generators_with_local_endpoints() -> None:
     dex, env = configs.dex_files(CONFIG, PORTS)
+    assert isinstance(dex["staticPasswords"], list)
     assert dex["issuer"] == "http://127.0.0.1:18000/dex"
     assert dex["web"] == {"http": "127.0.0.1:18001"}
     assert dex["storage"] == {"type": "memory"}
@@ -292,7 +295,7 @@ def test_local_sample_run_outcome_is_read_from_what_kfp_local_wrote(store: tuple
     endpoint, root = store
     pipeline_root = root / "mlpipeline" / "private-artifacts" / NS1 / "v2" / "artifacts"
     before = {p.name for p in pipeline_root.iterdir()}
-    runs = {}
+    runs: dict[str, Any] = {}
     for outcome, max_iter in (("good", 1000), ("bad", -1)):
         run([sys.executable, "-c", KFP_LOCAL_IRIS, str(pipeline_root), str(max_iter)], timeout=300)
         (runs[outcome],) = {p.name for p in pipeline_root.iterdir()} - before - set(runs.values())

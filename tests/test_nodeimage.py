@@ -8,6 +8,7 @@ import ipaddress
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,9 +32,9 @@ def test_pins_share_the_toolchains_kubernetes_and_etcd() -> None:
 def test_cni_range_lies_in_the_kind_clusters_pod_subnet() -> None:
     from infra.clusters.kind import DEFAULT_POD_SUBNET
 
-    cni_range = ipaddress.ip_network(pins.load_pins().pod_range)
-    assert cni_range.subnet_of(ipaddress.ip_network(DEFAULT_POD_SUBNET))
-    config = build.cni_config(str(cni_range))
+    cni_range = ipaddress.IPv4Network(pins.load_pins().pod_range)
+    assert cni_range.subnet_of(ipaddress.IPv4Network(DEFAULT_POD_SUBNET))
+    config: dict[str, Any] = build.cni_config(str(cni_range))
     assert config["plugins"][0]["ipam"]["ranges"] == [[{"subnet": str(cni_range)}]]
 
 

@@ -33,10 +33,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "Q0E="})
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
-            return {"kubeconfigs": [{"name": "clusterUser", "value": "YXBpVmVyc2lvbjogdjEK"}]}
-        return {}
+            return {"kubeconfigs": [{"name": "clusterUser", "value": "YXBpVmVyc2lvbjogdjEK"}]}, []
+        return {}, []  # no check failures (pulumi iterates this list)
 
     def types(self) -> list[str]:
         return [r.typ for r in self.registered]

@@ -72,8 +72,12 @@ def test_the_full_release_applies_in_one_up_without_a_retry_or_an_error(manifest
     graph = derive(expected_render(raw, users, manifests_tree, ts.name).objects)
     record = EngineRecord()
     log = (ts.work_dir / "up.log").open("w")
+
+    def write(line: str) -> None:
+        log.write(line + "\n")
+        log.flush()
     try:
-        result = ts.stack.up(on_event=record, on_output=lambda line: (log.write(line + "\n"), log.flush()))
+        result = ts.stack.up(on_event=record, on_output=write)
         warnings = [f"{urn}: {message}" for severity, urn, message in record.diagnostics if severity == "warning"]
         print(f"\n{len(graph.nodes())} graph nodes, {graph.edge_count()} edges; "
               f"{len(record.ended)} resources done; {len(warnings)} warnings" + "".join(f"\n  {w}" for w in warnings))

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ class Sim:
         self.ts.set_config(self.raw, secret_paths(self.users))
 
     def outputs(self) -> dict[str, auto.OutputValue]:
-        return self.ts.stack.outputs()
+        return dict(self.ts.stack.outputs())
 
     def connect(self) -> client.ApiClient:
         kubeconfig = yaml.safe_load(self.outputs()["kubeconfig"].value)
@@ -94,9 +94,13 @@ class Sim:
         return expected_render(self.raw, self.users, self.manifests, self.ts.name)
 
 
-def _log(path: Path) -> Any:
+def _log(path: Path) -> Callable[[str], None]:
     handle = path.open("a")
-    return lambda line: (handle.write(line + "\n"), handle.flush())
+
+    def write(line: str) -> None:
+        handle.write(line + "\n")
+        handle.flush()
+    return write
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +313,7 @@ def test_destroy_leaves_nothing(sim: Sim):
     assert namespaces <= {n.metadata.name for n in core.list_namespace().items}
     result = sim.ts.stack.destroy(on_output=_log(sim.ts.work_dir / "destroy.log"))
     assert result.summary.result == "succeeded"
-    assert sim.ts.stack.export_stack().deployment.get("resources") in (None, [])
+    assert (sim.ts.stack.export_stack().deployment or {}).get("resources") in (None, [])
     from infra.clusters.sim import sim_workdir
     from infra.toolchain import tool_path
 
@@ -328,6 +332,6 @@ def test_invalid_config_fails_in_preview_and_creates_nothing(tmp_path: Path, man
         text = str(info.value)
         assert "kubeflow-stacks:storage.nfs.server = None: is required" in text
         assert "kubeflow-stacks:auth.users = None: list at least one user" in text
-        assert ts.stack.export_stack().deployment.get("resources") in (None, [])
+        assert (ts.stack.export_stack().deployment or {}).get("resources") in (None, [])
     finally:
         ts.stack.workspace.remove_stack(ts.name, force=True)

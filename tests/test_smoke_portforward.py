@@ -100,7 +100,10 @@ def test_ready_means_the_port_answers_not_just_the_line(fake_kubectl: Path, tmp_
         return ok, seen
 
     forward = PortForward(spec_for(fake_kubectl), probe=probe, ready_timeout=30)
-    starting = threading.Thread(target=lambda: (forward.start(), events.put("ready")), daemon=True)
+    def start() -> None:
+        forward.start()
+        events.put("ready")
+    starting = threading.Thread(target=start, daemon=True)
     starting.start()
     try:
         assert events.get(timeout=30) == "probe found nothing"  # not "ready": nothing listens yet

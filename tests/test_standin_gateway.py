@@ -15,10 +15,11 @@ import requests
 from infra.config import ConfigError, parse_stack_config
 from infra.gateway.nginx import nginx_conf
 from infra.gateway.standin import NAME, NAMESPACE, cluster_layout, ingress, standin_objects
-from infra.local_target.binaries import MissingBinary, binary
 from infra.manifests.render import render
 from infra.process import free_port, port_open, spawn, stop_process
 from infra.run import run
+from infra.toolchain import ToolMissingError as MissingBinary
+from infra.toolchain import find_binary as binary
 from infra.wait import wait_until
 from tests.helpers import ALICE, BOB, base_raw
 from tests.tls import self_signed

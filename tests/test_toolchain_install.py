@@ -16,7 +16,14 @@ import pytest
 from infra import paths
 from infra.cli import main
 from infra.toolchain import gobuild, install, store
-from infra.toolchain.locate import ToolMissingError, override_variable, tool_path, tool_status, tools_env
+from infra.toolchain.locate import (
+    ToolMissingError,
+    find_binary,
+    override_variable,
+    tool_path,
+    tool_status,
+    tools_env,
+)
 from infra.toolchain.model import Platform, Tool, Toolchain, ToolchainError, load_toolchain, parse_toolchain
 from infra.versions import load_versions
 
@@ -231,6 +238,40 @@ def test_env_override_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     mine.chmod(0o644)
     with pytest.raises(ToolchainError, match=r"KFSTACK_BIN_KUBE_APISERVER=.* is not an executable"):
         tool_path("kube-apiserver")
+
+
+def _executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_find_binary_takes_the_override_then_the_pin_then_path(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KFSTACK_CACHE", str(tmp_path / "empty-cache"))  # nothing pinned is installed
+    on_path = _executable(tmp_path / "path" / "kubectl")
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    monkeypatch.delenv("KFSTACK_BIN_KUBECTL", raising=False)
+    # A pinned tool that is not installed: a copy on PATH does the job where any copy will do...
+    assert find_binary("kubectl") == on_path
+    # ...but never where the pinned version must run.
+    with pytest.raises(ToolMissingError, match="kfstack tools install"):
+        tool_path("kubectl")
+    mine = _executable(tmp_path / "mine" / "kubectl")
+    monkeypatch.setenv("KFSTACK_BIN_KUBECTL", str(mine))
+    assert find_binary("kubectl") == mine
+
+
+def test_find_binary_names_everything_it_tried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KFSTACK_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolMissingError) as info:
+        find_binary("kubectl")
+    text = str(info.value)
+    assert "kfstack tools install" in text and "not on PATH" in text and "KFSTACK_BIN_KUBECTL" in text
+    with pytest.raises(ToolMissingError, match="no pinned tool provides no-such-tool"):
+        find_binary("no-such-tool")
 
 
 def test_missing_tool_says_how_to_install_it() -> None:

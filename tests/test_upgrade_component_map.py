@@ -239,6 +239,7 @@ SYNTHETIC = {
 @pytest.mark.parametrize("case", SYNTHETIC, ids=list(SYNTHETIC))
 def test_a_derived_map_resolves_overlaps_in_favour_of_the_example(tmp_path: Path, case: str):
     build, expected, replaced = SYNTHETIC[case]
+    assert callable(build) and isinstance(expected, dict)
     derived = derive_component_map("v1.12.0", build(tmp_path))
     assert {name: derived.cmap.components[name] for name in expected} == expected
     assert derived.replaced == replaced

@@ -8,13 +8,13 @@ import pulumi
 import pulumi_azure_native as azure
 
 from infra.clusters.managed import NODE_DISK_GB, ManagedCluster, node_type
-from infra.config import ManagedSettings
+from infra.config import AksSettings
 
 
 class AksCluster(ManagedCluster):
     """A resource group, a managed cluster with an autoscaled system pool, and managed-csi premium."""
 
-    def __init__(self, name: str, settings: ManagedSettings, storage_class: str,
+    def __init__(self, name: str, settings: AksSettings, storage_class: str,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:clusters:AksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)

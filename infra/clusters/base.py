@@ -8,11 +8,14 @@ kubectl context.
 from __future__ import annotations
 
 import importlib
+from typing import TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import StackConfig
+
+T = TypeVar("T")
 
 MODULES = {
     "kind": ("infra.clusters.kind", "KindCluster"),
@@ -59,6 +62,14 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
         )
         self.register_outputs({"kubeconfig": self.kubeconfig})
+
+
+def cluster_settings(cfg: StackConfig, kind: type[T]) -> T:
+    """The stack's cluster section as the model a component takes (MODULES picks the component by
+    provider, so a mismatch is a bug here, not a config problem)."""
+    if not isinstance(cfg.cluster, kind):
+        raise TypeError(f"{kind.__name__} given a {cfg.cluster.provider} cluster")
+    return cfg.cluster
 
 
 def provision_cluster(cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> Cluster:

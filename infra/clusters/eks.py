@@ -9,13 +9,13 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 
 from infra.clusters.managed import NODE_DISK_GB, ManagedCluster, node_type
-from infra.config import ManagedSettings
+from infra.config import EksSettings
 
 
 class EksCluster(ManagedCluster):
     """A managed node group sized for Kubeflow, the EBS CSI driver, and gp3 as the default class."""
 
-    def __init__(self, name: str, settings: ManagedSettings, storage_class: str,
+    def __init__(self, name: str, settings: EksSettings, storage_class: str,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:clusters:EksCluster", name, None, opts)
         aws_provider = aws.Provider(f"{name}-aws", region=settings.region, opts=pulumi.ResourceOptions(parent=self))

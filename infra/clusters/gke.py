@@ -6,7 +6,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.clusters.managed import NODE_DISK_GB, ManagedCluster, node_type
-from infra.config import ManagedSettings
+from infra.config import GkeSettings
 
 
 def gke_kubeconfig(name: str, endpoint: str, ca: str) -> str:
@@ -35,7 +35,7 @@ users:
 class GkeCluster(ManagedCluster):
     """A regional cluster with its own autoscaled node pool, and pd-balanced as the default class."""
 
-    def __init__(self, name: str, settings: ManagedSettings, storage_class: str,
+    def __init__(self, name: str, settings: GkeSettings, storage_class: str,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:clusters:GkeCluster", name, None, opts)
         gcp_provider = gcp.Provider(f"{name}-gcp", project=settings.project, region=settings.region,

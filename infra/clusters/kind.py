@@ -8,7 +8,6 @@ or API-server settings replaces the cluster, and `pulumi preview` says so.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,18 @@ import pulumi
 import yaml
 
 from infra.clusters import kubelet
-from infra.clusters.base import Cluster
+from infra.clusters.base import Cluster, cluster_settings
 from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
 from infra.clusters.preload import Preloader, load_lacking
-from infra.config import StackConfig
+from infra.config import KindClusterConfig, StackConfig
 from infra.paths import clusters_dir
 from infra.run import CommandError, run
 from infra.runtime import cgroups, docker, freezer, routes
+from infra.settings.cluster import KIND_POD_SUBNET, KIND_SERVICE_SUBNET
 
 CREATE_TIMEOUT_S = 900
-# kind's own defaults, set explicitly: the host's blackhole routes (infra/runtime/routes.py) and the
-# node image built here (its static CNI range lies in the pod subnet) must agree with the cluster.
-DEFAULT_POD_SUBNET = "10.244.0.0/16"
-DEFAULT_SERVICE_SUBNET = "10.96.0.0/16"
+DEFAULT_POD_SUBNET = KIND_POD_SUBNET
+DEFAULT_SERVICE_SUBNET = KIND_SERVICE_SUBNET
 
 
 def kind_config(props: dict[str, Any]) -> dict[str, Any]:
@@ -166,50 +164,13 @@ class KindClusterProvider(LocalClusterProvider):
         return kubeconfig
 
 
-@dataclass(frozen=True)
-class KindClusterArgs:
-    cluster_name: str
-    node_image: str
-    control_planes: int = 1
-    workers: int = 0
-    service_account_issuer: str = "https://kubernetes.default.svc"
-    service_account_signing_key_file: str = "/etc/kubernetes/pki/sa.key"
-    extra_port_mappings: list[dict[str, Any]] = field(default_factory=list)
-    adopt: bool = False
-    pod_subnet: str = DEFAULT_POD_SUBNET
-    service_subnet: str = DEFAULT_SERVICE_SUBNET
-    preload_images: tuple[str, ...] = ()
-
-    @classmethod
-    def from_config(cls, cfg: StackConfig) -> KindClusterArgs:
-        """The cluster's inputs from the stack config: its settings and their defaults, as parsed."""
-        kind = cfg.cluster.kind
-        assert kind is not None
-        return cls(cluster_name=cfg.cluster.name, node_image=kind.node_image,
-                   control_planes=kind.control_planes, workers=kind.workers,
-                   service_account_issuer=kind.service_account_issuer,
-                   service_account_signing_key_file=kind.service_account_signing_key_file,
-                   extra_port_mappings=[{"containerPort": m.container_port, "hostPort": m.host_port,
-                                         "listenAddress": m.listen_address}
-                                        for m in kind.extra_port_mappings],
-                   adopt=cfg.cluster.adopt, preload_images=kind.preload_images)
-
-    def props(self) -> dict[str, Any]:
-        return {"name": self.cluster_name, "nodeImage": self.node_image,
-                "controlPlanes": self.control_planes, "workers": self.workers,
-                "serviceAccountIssuer": self.service_account_issuer,
-                "serviceAccountSigningKeyFile": self.service_account_signing_key_file,
-                "extraPortMappings": self.extra_port_mappings, "podSubnet": self.pod_subnet,
-                "serviceSubnet": self.service_subnet, "preloadImages": list(self.preload_images)}
-
-
 class KindCluster(Cluster):
-    def __init__(self, name: str, args: KindClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, config: KindClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:clusters:KindCluster", name, None, opts)
-        self.cluster = LocalClusterResource(KindClusterProvider(), f"{name}-kind", args.props(),
-                                            pulumi.ResourceOptions(parent=self), adopt=args.adopt)
+        self.cluster = LocalClusterResource(KindClusterProvider(), f"{name}-kind", config.props(),
+                                            pulumi.ResourceOptions(parent=self), adopt=config.adopt)
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> KindCluster:
-        return cls(cfg.cluster.name, KindClusterArgs.from_config(cfg), opts)
+        return cls(cfg.cluster.name, cluster_settings(cfg, KindClusterConfig), opts)

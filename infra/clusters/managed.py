@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.clusters.base import Cluster
-from infra.config import ManagedSettings, StackConfig
+from infra.clusters.base import Cluster, cluster_settings
+from infra.config import ManagedClusterConfig, ManagedSettings, StackConfig
 
 # Upstream Kubeflow asks for 8 CPUs and 16 GiB or more; these node types give that per node.
 DEFAULT_NODE_TYPES = {"eks": "m6i.2xlarge", "gke": "e2-standard-8", "aks": "Standard_D8s_v5"}
@@ -41,10 +41,10 @@ class ManagedCluster(Cluster):
 
     @classmethod
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> ManagedCluster:
-        assert cfg.cluster.managed is not None
+        cluster = cluster_settings(cfg, ManagedClusterConfig)
         storage_class = cfg.storage.default_class if cfg.storage.mode == "existing" else ""
         # Each cloud's constructor takes (name, settings, storage_class, opts); the base cannot
         # declare it without shadowing ComponentResource's own.
         make: Any = cls
-        cluster: ManagedCluster = make(cfg.cluster.name, cfg.cluster.managed, storage_class, opts)
-        return cluster
+        made: ManagedCluster = make(cfg.cluster.name, cluster.managed, storage_class, opts)
+        return made

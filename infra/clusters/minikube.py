@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 
 from infra.clusters import kubelet
-from infra.clusters.base import Cluster
+from infra.clusters.base import Cluster, cluster_settings
 from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
-from infra.config import StackConfig
+from infra.config import MinikubeClusterConfig, StackConfig
 from infra.paths import clusters_dir
 from infra.run import run
 from infra.runtime import cgroups, docker
@@ -74,29 +73,13 @@ class MinikubeClusterProvider(LocalClusterProvider):
         return f'"Name":"{props["name"]}"' in out.replace(" ", "")
 
 
-@dataclass(frozen=True)
-class MinikubeClusterArgs:
-    cluster_name: str
-    driver: str
-    cpus: int
-    memory: str
-    disk: str
-    kubernetes_version: str
-    adopt: bool = False
-
-
 class MinikubeCluster(Cluster):
-    def __init__(self, name: str, args: MinikubeClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, config: MinikubeClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:clusters:MinikubeCluster", name, None, opts)
-        self.cluster = LocalClusterResource(MinikubeClusterProvider(), f"{name}-minikube", {
-            "name": args.cluster_name, "driver": args.driver, "cpus": args.cpus, "memory": args.memory,
-            "disk": args.disk, "kubernetesVersion": args.kubernetes_version,
-        }, pulumi.ResourceOptions(parent=self), adopt=args.adopt)
+        self.cluster = LocalClusterResource(MinikubeClusterProvider(), f"{name}-minikube", config.props(),
+                                            pulumi.ResourceOptions(parent=self), adopt=config.adopt)
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> MinikubeCluster:
-        m = cfg.cluster.minikube
-        assert m is not None
-        return cls(cfg.cluster.name, MinikubeClusterArgs(cfg.cluster.name, m.driver, m.cpus, m.memory,
-                                                         m.disk, m.kubernetes_version, cfg.cluster.adopt), opts)
+        return cls(cfg.cluster.name, cluster_settings(cfg, MinikubeClusterConfig), opts)

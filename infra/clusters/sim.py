@@ -7,15 +7,14 @@ simulated by kwok, so Deployments become available and Jobs complete without any
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 
-from infra.clusters.base import Cluster
+from infra.clusters.base import Cluster, cluster_settings
 from infra.clusters.local import LocalClusterProvider, LocalClusterResource, whole
-from infra.config import StackConfig
+from infra.config import SimClusterConfig, StackConfig
 from infra.paths import clusters_dir
 from infra.run import run
 
@@ -84,30 +83,15 @@ class SimClusterProvider(LocalClusterProvider):
         return props["name"] in _kwokctl(props["name"], "get", "clusters", timeout=60).split()
 
 
-@dataclass(frozen=True)
-class SimClusterArgs:
-    cluster_name: str
-    nodes: int = 1
-    node_cpu: str = "16"
-    node_memory: str = "64Gi"
-    node_pods: int = 250
-    adopt: bool = False
-
-
 class SimCluster(Cluster):
     """A KWOK cluster whose lifecycle Pulumi owns: `pulumi destroy` deletes it."""
 
-    def __init__(self, name: str, args: SimClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, config: SimClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:clusters:SimCluster", name, None, opts)
-        self.cluster = LocalClusterResource(SimClusterProvider(), f"{name}-kwok", {
-            "name": args.cluster_name, "nodes": args.nodes, "nodeCpu": args.node_cpu,
-            "nodeMemory": args.node_memory, "nodePods": args.node_pods,
-        }, pulumi.ResourceOptions(parent=self), adopt=args.adopt)
+        self.cluster = LocalClusterResource(SimClusterProvider(), f"{name}-kwok", config.props(),
+                                            pulumi.ResourceOptions(parent=self), adopt=config.adopt)
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> SimCluster:
-        sim = cfg.cluster.sim
-        assert sim is not None
-        return cls(cfg.cluster.name, SimClusterArgs(cfg.cluster.name, sim.nodes, sim.node_cpu,
-                                                    sim.node_memory, sim.node_pods, cfg.cluster.adopt), opts)
+        return cls(cfg.cluster.name, cluster_settings(cfg, SimClusterConfig), opts)

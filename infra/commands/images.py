@@ -23,8 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def main(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from infra.commands.render import render_stack
     from infra.config import ImagesConfig
     from infra.errors import UserError
@@ -33,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         rendered = render_stack(args.stack, Path(args.stacks_dir), args.manifests,
-                                adjust=(lambda cfg: dataclasses.replace(cfg, images=ImagesConfig()))
+                                adjust=(lambda cfg: cfg.model_copy(update={"images": ImagesConfig()}))
                                 if args.upstream else None)
     except (UserError, ToolchainError) as exc:
         print(exc, file=sys.stderr)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.config import LOCAL_PROVIDERS, ExistingClusterConfig, cluster_config
+
 # Cluster lifecycles the project owns: `pulumi destroy` deletes the cluster itself.
-OWNED_CLUSTERS = ("sim", "kind", "minikube")
+OWNED_CLUSTERS = LOCAL_PROVIDERS
 GONE_TIMEOUT_S = 180.0
 
 
@@ -81,16 +83,16 @@ def objects_to_check(resources: Iterable[dict[str, Any]], profiles: Sequence[str
 
 
 def plan_from_state(deployment: dict[str, Any], config: dict[str, Any], outputs: dict[str, Any]) -> TeardownPlan:
-    """A plan from `pulumi stack export`'s deployment, the stack's config and its outputs."""
-    cluster = config.get("cluster") or {}
+    """A plan from `pulumi stack export`'s deployment, the stack's config and its outputs (the
+    cluster section read by the config's model, its defaults included)."""
+    cluster = cluster_config(config.get("cluster"))
     profiles = [p for p in outputs.get("profiles") or [] if isinstance(p, str)]
     kubeconfig = outputs.get("kubeconfig")
-    existing = cluster.get("existing") or {}
-    if not kubeconfig and isinstance(existing.get("kubeconfig"), str):
+    if not kubeconfig and isinstance(cluster, ExistingClusterConfig):
         # An up that failed before its outputs: the existing cluster's own kubeconfig file.
-        path = Path(existing["kubeconfig"]).expanduser()
+        path = Path(cluster.existing.kubeconfig).expanduser()
         kubeconfig = path.read_text(encoding="utf-8") if path.is_file() else None
-    return TeardownPlan(provider=str(cluster.get("provider", "")), cluster_name=str(cluster.get("name", "")),
+    return TeardownPlan(provider=cluster.provider, cluster_name=cluster.name,
                         kubeconfig=kubeconfig, objects=objects_to_check(deployment.get("resources") or [], profiles))
 
 

@@ -28,10 +28,10 @@ import requests
 import yaml
 
 from infra.local_target import configs, object_store
-from infra.local_target.binaries import binary
 from infra.paths import cache_root
 from infra.process import free_port, pid_alive, spawn, stop_pid, stop_process
 from infra.run import run
+from infra.toolchain import find_binary as binary
 from infra.wait import WaitTimeout, wait_until
 
 STATE_FILE = "state.json"

@@ -48,7 +48,7 @@ def _capability_check(info: dict[str, object] | None) -> Check:
 def cgroup_check(gaps: cgroups.CgroupGaps | None = None, *, may_mount: bool | None = None) -> Check:
     """The host's cgroup version, and v1 controllers the kernel enables that nothing mounted."""
     gaps = gaps if gaps is not None else cgroups.host_gaps()
-    version = "v2" if cgroups.is_v2(gaps.root) else host.cgroup_version(gaps.root)
+    version = host.cgroup_version(gaps.root)
     if not gaps.missing:
         return RuntimeCheck("cgroup", True, f"{version}, every enabled controller mounted")
     may_mount = docker.may_prepare_cgroups() if may_mount is None else may_mount

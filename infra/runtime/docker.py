@@ -135,11 +135,10 @@ def ensure_running(say: Say = print) -> RuntimeState:
     """A daemon that answers: the one already running, or one the project starts now."""
     info = server_info()
     if info is not None:
-        owned = owned_pid() is not None
-        state = _describe(info, owned, False)
-        whose = "started by kfstack" if owned else "not started by kfstack: left as it is"
+        state = _describe(info, owned_pid() is not None, False)
+        whose = "started by kfstack" if state.owned else "not started by kfstack: left as it is"
         say(f"docker {state.version}: running ({whose}, default runtime {state.default_runtime})")
-        if owned and host.is_root():
+        if may_prepare_cgroups():
             prepare_cgroups(say)
         return state
     if docker_cli() is None or dockerd_binary() is None:

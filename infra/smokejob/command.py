@@ -24,11 +24,12 @@ def password_environment(users: int, environ: dict[str, str] | None = None) -> d
 
 
 def _run(args: argparse.Namespace) -> int:
-    from infra.local_target.binaries import MissingBinary, binary
     from infra.nodeimage.build import NodeImageError
     from infra.nodeimage.recipes import RecipeError
     from infra.run import CommandError
     from infra.smokejob.job import JobSpec, SmokeJob, SmokeJobError, write_results
+    from infra.toolchain import ToolMissingError
+    from infra.toolchain import find_binary as binary
     from smoke_tests.stack_outputs import read_outputs_json, write_kubeconfig
 
     try:
@@ -48,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
             job = SmokeJob(binary("kubectl"), kubeconfig, say=_say)
             result = job.run(JobSpec(image=image, outputs=outputs, environment=environment, args=args.pytest_args),
                              timeout=args.timeout, keep=args.keep)
-    except (SmokeJobError, CommandError, MissingBinary, ValueError, RecipeError, NodeImageError) as exc:
+    except (SmokeJobError, CommandError, ToolMissingError, ValueError, RecipeError, NodeImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_HARNESS
     for path in write_results(result, Path(args.report_dir)):

@@ -8,6 +8,7 @@ tool fails with the command that installs it, and a user can point at their own 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,34 @@ def tool_path(binary: str, toolchain: Toolchain | None = None) -> Path:
             f"or set {override_variable(binary)} to an executable"
         )
     return store.bin_dir(tool) / binary
+
+
+# Binaries the project runs that no pinned tool provides: Debian's packages, which ./scripts/setup
+# installs (nginx-light for the local target's gateway); where Debian puts them when PATH lacks sbin.
+SYSTEM_BINARIES: dict[str, tuple[Path, ...]] = {"nginx": (Path("/usr/sbin/nginx"),)}
+
+
+def find_binary(binary: str, toolchain: Toolchain | None = None) -> Path:
+    """An executable for `binary` where any working copy will do (the local target's servers, the
+    smoke suite's kubectl): the KFSTACK_BIN_* override, else the pinned install, else PATH, else
+    Debian's location. `tool_path` stays strict for what must be the pinned version (Pulumi)."""
+    override = _override(binary)
+    if override is not None:
+        return override
+    tools = toolchain or load_toolchain()
+    tried: list[str] = []
+    try:
+        return tool_path(binary, tools)
+    except ToolMissingError as exc:
+        tried.append(str(exc))
+    except ToolchainError:
+        tried.append(f"no pinned tool provides {binary}")
+    found = shutil.which(binary) or next((str(p) for p in SYSTEM_BINARIES.get(binary, ()) if p.is_file()), None)
+    if found:
+        return Path(found)
+    tried.append("not on PATH")
+    raise ToolMissingError(f"{binary} not found: {'; '.join(tried)}. Install it (`./scripts/setup` installs every "
+                           f"binary the project runs), or set {override_variable(binary)} to an executable")
 
 
 def tools_env(toolchain: Toolchain | None = None) -> dict[str, str]:
