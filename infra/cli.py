@@ -1,4 +1,9 @@
-"""`kfstack`: render, doctor, tools, local target and benchmarks, one sub-command module each."""
+"""`kfstack`: render, doctor, tools, local target, conformance and benchmarks, one sub-command module each.
+
+Every sub-command lives in `infra/commands/<name>.py`. A `UserError` from any of them is reported
+here, and only here: one `error: ...` line on standard error and the error's exit status (1 unless
+the command says otherwise). Any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,23 @@ import argparse
 import importlib
 import sys
 
+from infra.errors import UserError
+
 # Each module defines `register(subparsers)`, adding its parser with `set_defaults(func=...)`;
-# `func(args)` returns the exit code. Modules load lazily so `kfstack --help` stays fast.
+# `func(args)` returns the exit code. In this order `kfstack --help` lists them. The modules import
+# their libraries inside their functions, so `kfstack --help` stays fast.
 COMMAND_MODULES = (
     "infra.commands.render",
     "infra.commands.doctor",
     "infra.commands.images",
-    "infra.toolchain.command",
-    "infra.local_target.command",
-    "infra.bench.command",
-    "infra.conformance.command",
-    "infra.runtime.command",
-    "infra.nodeimage.command",
-    "infra.smokejob.command",
+    "infra.commands.tools",
+    "infra.commands.local",
+    "infra.commands.bench",
+    "infra.commands.conformance",
+    "infra.commands.report",
+    "infra.commands.runtime",
+    "infra.commands.nodeimage",
+    "infra.commands.smoke_job",
     "infra.commands.manifests",
     "infra.commands.config",
 )
@@ -45,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from pulumi.automation import EngineEvent, ResourcePreEvent, ResOutputsEvent, StepEventMetadata
 
-from infra.bench.command import record_timeline
+from infra.bench.deploy import record_timeline
 from infra.bench.timeline import Timeline
 
 STACK = "urn:pulumi:b-1::kubeflow-stacks"

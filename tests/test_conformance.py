@@ -1,24 +1,29 @@
 """The conformance command's parts that need no cluster: reading pytest's JUnit back into checks
 (and running one again by its id), what a teardown must look for, the data guard's verdicts, the
-run's workspace, the summary, and the command line's usage errors."""
+run's workspace, the summary, the upgrade's checks, and the command line's usage errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
 from pulumi import automation as auto
 
 from infra.cli import main as kfstack
+from infra.conformance.data_guard import Plan, PlannedChange, data_loss, data_namespaces
+from infra.conformance.objects import ObjectRef, objects_to_check
 from infra.conformance.record import Check, RunRecord, Step, read_junit
+from infra.conformance.session import Run
 from infra.conformance.summary import summary_markdown
-from infra.conformance.teardown import ObjectRef, objects_to_check
 from infra.conformance.timeline import phase_of_step, urn_type_and_name
-from infra.conformance.upgrade import Plan, PlannedChange, data_loss, data_namespaces
-from infra.conformance.workspace import UsageError, make_workspace
+from infra.conformance.upgrade_checks import CHECKS, Before, Upgraded, check_name, preview_lists_changes, run_check
+from infra.conformance.workspace import make_workspace
+from infra.errors import UsageError
 from tests.helpers import REPO
 
 SAMPLE_TESTS = '''
@@ -130,6 +135,20 @@ def test_data_guard_flags_only_what_destroys_data():
         "replace PersistentVolumeClaim kubeflow/mysql-pv-claim", "delete-replaced PersistentVolume kubeflow-mysql",
         "delete StatefulSet kubeflow-data/metadata-db", "delete Namespace kubeflow"]
 
+
+
+def test_upgrade_checks_are_named_functions_recorded_with_their_evidence():
+    assert [check_name(c) for c in CHECKS] == [
+        "preview-lists-changes", "no-data-replaced-or-deleted", "crds-updated-in-place", "user-state-intact",
+        "removed-objects-deleted", "no-op-up-after"]  # the ids the record, the history and the report keep
+    nothing = Upgraded(run=cast(Run, None), plan=Plan(), before=Before({}, [], {}), after=[], api=None)
+    failed = run_check(preview_lists_changes, nothing)
+    assert (failed.id, failed.outcome) == ("upgrade::preview-lists-changes", "failed")
+    assert failed.message == "AssertionError: the preview listed no change between the releases"
+    changed = _plan((auto.OpType.UPDATE, "kubernetes:apps/v1:Deployment", "kubeflow/ml-pipeline"))
+    changed.summary = {"update": 1, "same": 500}
+    passed = run_check(preview_lists_changes, dataclasses.replace(nothing, plan=changed))
+    assert (passed.outcome, passed.message) == ("passed", "1 change(s): same 500, update 1")
 
 def test_timeline_steps_land_in_their_part_of_the_release():
     urn = "urn:pulumi:t::kubeflow-stacks::kubeflow-stacks:kubeflow:KubeflowDeployment$kubernetes:apps/v1:Deployment" \

@@ -13,7 +13,8 @@ import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from infra.conformance.teardown import ObjectRef, TeardownPlan, verify_teardown
+from infra.conformance.objects import ObjectRef
+from infra.conformance.teardown import TeardownPlan, verify_teardown
 
 pytestmark = [pytest.mark.sim]
 

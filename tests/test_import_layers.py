@@ -7,8 +7,9 @@ import involved, so the fix starts at the right place.
 The layers, from the bottom: the smoke suite (a package of its own that any Kubeflow user can run,
 so it sits below the Pulumi program and must not import it); leaf utilities; tool location and the
 host; the stack's settings; manifests and patches; the Pulumi program; what runs it (benchmarks,
-conformance, the local target, the in-cluster smoke Job); and the commands at the top. A module may
-import its own layer and the layers below.
+conformance, the local target, the in-cluster smoke Job), with the conformance run's session, its
+steps and its runner above the rest of it; and the commands at the top, which nothing else imports.
+A module may import its own layer and the layers below.
 """
 
 from __future__ import annotations
@@ -38,10 +39,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("program", ("infra.program", "infra.apply", "infra.admission", "infra.definitions", "infra.outputs",
                  "infra.clusters", "infra.automation", "infra.dependencies")),
     ("operations", ("infra.bench", "infra.conformance", "infra.local_target", "infra.smokejob")),
-    ("commands", ("infra.cli", "infra.commands", "infra.toolchain.command", "infra.runtime.command",
-                  "infra.nodeimage.command", "infra.bench.command", "infra.conformance.command",
-                  "infra.local_target.command", "infra.smokejob.command")),
+    ("conformance: the run's session", ("infra.conformance.session", "infra.conformance.workspace")),
+    ("conformance: steps", ("infra.conformance.doctor", "infra.conformance.up", "infra.conformance.smoke",
+                            "infra.conformance.teardown", "infra.conformance.upgrade",
+                            "infra.conformance.upgrade_checks")),
+    ("conformance: the runner", ("infra.conformance.runner",)),
+    ("commands", ("infra.cli", "infra.commands")),
 )
+
+# The command line is not a library: only `infra.cli` imports the sub-command modules.
+CLI = ("infra.cli", "infra.commands")
 
 # Cycles still expected, each with why (none: the component map became a leaf that the config
 # imports at the top). An entry here whose cycle is gone fails the test until it is deleted.
@@ -253,6 +260,19 @@ def test_imports_go_down_the_layers(graph: Graph) -> None:
     gone = sorted(KNOWN_SUITE_IMPORTS_OF_INFRA - known)
     assert gone == [], f"the smoke suite no longer makes these imports: delete them from " \
                        f"KNOWN_SUITE_IMPORTS_OF_INFRA: {gone}"
+
+
+def _is_cli(module: str) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in CLI)
+
+
+def test_only_the_cli_imports_the_command_modules(graph: Graph) -> None:
+    wrong = [f"{graph.where(e)} imports {graph.file(e.target)}, a command module"
+             for e in graph.imports if _is_cli(e.target) and not _is_cli(e.source)]
+    wrong += [f"{graph.where(e)} imports {graph.file(e.target)}, another sub-command's module"
+              for e in graph.imports if e.source.startswith("infra.commands.")
+              and e.target.startswith("infra.commands.") and e.target != "infra.commands.base"]
+    assert wrong == [], "\n".join(wrong)
 
 
 # --- the checker itself, on a package made for it ------------------------------------------------

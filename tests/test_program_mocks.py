@@ -114,6 +114,9 @@ def test_local_cluster_providers_register_a_lifecycle_and_a_provider(mocks, mani
 ])
 def test_managed_clusters_register_the_cloud_resources(mocks, manifests_tree, cluster, expected):
     stack, secret = in_pulumi(lambda: _built_and_secret(_build(cluster, manifests_tree, storage="existing")))
+    # The component's type is in every child's URN: it must stay what it was, or an update replaces all.
+    cloud = {"eks": "EksCluster", "gke": "GkeCluster", "aks": "AksCluster"}[cluster["provider"]]
+    assert in_pulumi(lambda: _resolve(stack.cluster.urn)).split("::")[2].endswith(f"$kubeflow-stacks:clusters:{cloud}")
     # Deleting a cloud cluster would orphan the load balancers and disks its controllers made.
     assert stack.cluster.deleted_with is None
     types = mocks.types()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.smokejob.command import password_environment
 from infra.smokejob.job import NAMESPACE, RULES, JobSpec, gateway_url, job_objects
+from infra.smokejob.stack import password_environment
 from smoke_tests.incluster import framed, service_account_kubeconfig, unframe
 
 OUTPUTS = {"kubeconfig": "apiVersion: v1\nusers: [{user: {token: s3cret-token}}]",

@@ -1,1 +1,1 @@
-"""Benchmarks: commands that measure and print figures (never test assertions)."""
+"""Benchmarks: runs that measure and print figures (never test assertions); `kfstack bench` runs them."""

@@ -16,7 +16,7 @@ class AksCluster(ManagedCluster):
 
     def __init__(self, name: str, settings: AksSettings, storage_class: str,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("kubeflow-stacks:clusters:AksCluster", name, None, opts)
+        super().__init__(name, settings, storage_class, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.group = azure.resources.ResourceGroup(
             f"{name}-rg", resource_group_name=settings.resource_group or name, location=settings.region,

@@ -17,7 +17,7 @@ class EksCluster(ManagedCluster):
 
     def __init__(self, name: str, settings: EksSettings, storage_class: str,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("kubeflow-stacks:clusters:EksCluster", name, None, opts)
+        super().__init__(name, settings, storage_class, opts)
         aws_provider = aws.Provider(f"{name}-aws", region=settings.region, opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider})
         self.cluster = eks.Cluster(

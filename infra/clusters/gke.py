@@ -37,7 +37,7 @@ class GkeCluster(ManagedCluster):
 
     def __init__(self, name: str, settings: GkeSettings, storage_class: str,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("kubeflow-stacks:clusters:GkeCluster", name, None, opts)
+        super().__init__(name, settings, storage_class, opts)
         gcp_provider = gcp.Provider(f"{name}-gcp", project=settings.project, region=settings.region,
                                     opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, provider=gcp_provider)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -34,6 +32,11 @@ def default_block_storage_class(name: str, class_name: str, provisioner: str, pa
 class ManagedCluster(Cluster):
     """Base of the cloud clusters, whose constructors all take (name, settings, storage_class, opts)."""
 
+    def __init__(self, name: str, settings: ManagedSettings, storage_class: str,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        # The component's type is the cloud's class: kubeflow-stacks:clusters:EksCluster, and so on.
+        super().__init__(f"kubeflow-stacks:clusters:{type(self).__name__}", name, None, opts)
+
     def _default_class(self, name: str, storage_class: str, provisioner: str, parameters: dict[str, str]) -> None:
         """Create the cloud's block storage class as the default, unless the stack deploys its own."""
         self.storage_class = (default_block_storage_class(name, storage_class, provisioner, parameters, self,
@@ -43,8 +46,4 @@ class ManagedCluster(Cluster):
     def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> ManagedCluster:
         cluster = cluster_settings(cfg, ManagedClusterConfig)
         storage_class = cfg.storage.default_class if cfg.storage.mode == "existing" else ""
-        # Each cloud's constructor takes (name, settings, storage_class, opts); the base cannot
-        # declare it without shadowing ComponentResource's own.
-        make: Any = cls
-        made: ManagedCluster = make(cfg.cluster.name, cluster.managed, storage_class, opts)
-        return made
+        return cls(cfg.cluster.name, cluster.managed, storage_class, opts)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from infra.commands.base import Subparsers
 from infra.doctor import run_checks
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("doctor", help="preflight checks: tools, container runtime, CPU, memory, disk, inotify",
                        description="Check this machine can run a stack; every failed check prints its fix.")
     p.set_defaults(func=main)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from infra.commands.base import Subparsers, failures
 from infra.paths import REPO_ROOT
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("images", help="list every container image the stack runs (after its image map)",
                        description="List every container image, init containers included, that the "
                                    "stack's objects run, after the stack's `images` map: what an "
@@ -23,19 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def main(args: argparse.Namespace) -> int:
-    from infra.commands.render import render_stack
     from infra.config import ImagesConfig
     from infra.errors import UserError
+    from infra.manifests.stack import read_stack_values, render_stack
     from infra.patches.images import images_of
     from infra.toolchain.model import ToolchainError
 
-    try:
-        rendered = render_stack(args.stack, Path(args.stacks_dir), args.manifests,
+    values = read_stack_values(args.stack, Path(args.stacks_dir))  # no such stack, or secrets unreadable: 1
+    with failures(UserError, ToolchainError, exit_code=2):  # the stack's config, manifests or tools: 2
+        rendered = render_stack(values, args.manifests,
                                 adjust=(lambda cfg: cfg.model_copy(update={"images": ImagesConfig()}))
                                 if args.upstream else None)
-    except (UserError, ToolchainError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
     for image in images_of(rendered.objects):
         print(image)
     return 0

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from infra.commands.base import Subparsers
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("manifests", help="fetch the pinned Kubeflow manifests trees, or print where they are",
                        description="The upstream Kubeflow manifests of the releases pinned in "
                                    "infra/versions.toml, fetched once into the user cache "

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.errors import UsageError
+
 SCHEMA = 1
 
 # One exit status per step that can fail: the first failed step decides it (the summary lists all).
@@ -25,7 +27,7 @@ EXIT_CODES: dict[str, int] = {
     "teardown-verification": 8,
     "second-up": 9,
 }
-EXIT_USAGE = 2
+EXIT_USAGE = UsageError.exit_code
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """One run's session: its options, its progress lines and logs, and the state its steps share.
 
 `Run.step` times a step and records it (status, seconds, what went wrong) in the run's record;
-`line_logger` gives Pulumi's output a log file of its own. The runner and each step module (the
-upgrade's, for one) take a `Run`; none of them needs another to get at it.
+`line_logger` gives Pulumi's output a log file of its own. The runner and each step module
+(doctor, up, smoke, teardown, upgrade) take a `Run`; none of them needs another to get at it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any, TextIO
 
 from pulumi import automation as auto
 
+from infra.automation import UP_PARALLEL
 from infra.conformance.record import RunRecord, Step
 from infra.paths import REPO_ROOT
 
-UP_PARALLEL = 64  # see infra/bench/command.py
 SMOKE_TIMEOUT_S = 3 * 3600
 LOG_TAIL = 4000
 
@@ -131,21 +131,7 @@ class Run:
         text = f"step {step} failed\n\n{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
         (self.diagnostics / f"{step}.txt").write_text(text, encoding="utf-8")
 
-    # -- Pulumi ----------------------------------------------------------------------------------
-
-    def up(self, label: str) -> auto.UpResult:
-        from infra.bench.timeline import Timeline
-        from infra.conformance.timeline import phase_seconds, timeline_rows
-
-        assert self.stack is not None
-        timeline = Timeline()
-        timeline.start()
-        try:
-            return self.stack.up(parallel=self.opts.parallel, on_event=timeline, color="never", show_secrets=False,
-                                 on_output=line_logger(self.logs / f"{label}.log"))
-        finally:
-            self.record.phases[label] = phase_seconds(timeline)
-            self.record.timelines[label] = timeline_rows(timeline)
+    # -- the stack's state and outputs ---------------------------------------------------------
 
     def resources(self) -> list[dict[str, Any]]:
         assert self.stack is not None

@@ -3,36 +3,22 @@ none of its namespaces, webhook configurations, CRDs or other cluster-scoped obj
 
 The list of what to look for is taken from the stack's state before `pulumi destroy` runs (what
 Pulumi created), plus the profile namespaces that Kubeflow's profile controller made for the
-stack's profiles; after the destroy each is looked up on the cluster.
+stack's profiles; after the destroy each is looked up on the cluster. `step` is the run's teardown
+and its verification, as two recorded steps.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infra.config import LOCAL_PROVIDERS, ExistingClusterConfig, cluster_config
+from infra.conformance.objects import GONE_TIMEOUT_S, ObjectRef, objects_left, objects_to_check
+from infra.conformance.session import Run, line_logger
 
 # Cluster lifecycles the project owns: `pulumi destroy` deletes the cluster itself.
 OWNED_CLUSTERS = LOCAL_PROVIDERS
-GONE_TIMEOUT_S = 180.0
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """An object to look for after the teardown."""
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {where}{self.name}"
 
 
 @dataclass
@@ -43,43 +29,6 @@ class TeardownPlan:
     cluster_name: str
     kubeconfig: str | None
     objects: list[ObjectRef] = field(default_factory=list)
-
-
-def _type_parts(type_token: str) -> tuple[str, str] | None:
-    """kubernetes:apps/v1:Deployment -> ("apps/v1", "Deployment"); core/v1 -> v1."""
-    if not type_token.startswith("kubernetes:") or type_token.startswith("kubernetes:index"):
-        return None
-    _, api, kind = type_token.split(":", 2)
-    return (api.removeprefix("core/"), kind)
-
-
-def crd_digests(res: dict[str, Any]) -> dict[str, str] | None:
-    """The CRD bundle's {name: digest} (infra/definitions.py), or None for any other resource."""
-    digests = (res.get("outputs") or {}).get("digests")
-    if res.get("type", "").startswith("pulumi-python:dynamic") and isinstance(digests, dict):
-        return digests
-    return None
-
-
-def objects_to_check(resources: Iterable[dict[str, Any]], profiles: Sequence[str] = ()) -> list[ObjectRef]:
-    """From a state export's resources: every CRD, namespace, and cluster-scoped object; namespaced
-    objects only outside the stack's own namespaces (those go with their namespace)."""
-    refs: list[ObjectRef] = []
-    for res in resources:
-        outputs = res.get("outputs") or {}
-        digests = crd_digests(res)
-        if digests is not None:
-            refs += [ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", n) for n in sorted(digests)]
-            continue
-        parts = _type_parts(res.get("type", ""))
-        meta = outputs.get("metadata") or {}
-        if parts is None or "name" not in meta:
-            continue
-        refs.append(ObjectRef(parts[0], parts[1], meta["name"], meta.get("namespace") or None))
-    refs += [ObjectRef("v1", "Namespace", p) for p in profiles]
-    namespaces = {r.name for r in refs if r.kind == "Namespace"}
-    unique = {r: None for r in refs if r.namespace is None or r.namespace not in namespaces}
-    return list(unique)
 
 
 def plan_from_state(deployment: dict[str, Any], config: dict[str, Any], outputs: dict[str, Any]) -> TeardownPlan:
@@ -111,43 +60,6 @@ def cluster_still_there(provider: str, name: str) -> bool:
     raise ValueError(f"no cluster check for provider {provider!r}")
 
 
-def objects_left(kubeconfig: str, objects: Sequence[ObjectRef], timeout: float = GONE_TIMEOUT_S) -> list[str]:
-    """Which of `objects` still exist once deletions have had `timeout` seconds to finish (a
-    namespace being deleted counts as left until it is gone)."""
-    import yaml
-    from kubernetes import config as kube_config
-    from kubernetes.dynamic import DynamicClient
-    from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
-
-    from infra.wait import WaitTimeout, wait_until
-
-    api = kube_config.new_client_from_config_dict(yaml.safe_load(kubeconfig))
-    dyn = DynamicClient(api)
-
-    def present() -> list[str]:
-        left = []
-        for ref in objects:
-            try:
-                resource = dyn.resources.get(api_version=ref.api_version, kind=ref.kind)
-            except ResourceNotFoundError:
-                continue  # its kind is gone (its CRD was deleted): no object of it can exist
-            try:
-                live = resource.get(name=ref.name, namespace=ref.namespace if resource.namespaced else None)
-            except NotFoundError:
-                continue
-            phase = ""
-            with contextlib.suppress(AttributeError, KeyError, TypeError):
-                phase = f" ({live.status.phase})" if live.status and live.status.phase else ""
-            left.append(f"{ref}{phase}")
-        return left
-
-    try:
-        return wait_until(lambda: ((found := present()) == [], found), timeout=timeout, interval=3,
-                          what=f"{len(objects)} objects of the stack to be gone")
-    except WaitTimeout as exc:
-        return list(exc.last) if isinstance(exc.last, list) else [str(exc)]
-
-
 def verify_teardown(plan: TeardownPlan, timeout: float = GONE_TIMEOUT_S) -> list[str]:
     """What the teardown left behind (empty when it left nothing)."""
     if plan.provider in OWNED_CLUSTERS:
@@ -156,3 +68,23 @@ def verify_teardown(plan: TeardownPlan, timeout: float = GONE_TIMEOUT_S) -> list
     if not plan.kubeconfig:
         return []  # a managed cluster deleted by the destroy, or nothing was ever created
     return objects_left(plan.kubeconfig, plan.objects, timeout)
+
+
+def step(run: Run, label: str) -> None:
+    """`pulumi destroy` (recorded as `teardown`), then what it left (`teardown-verification`)."""
+    assert run.stack is not None
+    plan = None
+    with run.step(label, record_as="teardown"):
+        plan = plan_from_state(dict(run.stack.export_stack().deployment or {}), run.config, run.outputs())
+        run.stack.destroy(parallel=run.opts.parallel, color="never", show_secrets=False,
+                          on_output=line_logger(run.logs / f"{label}.log"))
+    with run.step(f"{label}-verification", record_as="teardown-verification") as check:
+        if plan is None:
+            raise RuntimeError("nothing to verify: the state could not be read before the destroy")
+        left = verify_teardown(plan)
+        state_left = [r.get("urn", "") for r in run.resources() if r.get("type") != "pulumi:pulumi:Stack"]
+        left += [f"in the state: {u}" for u in state_left]
+        run.record.teardown_left += left
+        check.detail = f"checked {len(plan.objects)} object(s) and the {plan.provider} cluster {plan.cluster_name}"
+        if left:
+            raise RuntimeError(f"the teardown left {len(left)} thing(s) behind: " + "; ".join(left[:50]))

@@ -7,9 +7,12 @@ run's timeline by part.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from infra.bench.timeline import Timeline, phase_of_step, urn_type_and_name
+from infra.conformance.record import RunRecord
 
 
 def timeline_rows(timeline: Timeline) -> list[dict[str, Any]]:
@@ -29,3 +32,15 @@ def timeline_rows(timeline: Timeline) -> list[dict[str, Any]]:
 def phase_seconds(timeline: Timeline) -> dict[str, float]:
     """Seconds per part of the up (the cluster, then each part from the latest mark before it)."""
     return {label.removeprefix("phase:"): seconds for label, seconds in timeline.phase_durations()}
+
+
+@contextlib.contextmanager
+def recorded(record: RunRecord, label: str) -> Iterator[Timeline]:
+    """A timeline for one `pulumi up` (start it when the update starts), kept in the run's record
+    under `label` whether the update succeeds or not."""
+    timeline = Timeline()
+    try:
+        yield timeline
+    finally:
+        record.phases[label] = phase_seconds(timeline)
+        record.timelines[label] = timeline_rows(timeline)

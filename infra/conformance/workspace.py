@@ -17,10 +17,7 @@ from pulumi import automation as auto
 
 from infra.automation import pulumi_command
 from infra.config import PROJECT
-
-
-class UsageError(Exception):
-    """Bad input to the command: reported in one line, exit status 2, nothing created."""
+from infra.errors import UsageError
 
 
 def project_settings(project_dir: Path) -> dict[str, Any]:

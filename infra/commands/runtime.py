@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from infra.commands.base import Subparsers, failures, say
+from infra.errors import UserError
 from infra.runtime import docker, routes, shim
 from infra.runtime.checks import runtime_checks
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
 def _start(args: argparse.Namespace) -> int:
-    try:
-        state = docker.ensure_running(_say)
-    except (docker.RuntimeSetupError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    with failures(docker.RuntimeSetupError, RuntimeError):
+        state = docker.ensure_running(say)
     if not state.answering:
-        print(f"error: {state.detail}: install Docker (./scripts/setup does, as root on Debian)", file=sys.stderr)
-        return 1
+        raise UserError(f"{state.detail}: install Docker (./scripts/setup does, as root on Debian)")
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
-    try:
-        docker.stop_daemon(_say, force=args.force)
-    except docker.RuntimeSetupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    with failures(docker.RuntimeSetupError):
+        docker.stop_daemon(say, force=args.force)
     return 0
 
 
@@ -44,17 +34,17 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _shim(args: argparse.Namespace) -> int:
-    print(shim.build_shim(_say))
+    print(shim.build_shim(say))
     return 0
 
 
 def _release_routes(args: argparse.Namespace) -> int:
-    removed = routes.release(args.owner, _say)
-    _say(f"routes: {len(removed)} removed for {args.owner}")
+    removed = routes.release(args.owner, say)
+    say(f"routes: {len(removed)} removed for {args.owner}")
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("runtime", help="start/stop the Docker daemon kind stacks need, and check it",
                        description="The container runtime for kind stacks. `start` uses a daemon that already "
                        "answers, or starts the installed dockerd detached (recording that kfstack started it); "

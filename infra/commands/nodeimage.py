@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from infra.commands.base import Subparsers, failures, say
 from infra.nodeimage.kindsrc import KindSourceError
 from infra.nodeimage.steps import nodeimage_dir
 from infra.run import CommandError
@@ -14,18 +14,11 @@ from infra.toolchain.model import ToolchainError
 from infra.versions import load_versions
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
 def _build(args: argparse.Namespace) -> int:
     from infra.nodeimage.build import NodeImageError, build_node_image
 
-    try:
-        build_node_image(say=_say, sources=Path(args.sources).resolve() if args.sources else None)
-    except (NodeImageError, KindSourceError, ToolchainError, CommandError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    with failures(NodeImageError, KindSourceError, ToolchainError, CommandError):
+        build_node_image(say=say, sources=Path(args.sources).resolve() if args.sources else None)
     return 0
 
 
@@ -33,13 +26,10 @@ def _components(args: argparse.Namespace) -> int:
     from infra.nodeimage.build import NodeImageError
     from infra.nodeimage.components import build_component_images
 
-    try:
-        for ref in build_component_images(args.images, say=_say,
+    with failures(NodeImageError, ToolchainError, CommandError, KeyError):
+        for ref in build_component_images(args.images, say=say,
                                           sources=Path(args.sources).resolve() if args.sources else None):
             print(ref)
-    except (NodeImageError, ToolchainError, CommandError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     return 0
 
 
@@ -54,7 +44,7 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("nodeimage", help="build the kind node image on this machine (no registry needed)",
                        description="The kind node image. `build` makes it from source: a Debian rootfs, kind's "
                        "base files, and Kubernetes, etcd, containerd, CNI, CoreDNS and local-path built by the "

@@ -1,4 +1,5 @@
-"""`kfstack bench deploy`: Pulumi against the upstream apply loop, on fresh simulated clusters.
+"""The deploy benchmark (`kfstack bench deploy`): Pulumi against the upstream apply loop, on fresh
+simulated clusters.
 
 Measures, in one run: (a) `pulumi up` of the full release; (b) upstream's method, the rendered
 objects applied with `kubectl apply --server-side --force-conflicts`, repeated with a 20 s sleep
@@ -9,8 +10,6 @@ writes JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -21,26 +20,13 @@ from typing import Any
 
 import yaml
 
+from infra.automation import UP_PARALLEL
 from infra.bench.timeline import Timeline
 from infra.doctor import machine
 
 UPSTREAM_RETRY_SLEEP_S = 20
 UPSTREAM_MAX_PASSES = 30
 AVAILABLE_TIMEOUT_S = 900
-# Pulumi's default is 8 operations at once; creates mostly wait on the API server, and 64 took a
-# full deploy from 86 s to 64 s here (256 gained nothing more). See docs/benchmarks.md.
-UP_PARALLEL = 64
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (prints figures, writes JSON)")
-    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    d = bench.add_parser("deploy", help="pulumi up vs upstream's kubectl apply loop on fresh sim clusters",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    d.add_argument("--manifests", metavar="PATH", help="Kubeflow manifests tree (default: $KFSTACK_MANIFESTS)")
-    d.add_argument("-o", "--output", default="bench-deploy.json", help="JSON results file")
-    d.add_argument("--skip-upstream", action="store_true", help="skip (b), the upstream apply loop")
-    d.set_defaults(func=main)
 
 
 def timed(label: str, fn: Callable[[], Any], results: dict[str, Any]) -> Any:
@@ -118,15 +104,10 @@ def record_timeline(timeline: Timeline, results: dict[str, Any]) -> None:
     results["pulumi-up-steps"] = dict(timeline.steps)
 
 
-def main(args: argparse.Namespace) -> int:
-    import os
-
+def deploy_bench(manifests: Path, *, skip_upstream: bool = False) -> dict[str, Any]:
+    """Run (a) to (e) on `manifests` (a tree with `common/`); the figures, keyed by measure."""
     from infra.automation import temp_stack
 
-    manifests = Path(args.manifests or os.environ.get("KFSTACK_MANIFESTS", "")).resolve()
-    if not (manifests / "common").is_dir():
-        print("need a manifests tree: --manifests PATH or KFSTACK_MANIFESTS", file=sys.stderr)
-        return 2
     results: dict[str, Any] = {"machine": machine()}
     with tempfile.TemporaryDirectory(prefix="kfstack-bench-") as tmp:
         work = Path(tmp)
@@ -135,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
         raw = bench_config(cluster, str(manifests))
         objects = render_times(raw, manifests, results)
         results["objects"] = len(objects)
-        if not args.skip_upstream:
+        if not skip_upstream:
             upstream_apply(objects, work, results)
         ts.set_config(raw)
         try:
@@ -151,10 +132,7 @@ def main(args: argparse.Namespace) -> int:
         finally:
             timed("pulumi-destroy", lambda: ts.stack.destroy(parallel=UP_PARALLEL), results)
             ts.stack.workspace.remove_stack(ts.name, force=True)
-    print_table(results)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {args.output}")
-    return 0
+    return results
 
 
 def print_table(r: dict[str, Any]) -> None:

@@ -1,12 +1,13 @@
-"""`kfstack conformance` and `kfstack report`: the nightly run any CI calls, and its history page."""
+"""`kfstack conformance`: the nightly run any CI calls (its history page is `kfstack report`)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from infra.conformance.record import EXIT_CODES, EXIT_USAGE
+from infra.commands.base import Subparsers
+from infra.conformance.record import EXIT_CODES
+from infra.errors import UsageError
 
 CONFORMANCE_HELP = """\
 Bring the stack up (from nothing, or from what is there), run `kfstack doctor` and the smoke suite
@@ -26,7 +27,7 @@ KFSTACK_USER_PASSWORD / KFSTACK_PASSWORD_<n>, as for `pulumi up` and `pytest smo
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     from infra.conformance.history import ENV_HISTORY
 
     p = sub.add_parser("conformance", help="up, doctor, smoke suite, teardown and its verification; a report",
@@ -58,68 +59,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run the smoke suite as a Job inside the cluster (kfstack smoke-job), for clusters "
                    "that port-forward cannot reach")
     p.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    p.set_defaults(func=main_conformance)
-
-    r = sub.add_parser("report", help="render the conformance history as one self-contained HTML page",
-                       description="One offline HTML page from the history: each check's result over runs, "
-                                   "`pulumi up` time per phase over runs, the latest run's timeline grouped by "
-                                   "phase, and a regression flag (see infra/conformance/report.py for its margin).")
-    r.add_argument("--history", metavar="PATH", type=Path, action="append", default=[],
-                   help=f"SQLite history, repeatable (default: ${ENV_HISTORY}, else the user cache)")
-    r.add_argument("--histories-in", metavar="DIR", type=Path,
-                   help="also every *.sqlite history under DIR (the artifacts of a night's jobs)")
-    r.add_argument("-o", "--output", default="reports/conformance/report.html", type=Path, metavar="FILE",
-                   help="HTML file to write (default: reports/conformance/report.html)")
-    r.add_argument("--stack", help="only this stack's runs")
-    r.add_argument("--last", type=int, default=30, metavar="N", help="the last N runs (default 30)")
-    r.set_defaults(func=main_report)
+    p.set_defaults(func=main)
 
 
-def main_conformance(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from infra.conformance.runner import run_conformance
     from infra.conformance.session import ConformanceOptions
-    from infra.conformance.workspace import UsageError
     from infra.paths import REPO_ROOT
 
     if args.allow_replace and not args.upgrade_from:
-        print("--allow-replace applies to --upgrade-from only", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("--allow-replace applies to --upgrade-from only")
     if args.from_manifests and not args.upgrade_from:
-        print("--from-manifests needs --upgrade-from RELEASE", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("--from-manifests needs --upgrade-from RELEASE")
     if args.in_cluster and (args.rerun_failed or args.checks):
-        print("--in-cluster runs the suite's own checks from its image: not with --rerun-failed or --checks "
-              "(use -m to select)", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("--in-cluster runs the suite's own checks from its image: not with --rerun-failed or "
+                         "--checks (use -m to select)")
     opts = ConformanceOptions(
         stack=args.stack, project_dir=args.project_dir or REPO_ROOT, report_root=Path(args.report_dir),
         history=args.history, twice=args.twice, keep=args.keep, rerun_failed=args.rerun_failed,
         upgrade_from=args.upgrade_from, from_manifests=args.from_manifests, allow_replace=args.allow_replace,
         checks=[str(Path(c).resolve()) for c in args.checks], marker=args.marker, in_cluster=args.in_cluster)
-    try:
-        record = run_conformance(opts)
-    except UsageError as exc:
-        print(f"kfstack conformance: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return record.exit_code
-
-
-def main_report(args: argparse.Namespace) -> int:
-    from infra.conformance.report import write_report
-
-    if args.last < 1:
-        print("--last must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
-    histories = list(args.history)
-    if args.histories_in:
-        if not args.histories_in.is_dir():
-            print(f"--histories-in {args.histories_in}: not a directory", file=sys.stderr)
-            return EXIT_USAGE
-        found = sorted(args.histories_in.rglob("*.sqlite"))
-        if not found:
-            print(f"--histories-in {args.histories_in}: no *.sqlite history there", file=sys.stderr)
-            return EXIT_USAGE
-        histories += found
-    path = write_report(histories, args.output, args.stack, args.last)
-    print(f"wrote {path}")
-    return 0
+    return run_conformance(opts).exit_code  # a UsageError (bad --stack, nothing to rerun) exits 2

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from infra.commands.base import Subparsers
+from infra.errors import UserError
 from infra.local_target.target import LocalTarget, LocalTargetError, default_workdir, describe
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "local", help="run the local conformance target (Dex, oauth2-proxy, gateway, model servers)",
         description="Start or stop the local conformance target on 127.0.0.1. `pytest smoke_tests "
@@ -29,8 +31,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             state = target.up(detach=True)
         except LocalTargetError as exc:
-            print(f"local target failed to start: {exc}")
-            return 1
+            raise UserError(f"local target failed to start: {exc}") from exc
         describe(state)
         return 0
     if args.action == "down":

@@ -8,27 +8,21 @@ import sys
 import time
 
 from infra import paths
+from infra.commands.base import Subparsers, failures, say
 from infra.toolchain import install as installer
 from infra.toolchain import release
 from infra.toolchain.locate import tool_path, tool_status, tools_env
 from infra.toolchain.model import ToolchainError
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
 def _install(args: argparse.Namespace) -> int:
     sources = installer.sources_dir(args.sources)
     start = time.monotonic()
-    _say(f"toolchain: cache {paths.tools_dir()}, route {args.route}, sources {sources or '(none)'}")
-    try:
-        outcomes = installer.install(args.names, route=args.route, sources=sources, force=args.force, say=_say)
-    except ToolchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    say(f"toolchain: cache {paths.tools_dir()}, route {args.route}, sources {sources or '(none)'}")
+    with failures(ToolchainError, exit_code=2):
+        outcomes = installer.install(args.names, route=args.route, sources=sources, force=args.force, say=say)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("installed", "present", "failed", "skipped")}
-    _say(f"toolchain: {counts['installed']} installed, {counts['present']} already present, "
+    say(f"toolchain: {counts['installed']} installed, {counts['present']} already present, "
          f"{counts['failed']} failed, {counts['skipped']} skipped in {time.monotonic() - start:.1f}s; "
          f"routes: {', '.join(_route_summary(o) for o in outcomes)}")
     for outcome in outcomes:
@@ -61,11 +55,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _path(args: argparse.Namespace) -> int:
-    try:
+    with failures(ToolchainError):
         print(tool_path(args.binary))
-    except ToolchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     return 0
 
 
@@ -82,7 +73,7 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("tools", help="install, list and locate the pinned external tools",
                                    description="The pinned toolchain of infra/versions.toml, installed into "
                                                f"{paths.tools_dir()}.")

@@ -1,0 +1,25 @@
+"""`pulumi up` as a step of the run (`up`, and `second-up` on the cleaned cluster with --twice).
+
+Pulumi's output goes to logs/<label>.log; the update's timeline (how long each part of the release
+took) goes into the record under the same label, whether the update succeeds or not.
+"""
+
+from __future__ import annotations
+
+from pulumi import automation as auto
+
+from infra.conformance.session import Run, line_logger
+from infra.conformance.timeline import recorded
+
+
+def pulumi_up(run: Run, label: str) -> auto.UpResult:
+    assert run.stack is not None
+    with recorded(run.record, label) as timeline:
+        timeline.start()
+        return run.stack.up(parallel=run.opts.parallel, on_event=timeline, color="never", show_secrets=False,
+                            on_output=line_logger(run.logs / f"{label}.log"))
+
+
+def step(run: Run, label: str) -> None:
+    with run.step(label):
+        pulumi_up(run, label)
