@@ -7,7 +7,6 @@ and whose backend is a local directory, so tests and benchmarks never touch the 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from pulumi import automation as auto
 
 from infra.config import PROJECT
+from infra.names import unique_name
 from infra.paths import REPO_ROOT
 
 # Pulumi's default is 8 operations at once; creates mostly wait on the API server, and 64 took a
@@ -104,7 +104,7 @@ class TempStack:
 
 def _workspace_parts(base_dir: Path, prefix: str, env: Mapping[str, str] | None) -> tuple[str, Path, Path, dict]:
     """A random stack name, its work dir, a file backend under `base_dir`, and the Pulumi env."""
-    name = f"{prefix}-{secrets.token_hex(3)}"
+    name = unique_name(prefix)
     work_dir = base_dir / name
     state = base_dir / "state"
     work_dir.mkdir(parents=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from infra.config import StackConfig, parse_stack_config
+from infra.names import unique_name
 from tests.helpers import SHARED_MANIFESTS, base_raw, require_toolchain
 
 # pytester runs the smoke suite's plugin in-process (tests/test_smoke_plugin.py).
@@ -52,15 +52,17 @@ def stack_config_factory() -> Callable[..., StackConfig]:
     return make
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sim_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A small KWOK cluster (real kube-apiserver, etcd and controllers) for one test module; its
-    kubeconfig file. Skips when the pinned toolchain is not installed."""
+    """A small KWOK cluster (real kube-apiserver, etcd and controllers) shared by the session's
+    modules that need only an API server (one create instead of one per module); its kubeconfig
+    file. Each module works in names of its own (its own API group, namespace or webhook) and
+    removes what it made. Skips when the pinned toolchain is not installed."""
     from infra.clusters.sim import SimClusterProvider
 
     require_toolchain("kwokctl", "kwok", "kube-apiserver", "etcd")
     provider = SimClusterProvider()
-    props = {"name": f"kftest-{secrets.token_hex(3)}", "nodes": 1, "nodeCpu": "16", "nodeMemory": "64Gi",
+    props = {"name": unique_name("kftest"), "nodes": 1, "nodeCpu": "16", "nodeMemory": "64Gi",
              "nodePods": 110}
     path = tmp_path_factory.mktemp("kwok") / "kubeconfig"
     path.write_text(provider.create_cluster(props), encoding="utf-8")

@@ -8,7 +8,6 @@ engine. (T3, a real kind cluster made by plain `kind create cluster`, is in the 
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from infra.clusters.kind import KindClusterProvider
 from infra.clusters.local import ClusterExistsError, LocalClusterProvider, OwnershipRecord
 from infra.clusters.minikube import MinikubeClusterProvider
 from infra.clusters.sim import SimClusterProvider
+from infra.names import unique_name
 
 PROVIDERS = [KindClusterProvider, MinikubeClusterProvider, SimClusterProvider]
 
@@ -131,7 +131,7 @@ def test_up_over_a_foreign_sim_cluster_fails_and_leaves_it_running(tmp_path: Pat
     from tests.helpers import require_toolchain
 
     require_toolchain("kwokctl", "kwok", "kube-apiserver", "etcd", "pulumi")
-    name = f"kfown-{secrets.token_hex(3)}"
+    name = unique_name("kfown")
     props = {"name": name, "nodes": 1, "nodeCpu": "4", "nodeMemory": "8Gi", "nodePods": 110}
     foreign = SimClusterProvider()
     foreign.create_cluster(props)  # what a user's own `kwokctl create cluster` leaves

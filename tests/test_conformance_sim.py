@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from infra.automation import TempStack, temp_stack
 from infra.cli import main as kfstack
 from infra.conformance.history import History
 from infra.conformance.record import RunRecord
+from infra.names import unique_name
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -62,7 +62,7 @@ def conformance_stack(base: Path, manifests: Path, prefix: str, components: str,
                       monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TempStack, str]]:
     """A stack in its own project directory and backend; whatever happens, nothing is left."""
     ts = temp_stack(base, prefix=prefix, env={"KFSTACK_MANIFESTS": str(manifests)})
-    cluster = f"kfc-{secrets.token_hex(3)}"
+    cluster = unique_name("kfc")
     ts.set_config(sim_config(cluster, components))
     monkeypatch.setenv("KFSTACK_MANIFESTS", str(manifests))
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", ts.env["PULUMI_CONFIG_PASSPHRASE"])

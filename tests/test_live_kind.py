@@ -2,7 +2,8 @@
 the project's own KindCluster provider through the real Pulumi engine.
 
 In order, on one stack: create (node container, blackhole routes where the host needs them); the
-API server runs with the configured service-account issuer, read back from the cluster; a no-op
+API server runs with the configured service-account issuer, read back from the cluster; images go
+into the node's containerd only when it lacks them under that name with that ID; a no-op
 `pulumi up` changes nothing; a new node image replaces the cluster; destroy leaves no cluster,
 container or route. Apart: a cluster of the same name made by plain kind (pytest-kind, the pinned
 kind binary) is never deleted by a stack.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,9 @@ from infra.clusters.kind import (
     delete_kind_cluster,
     node_containers,
 )
+from infra.clusters.preload import load_lacking, node_image_ids, normalize
 from infra.config import KindClusterConfig, KindSettings
+from infra.names import unique_name
 from infra.run import run
 from infra.runtime import routes
 from infra.wait import wait_until
@@ -69,7 +71,7 @@ class Live:
 @pytest.fixture(scope="module")
 def live(node_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:  # noqa: F811
     base = tmp_path_factory.mktemp("live")
-    name = f"kflive-{secrets.token_hex(3)}"
+    name = unique_name("kflive")
     image = {"tag": node_image}
 
     def program() -> None:
@@ -110,6 +112,33 @@ def test_api_server_runs_with_the_configured_issuer(live: Live) -> None:
         return conditions.get("Ready") == "True", conditions
 
     wait_until(node_ready, timeout=300, interval=3, what="the kind node to be Ready")
+
+
+def _tiny_image(ref: str, label: str) -> str:
+    """An image of one empty layer under `ref`, made here (no registry); its ID differs by `label`."""
+    empty_tar = "\0" * 10240  # an archive of no files: its end-of-archive blocks
+    run(["docker", "import", "--change", f"LABEL kfstack.preload-test={label}", "-", ref], input_text=empty_tar,
+        timeout=60)
+    return run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], timeout=60).stdout.strip()
+
+
+def test_preload_loads_what_the_node_lacks_by_id_and_skips_what_it_has(live: Live) -> None:
+    """On the real node's containerd: a new image is loaded; the same ID under that name is not
+    loaded again; the name rebuilt with another ID is loaded again and the node then has that ID."""
+    [node] = node_containers(live.name)
+    ref = f"kfstack/{unique_name('preload-test')}:v1"
+    try:
+        first = _tiny_image(ref, "a")
+        assert [load.loaded for load in load_lacking([node], [ref], _quiet)] == [[ref]]
+        assert node_image_ids(node)[normalize(ref)] == first
+        assert [load.loaded for load in load_lacking([node], [ref], _quiet)] == [[]]
+        second = _tiny_image(ref, "b")
+        assert second != first
+        assert [load.loaded for load in load_lacking([node], [ref], _quiet)] == [[ref]]
+        assert node_image_ids(node)[normalize(ref)] == second
+    finally:
+        run(["docker", "rmi", "--force", ref], timeout=60, check=False)
+        run(["docker", "exec", node, "crictl", "rmi", normalize(ref)], timeout=60, check=False)
 
 
 def test_second_up_changes_nothing(live: Live) -> None:
@@ -157,7 +186,7 @@ def test_a_cluster_made_by_plain_kind_is_never_deleted(node_image: str, tmp_path
     from infra.toolchain import tool_path
 
     monkeypatch.chdir(tmp_path)  # pytest-kind keeps its files under the working directory
-    name = f"kfplain-{secrets.token_hex(3)}"
+    name = unique_name("kfplain")
     owner = f"test:{name}"
     if routes.routes_wanted():  # plain kind on this host needs the same protection
         routes.hold(owner, [DEFAULT_SERVICE_SUBNET, DEFAULT_POD_SUBNET], say=_quiet)

@@ -21,7 +21,6 @@ import base64
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import sys
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from infra.automation import TempStack, temp_stack
 from infra.clusters.kind import node_containers
 from infra.config import PROJECT, parse_stack_config
 from infra.manifests.render import render
+from infra.names import unique_name
 from infra.paths import REPO_ROOT
 from infra.run import run
 from infra.runtime import docker, routes
@@ -95,6 +95,9 @@ def kind_stack(container_runtime: docker.RuntimeState, manifests_tree: Path,  # 
         pytest.skip("NOT RUN: the node image's source route needs root and debootstrap")
     from infra.nodeimage.build import NodeImageError, build_node_image
     from infra.nodeimage.components import build_component_images
+    from infra.nodeimage.recipes import RecipeError
+    from infra.run import CommandError
+    from infra.smokejob.image import build_suite_image
     from infra.toolchain.model import ToolchainError
 
     build_node_image(say=_quiet)
@@ -104,8 +107,12 @@ def kind_stack(container_runtime: docker.RuntimeState, manifests_tree: Path,  # 
         pytest.skip(f"NOT RUN: the component images cannot be built here: {exc}")
     base = tmp_path_factory.mktemp("kindstack")
     ts = temp_stack(base, prefix="kl", env={"KFSTACK_MANIFESTS": str(manifests_tree)})
-    name = f"kfkl-{secrets.token_hex(3)}"
+    name = unique_name("kfkl")
     stack = KindStack(ts, name, stack_raw(name))
+    # The in-cluster Job's image goes into the node while the cluster starts, beside the stack's own;
+    # where it cannot be built, the Job's test builds it itself and fails with the reason.
+    with contextlib.suppress(CommandError, NodeImageError, RecipeError):
+        stack.raw["cluster"]["kind"]["preloadImages"].append(build_suite_image(say=_quiet))
     ts.set_config(stack.raw)
     yield stack
     with contextlib.suppress(auto.CommandError):

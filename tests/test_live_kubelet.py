@@ -9,13 +9,13 @@ deleted afterwards, as the provider's create does after any failure.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
 import yaml
 
 from infra.clusters import kind, kubelet
+from infra.names import unique_name
 from infra.runtime import routes
 from tests.live_fixtures import container_runtime, node_image  # noqa: F401 - fixtures
 
@@ -25,7 +25,7 @@ BROKEN_KUBELET = {"kind": "KubeletConfiguration", "enforceNodeAllocatable": ["po
 
 def test_a_kubelet_that_keeps_exiting_fails_the_create_with_its_reason(node_image: str,  # noqa: F811
                                                                         tmp_path: Path) -> None:
-    name = f"kfkubelet-{secrets.token_hex(3)}"
+    name = unique_name("kfkubelet")
     config = tmp_path / "kind.yaml"
     config.write_text(yaml.safe_dump({
         "kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra.names import unique_name
 from tests.helpers import REPO, require_toolchain
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
@@ -70,7 +70,7 @@ def own_cluster_name(checkout: Path) -> str:
     path = checkout / "stacks" / "Pulumi.sim.yaml"
     stack = yaml.safe_load(path.read_text())
     cluster = stack["config"]["kubeflow-stacks:cluster"]
-    name = f"{cluster['name']}-{secrets.token_hex(3)}"
+    name = unique_name(cluster["name"])
     cluster["name"] = name
     path.write_text(yaml.safe_dump(stack, sort_keys=False))
     return name

@@ -4,6 +4,7 @@ namespace and object factories' cleanup, and the readiness checks themselves run
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,10 @@ def api(kwok: KubeAccess) -> Any:
 
 
 @pytest.fixture(scope="module")
-def kubeflow_namespace(api: Any) -> str:
+def kubeflow_namespace(api: Any) -> Iterator[str]:
+    """The `kubeflow` namespace the checks look in; it and what the module adds beside it (the
+    gateway's namespace, the Profile CRD) go at the end: the session's other modules share the
+    cluster (tests/conftest.py: sim_kubeconfig)."""
     from kubernetes import client
 
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
@@ -50,7 +54,14 @@ def kubeflow_namespace(api: Any) -> str:
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
                 spec=client.V1PodSpec(containers=[client.V1Container(name="api", image="fake")])))))
-    return "kubeflow"
+    yield "kubeflow"
+    for delete, name in ((core.delete_namespace, "kubeflow"), (core.delete_namespace, "istio-system"),
+                         (client.ApiextensionsV1Api(api).delete_custom_resource_definition, "profiles.kubeflow.org")):
+        try:
+            delete(name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
 
 
 def test_version_and_kubeconfig_credentials(kwok: KubeAccess) -> None:

@@ -17,6 +17,7 @@ import yaml
 from infra.clusters import kubelet
 from infra.clusters.base import Cluster, cluster_settings
 from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
+from infra.clusters.preload import Preloader, load_lacking
 from infra.config import KindClusterConfig, StackConfig
 from infra.paths import clusters_dir
 from infra.run import CommandError, run
@@ -117,23 +118,29 @@ class KindClusterProvider(LocalClusterProvider):
         config.write_text(yaml.safe_dump(kind_config(props), sort_keys=False))
         kubeconfig = workdir / "kubeconfig"
         cgroups.ensure_node_cgroups(note, may_mount=docker.may_prepare_cgroups())  # before any node exists
+        # The images go in while kubeadm starts the control plane (infra/clusters/preload.py); one
+        # missing from the local daemon fails here, before any node or route exists.
+        preloader = Preloader(lambda: node_containers(props["name"]),
+                              whole(props["controlPlanes"]) + whole(props["workers"]),
+                              list(props.get("preloadImages") or []), note).start()
         if routes.routes_wanted():  # before any node exists: no early packet may leave the host
             routes.hold(_route_owner(props), _ranges(props), say=note)
         try:
             create_watching_kubelet(props["name"], "create", "cluster", "--name", props["name"], "--config",
                                     str(config), "--kubeconfig", str(kubeconfig), "--wait", "5m")
         except Exception:
+            preloader.stop()
             if not self.cluster_exists(props):
                 routes.release(_route_owner(props), say=note)
             raise
-        self._preload(props)
+        preloader.finish()
         return kubeconfig.read_text()
 
     def _preload(self, props: dict[str, Any]) -> None:
-        """Load local images into the nodes (kind skips those already there)."""
+        """Load into the nodes the local images they lack (compared by image ID)."""
         images = list(props.get("preloadImages") or [])
         if images:
-            kind_cli("load", "docker-image", "--name", props["name"], *images, timeout=CREATE_TIMEOUT_S)
+            load_lacking(node_containers(props["name"]), images, note)
 
     def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """A changed image list loads the images (the only in-place change a kind cluster takes)."""
