@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.nodeimage import kfp_recipes, recipes
+from infra.nodeimage import kfp_recipes, recipe_images, recipes
 from infra.nodeimage.build import Build
 from infra.nodeimage.components import component_images
 from infra.nodeimage.pins import load_pins
@@ -95,7 +95,7 @@ def test_every_recipe_has_a_builder_and_its_binaries_come_from_the_toolchain() -
             assert spec.recipe in known
             assert spec.recipe in kfp_recipes.BUILDERS or spec.recipe in ("kserve-python", "standin-gateway")
     wanted = [c.recipe for c in component_images().values() if c.recipe]
-    tools = {toolchain.tool_for_binary(b).name for b in recipes.binaries_of(wanted)}
+    tools = {toolchain.tool_for_binary(b).name for b in recipe_images.binaries_of(wanted)}
     assert tools == {"kfp-apiserver", "kfp-backend", "seaweedfs"}
     assert toolchain.get("kfp-apiserver").source.cgo  # type: ignore[union-attr]
 

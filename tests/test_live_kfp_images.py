@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra.names import unique_name
 from infra.run import CommandError, run
 from infra.runtime import docker
 from infra.wait import wait_until
@@ -57,7 +57,7 @@ class Net:
     """A docker network and the containers a test starts on it, all removed afterwards."""
 
     cli: str
-    name: str = field(default_factory=lambda: f"kfstack-kfp-test-{secrets.token_hex(4)}")
+    name: str = field(default_factory=lambda: unique_name("kfstack-kfp-test"))
     containers: list[str] = field(default_factory=list)
 
     def start(self, alias: str, image: str, *args: str, env: dict[str, str] | None = None,

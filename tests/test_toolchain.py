@@ -52,7 +52,7 @@ def test_versions_file_declares_every_tool_the_project_needs() -> None:
 def test_every_tool_has_a_route_that_works_with_network() -> None:
     """A user with network needs no local source tree: a release, or a module the public proxy serves."""
     from infra.nodeimage.components import component_images
-    from infra.nodeimage.recipes import binaries_of
+    from infra.nodeimage.recipe_images import binaries_of
 
     tools = load_toolchain()
     # Tools that exist only to build the kind-local stack's images here: a user with network pulls

@@ -68,7 +68,7 @@ def component_images(path: Path = VERSIONS_FILE) -> dict[str, ComponentImage]:
 def build_component_images(refs: Iterable[str] = (), *, say: Callable[[str], None] = print,
                            sources: Path | None = None) -> list[str]:
     """Build the named images (default: all of [component_images]); returns their references."""
-    from infra.nodeimage import recipes
+    from infra.nodeimage import recipe_images, recipes
 
     known = component_images()
     wanted = list(refs) or list(known)
@@ -78,7 +78,8 @@ def build_component_images(refs: Iterable[str] = (), *, say: Callable[[str], Non
     toolchain = load_toolchain()
     pins = load_pins()
     binaries = [known[r] for r in wanted if known[r].binary]
-    needed = [c.binary for c in binaries] + recipes.binaries_of([known[r].recipe for r in wanted if known[r].recipe])
+    recipe_names = [known[r].recipe for r in wanted if known[r].recipe]
+    needed = [c.binary for c in binaries] + recipe_images.binaries_of(recipe_names)
     extra = {toolchain.tool_for_binary(b).name: toolchain.tool_for_binary(b) for b in needed}
     pins = dataclasses.replace(pins, tools={**pins.tools, **extra})
     build = Build(pins=pins, log=StepLog(say), sources=sources or installer.sources_dir(None))
@@ -98,7 +99,7 @@ def build_component_images(refs: Iterable[str] = (), *, say: Callable[[str], Non
     recipe_refs = [known[r] for r in wanted if known[r].recipe]
     if recipe_refs:
         try:
-            recipes.build_recipe_images(build, [(c.ref, c.recipe, c.target) for c in recipe_refs])
+            recipe_images.build_recipe_images(build, [(c.ref, c.recipe, c.target) for c in recipe_refs])
         except recipes.RecipeError as exc:
             raise NodeImageError(str(exc)) from None
     say(f"component images: {build.log.summary()}")

@@ -49,14 +49,6 @@ def load_recipes(path: Path = VERSIONS_FILE) -> dict[str, Recipe]:
             for name, table in tomllib.loads(path.read_text()).get("image_recipes", {}).items()}
 
 
-def binaries_of(names: Sequence[str]) -> list[str]:
-    """The toolchain binaries the named recipes copy into their images (installed before they build)."""
-    from infra.nodeimage.kfp_recipes import recipe_binaries
-
-    known = load_recipes()
-    return [b for name in dict.fromkeys(names) if name in known for b in recipe_binaries(known[name]).values()]
-
-
 def context_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(dir=nodeimage_dir(), prefix="recipe-")
 
@@ -137,7 +129,7 @@ ENTRYPOINT ["/storage-initializer/scripts/initializer-entrypoint"]
 def kserve_python(build: Build, base: tuple[str, str], recipe: Recipe, targets: Sequence[tuple[str, str]]) -> None:
     """KServe's sklearn server and storage initializer, one Dockerfile, one image per target."""
     version = str(recipe.get("version"))
-    tree = _sources(build, recipe, version)
+    tree = source_tree(build, recipe, version)
     python = tree / "python"
     parts = {"sklearnserver": python / "sklearnserver" / "sklearnserver",
              "storage-initializer": python / "storage-initializer"}
@@ -179,7 +171,7 @@ def kserve_python(build: Build, base: tuple[str, str], recipe: Recipe, targets: 
         build.log.run(f"image {ref}", key, done, replacing(ref, make))
 
 
-def _sources(build: Build, recipe: Recipe, version: str) -> Path:
+def source_tree(build: Build, recipe: Recipe, version: str) -> Path:
     name = str(recipe.get("sources")).format(version=version)
     if build.sources is None:
         raise RecipeError(f"image_recipes.{recipe.name} builds from a local copy of {name}/ (parts of it are not on "
@@ -229,27 +221,3 @@ def standin_gateway(build: Build, base: tuple[str, str], recipe: Recipe, ref: st
                               f"{wanted}: update image_recipes.{recipe.name}.nginx and the tag together")
 
     build.log.run(f"image {ref}", key, lambda: image_key(ref) == key, replacing(ref, make))
-
-
-def build_recipe_images(build: Build, wanted: Sequence[tuple[str, str, str]]) -> None:
-    """(ref, recipe, target) for each image; the Debian base first, once."""
-    recipes = load_recipes()
-    unknown = sorted({r for _, r, _ in wanted if r not in recipes})
-    if unknown:
-        raise RecipeError(f"no [image_recipes.{unknown[0]}] in {VERSIONS_FILE.name}; known: {', '.join(recipes)}")
-    kserve = [(ref, target) for ref, recipe, target in wanted if recipe == "kserve-python"]
-    if kserve:  # a missing source copy fails before anything is built
-        _sources(build, recipes["kserve-python"], str(recipes["kserve-python"].get("version")))
-    base = debian_base(build)
-    if kserve:
-        kserve_python(build, base, recipes["kserve-python"], kserve)
-    from infra.nodeimage.kfp_recipes import BUILDERS
-
-    for ref, recipe, _ in wanted:
-        if recipe == "standin-gateway":
-            standin_gateway(build, base, recipes[recipe], ref)
-        elif recipe in BUILDERS:
-            BUILDERS[recipe](build, base, recipes[recipe], ref)
-        elif recipe != "kserve-python":
-            raise RecipeError(f"component_images.{ref!r}: recipe {recipe!r} has no builder (kserve-python, "
-                              f"standin-gateway, {', '.join(BUILDERS)})")
