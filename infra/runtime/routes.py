@@ -21,6 +21,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypedDict
 
 from infra.run import CommandError, run
 from infra.runtime import host
@@ -83,16 +84,32 @@ def _state_file() -> Path:
     return runtime_dir() / "routes.json"
 
 
+class RouteEntry(TypedDict):
+    """One range in routes.json: who holds its route, and whether the project added it."""
+
+    owners: list[str]
+    added: bool
+
+
+def _entry(raw: object) -> RouteEntry:
+    """A routes.json entry as written by an earlier version or by hand: missing keys are empty."""
+    data = raw if isinstance(raw, dict) else {}
+    owners = data.get("owners", [])
+    return {"owners": [str(o) for o in owners] if isinstance(owners, list) else [],
+            "added": bool(data.get("added", False))}
+
+
 @contextmanager
-def _locked_state() -> Iterator[dict[str, dict[str, object]]]:
+def _locked_state() -> Iterator[dict[str, RouteEntry]]:
     """The owners of each route, read and written under one lock (two stacks may run at once)."""
     with open(runtime_dir() / "routes.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             try:
-                state = json.loads(_state_file().read_text())
+                loaded = json.loads(_state_file().read_text())
             except (OSError, ValueError):
-                state = {}
+                loaded = {}
+            state = {str(c): _entry(e) for c, e in loaded.items()} if isinstance(loaded, dict) else {}
             yield state
             _state_file().write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
         finally:
@@ -117,7 +134,7 @@ def hold(owner: str, cidrs: Iterable[str], say: Say = print) -> list[str]:
     with _locked_state() as state:
         for cidr in wanted:
             entry = state.setdefault(cidr, {"owners": [], "added": False})
-            owners = list(entry["owners"])  # type: ignore[call-overload]
+            owners = list(entry["owners"])
             if not blackhole_present(cidr):
                 conflicts = _conflicts(cidr)
                 if conflicts:
@@ -143,11 +160,11 @@ def release(owner: str, say: Say = print) -> list[str]:
     with _locked_state() as state:
         for cidr in list(state):
             entry = state[cidr]
-            owners = [o for o in entry.get("owners", []) if o != owner]  # type: ignore[attr-defined]
+            owners = [o for o in entry["owners"] if o != owner]
             entry["owners"] = owners
             if owners:
                 continue
-            if entry.get("added") and blackhole_present(cidr):
+            if entry["added"] and blackhole_present(cidr):
                 try:
                     run([_ip(), "route", "del", "blackhole", cidr], timeout=10)
                 except CommandError as exc:
@@ -161,11 +178,12 @@ def release(owner: str, say: Say = print) -> list[str]:
 def held_by(owner: str) -> list[str]:
     """The ranges `owner` holds (for status output and tests)."""
     with _locked_state() as state:
-        return sorted(c for c, e in state.items() if owner in e.get("owners", []))  # type: ignore[operator]
+        return sorted(c for c, e in state.items() if owner in e["owners"])
 
 
 def holders(cidr: str) -> list[str]:
     """Who holds the route for `cidr` now (another stack's cluster keeps it in place)."""
     [key] = normalise([cidr])
     with _locked_state() as state:
-        return sorted(state.get(key, {}).get("owners", []))  # type: ignore[call-overload]
+        entry = state.get(key)
+        return sorted(entry["owners"]) if entry else []
