@@ -79,6 +79,17 @@ def test_every_image_the_pipelines_run_uses_is_preloaded_and_never_pulled(kind_l
     assert "kfstack/kfp-runtime:py3.11-kfp2.15.0" in preloaded
 
 
+def test_kind_local_names_its_step_image_as_an_output(kind_local: Rendered) -> None:
+    from infra.outputs import stack_outputs
+
+    cfg = parse_stack_config("kind-local", stack_raw("kflocal"), set())
+    assert cfg.cluster.kind is not None
+    image = stack_outputs(cfg, kind_local)["pipelineImage"]
+    assert image == "kfstack/kfp-runtime:py3.11-kfp2.15.0" and image in cfg.cluster.kind.preload_images
+    without = dataclasses.replace(kind_local, components=[c for c in kind_local.components if c != "pipelines"])
+    assert stack_outputs(cfg, without)["pipelineImage"] is None
+
+
 def test_the_api_server_identifies_tokens_itself_and_runs_call_it_through_the_gateway(kind_local: Rendered) -> None:
     api = next(c for o in kind_local.find("Deployment", "ml-pipeline", "kubeflow") for c in _containers(o))
     env = _env(api)

@@ -25,10 +25,11 @@ def test_experiment_create_and_delete(kfp_client: Any, kf_target: Target) -> Non
 
 
 @pytest.fixture(scope="module")
-def hello_run(pipeline_run_factory: RunFactory) -> FinishedRun:
-    from smoke_tests.pipelines.hello import hello_pipeline
+def hello_run(pipeline_run_factory: RunFactory, kf_target: Target) -> FinishedRun:
+    from smoke_tests.pipelines.common import step_image_of
+    from smoke_tests.pipelines.hello import build_hello_pipeline
 
-    return pipeline_run_factory(hello_pipeline, {"recipient": "smoke test"})
+    return pipeline_run_factory(build_hello_pipeline(step_image_of(kf_target.outputs)), {"recipient": "smoke test"})
 
 
 def test_hello_pipeline_succeeds(hello_run: FinishedRun) -> None:
