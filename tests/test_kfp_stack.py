@@ -79,6 +79,22 @@ def test_every_image_the_pipelines_run_uses_is_preloaded_and_never_pulled(kind_l
     assert "kfstack/kfp-runtime:py3.11-kfp2.15.0" in preloaded
 
 
+def test_argos_executor_states_requests_where_a_profile_has_a_quota(kind_local: Rendered, manifests_tree: Path
+                                                                    ) -> None:
+    """kind-local's profile has a cpu and memory quota: without requests Argo's init and wait
+    containers would have every run's pods refused."""
+    import yaml
+
+    (argo,) = kind_local.find("ConfigMap", "workflow-controller-configmap", "kubeflow")
+    executor = yaml.safe_load(argo["data"]["executor"])
+    assert executor == {"imagePullPolicy": "IfNotPresent", "resources": pipelines.EXECUTOR_RESOURCES}
+    raw = stack_raw("kflocal")
+    raw["profiles"] = [{k: v for k, v in p.items() if k != "quota"} for p in raw["profiles"]]
+    plain = render(parse_stack_config("kind-local", raw, set()), manifests_tree)
+    (upstream,) = plain.find("ConfigMap", "workflow-controller-configmap", "kubeflow")
+    assert "resources" not in yaml.safe_load(upstream["data"]["executor"])  # no quota: upstream's entry
+
+
 def test_kind_local_names_its_step_image_as_an_output(kind_local: Rendered) -> None:
     from infra.outputs import stack_outputs
 

@@ -13,7 +13,7 @@ import yaml
 from kfp import compiler, dsl
 
 from infra.versions import load_versions
-from smoke_tests.pipelines.common import StepImage, packages, step_image_of
+from smoke_tests.pipelines.common import STEP_LIMITS, STEP_REQUESTS, StepImage, packages, step_image_of
 from smoke_tests.pipelines.hello import build_hello_pipeline, hello_pipeline
 from smoke_tests.pipelines.iris import build_iris_pipeline
 from smoke_tests.pipelines.mnist import MNIST_SHA256, MNIST_URL, build_mnist_pipeline, train_digits
@@ -72,6 +72,8 @@ def test_a_stacks_step_image_runs_the_steps_with_nothing_installed(build: object
     for executor in executors:
         container = executor["container"]
         assert container["image"] == RUNTIME
+        assert container["resources"]["resourceCpuRequest"] == STEP_REQUESTS["cpu"]  # a quota'd namespace runs it
+        assert container["resources"]["resourceMemoryLimit"] == STEP_LIMITS["memory"]
         command = " ".join(container["command"] + container.get("args", []))
         assert "-m pip" not in command and "pip install" not in command, command
 

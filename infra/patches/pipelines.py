@@ -14,9 +14,16 @@ RequestAuthentication). Without Istio:
 - NetworkPolicies let only the kubeflow namespace and the gateway reach `ml-pipeline`, and only
   the kubeflow namespace reach the database (Istio's `mysql` policy). They hold only where the
   cluster's network enforces NetworkPolicy.
+
+On any stack, where a profile has a cpu or memory quota, the API server refuses a pod whose
+containers do not state those requests; Argo's init and wait containers state none upstream, so
+every run would be refused. Argo's executor then gets small requests and limits (its
+`workflow-controller-configmap` `executor` entry), as an admin who sets quotas does.
 """
 
 from __future__ import annotations
+
+import yaml
 
 from infra.config import StackConfig
 from infra.gateway import standin
@@ -71,7 +78,25 @@ def runs_service() -> Obj:
                      "ports": [{"name": "grpc", "port": API_GRPC_PORT, "targetPort": API_GRPC_PORT}]}}
 
 
+# Argo's init and wait containers copy files and wait on the main one: small, and stated.
+EXECUTOR_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+ARGO_CONFIG = "workflow-controller-configmap"
+
+
+def executor_resources(rendered: Rendered, cfg: StackConfig) -> None:
+    """Requests and limits for Argo's executor containers where a profile's quota demands them."""
+    if not any(p.quota and (p.quota.cpu or p.quota.memory) for p in cfg.profiles):
+        return
+    for config_map in rendered.find("ConfigMap", ARGO_CONFIG, NAMESPACE):
+        data = config_map.setdefault("data", {})
+        executor = yaml.safe_load(data.get("executor") or "{}") or {}
+        executor["resources"] = EXECUTOR_RESOURCES
+        data["executor"] = yaml.safe_dump(executor, sort_keys=True)
+        rendered.adjustments.append("pipelines:executor-resources")
+
+
 def apply(rendered: Rendered, cfg: StackConfig) -> None:
+    executor_resources(rendered, cfg)
     deployments = rendered.find("Deployment", API, NAMESPACE)
     if not cfg.gateway.standin or not deployments:
         return  # Istio's policies guard the API server, or Pipelines is not deployed

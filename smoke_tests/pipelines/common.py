@@ -41,6 +41,18 @@ class StepImage:
         return {"base_image": self.image, "packages_to_install": list(requirements)}
 
 
+# What each step asks for: a profile namespace with a cpu or memory quota refuses a pod that states
+# no requests, and the sample models are small.
+STEP_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+STEP_LIMITS = {"cpu": "1", "memory": "1Gi"}
+
+
+def sized(task: Any) -> Any:
+    """A pipeline task with the steps' requests and limits (kfp.local ignores them)."""
+    return (task.set_cpu_request(STEP_REQUESTS["cpu"]).set_memory_request(STEP_REQUESTS["memory"])
+            .set_cpu_limit(STEP_LIMITS["cpu"]).set_memory_limit(STEP_LIMITS["memory"]))
+
+
 def step_image_of(outputs: Any) -> StepImage:
     """The step image a stack's outputs name (smoke_tests.stack_outputs.StackOutputs), else kfp's way."""
     image = getattr(outputs, "pipeline_image", None)

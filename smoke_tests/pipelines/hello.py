@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: kfp reads the real annotation objects.
 from kfp import dsl
 
-from smoke_tests.pipelines.common import StepImage
+from smoke_tests.pipelines.common import StepImage, sized
 
 GREETING = "Hello, {}!"
 
@@ -20,7 +20,7 @@ def build_hello_pipeline(step: StepImage | None = None):
 
     @dsl.pipeline(name="kfstack-smoke-hello", description="Prints and returns a greeting.")
     def hello_pipeline(recipient: str = "Kubeflow") -> str:
-        return greet(recipient=recipient).output
+        return sized(greet(recipient=recipient)).output
 
     return hello_pipeline
 

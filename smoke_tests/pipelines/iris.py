@@ -11,7 +11,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Metrics, Model, Output
 
-from smoke_tests.pipelines.common import StepImage, packages
+from smoke_tests.pipelines.common import StepImage, packages, sized
 
 
 def train_iris(model: Output[Model], metrics: Output[Metrics], max_iter: int = 1000) -> None:
@@ -47,7 +47,7 @@ def build_iris_pipeline(requirements: list[str] | None = None, step: StepImage |
 
     @dsl.pipeline(name="kfstack-smoke-iris", description="Train an iris classifier and export it.")
     def iris_pipeline(max_iter: int = 1000) -> IrisOutputs:
-        step = train(max_iter=max_iter)
+        step = sized(train(max_iter=max_iter))
         return IrisOutputs(model=step.outputs["model"])
 
     return iris_pipeline
