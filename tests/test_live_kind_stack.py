@@ -14,8 +14,9 @@ Security levels upstream sets, and the real admission refuses a pod that breaks 
 Pipelines (its API server against the MariaDB stand-in, Argo, the driver and launcher, SeaweedFS
 with the profile hook's per-namespace key, the persistence agent) runs a workflow and a pipeline to
 the end, and a forged identity header from a user namespace is not an identity; the smoke suite's
-checks pass, the pipeline checks on the real KFP; a second up changes nothing; destroy leaves no cluster, container or route. NOT RUN (skipped with the reason)
-where no container runtime, node image or component image can be had.
+checks pass, the pipeline checks on the real KFP; a second up changes nothing; destroy leaves no
+cluster, container or route. NOT RUN (skipped with the reason) where no container runtime, node
+image or component image can be had.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ RequestAuthentication). Without Istio:
 - the stand-in gateway sets the header from oauth2-proxy's identity and strips any client copy;
   a bearer token goes on to the API server without the header, and KFP's own TokenReview
   authenticator identifies it: TOKEN_REVIEW_AUDIENCE is the cluster's API audience, so a plain
-  ServiceAccount token (`kubectl create token`) works, as the kind overlay's issuer rule allows;
+  ServiceAccount token (`kubectl create token`) works, as the kind overlay's issuer rule allows.
+  KFP checks one audience only, so its own clients' projected tokens (the persistence agent's)
+  ask for that audience too, in place of `pipelines.kubeflow.org`;
 - the run's driver and launcher (profile namespaces) reach the API server's gRPC port, for the
   cache, through the gateway, which strips the header there too: the API server tells them to call
   `kfstack-ml-pipeline-runs`, a name for the gateway's gRPC port;
@@ -95,6 +97,15 @@ def executor_resources(rendered: Rendered, cfg: StackConfig) -> None:
         rendered.adjustments.append("pipelines:executor-resources")
 
 
+KFP_AUDIENCE = "pipelines.kubeflow.org"
+
+
+def _projected_tokens(obj: Obj) -> list[Obj]:
+    volumes = obj.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", [])
+    return [source["serviceAccountToken"] for volume in volumes
+            for source in (volume.get("projected") or {}).get("sources", []) if "serviceAccountToken" in source]
+
+
 def apply(rendered: Rendered, cfg: StackConfig) -> None:
     executor_resources(rendered, cfg)
     deployments = rendered.find("Deployment", API, NAMESPACE)
@@ -104,5 +115,9 @@ def apply(rendered: Rendered, cfg: StackConfig) -> None:
         if container["name"] == "ml-pipeline-api-server":
             _set_env(container, "TOKEN_REVIEW_AUDIENCE", token_audience(cfg))
             _set_env(container, "ML_PIPELINE_SERVICE_NAME", RUNS_SERVICE)
+    for workload in rendered.find("Deployment", namespace=NAMESPACE):
+        for token in _projected_tokens(workload):
+            if token.get("audience") == KFP_AUDIENCE:
+                token["audience"] = token_audience(cfg)
     rendered.objects.extend([runs_service(), *network_policies()])
     rendered.adjustments.append("pipelines:standin-gateway")
