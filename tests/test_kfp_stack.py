@@ -112,6 +112,8 @@ def test_the_api_server_identifies_tokens_itself_and_runs_call_it_through_the_ga
     assert env["KUBEFLOW_USERID_HEADER"] == "kubeflow-userid"
     assert env["TOKEN_REVIEW_AUDIENCE"] == "https://kubernetes.default.svc"  # kind's issuer: its tokens' audience
     assert env["ML_PIPELINE_SERVICE_NAME"] == pipelines.RUNS_SERVICE
+    # Without the visualization Service Kubernetes gives no address, and the API server stops without one.
+    assert env["ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_HOST"] == "ml-pipeline-visualizationserver"
     # KFP reviews one audience: its persistence agent's token asks for the same one, or its reports fail.
     (agent,) = kind_local.find("Deployment", "ml-pipeline-persistenceagent", "kubeflow")
     assert [s["serviceAccountToken"]["audience"] for v in agent["spec"]["template"]["spec"]["volumes"]

@@ -17,7 +17,10 @@ RequestAuthentication). Without Istio:
   the kubeflow namespace reach the database (Istio's `mysql` policy). They hold only where the
   cluster's network enforces NetworkPolicy.
 
-On any stack, where a profile has a cpu or memory quota, the API server refuses a pod whose
+On any stack: the API server will not start without the visualization server's address, which
+Kubernetes puts in its environment from that Service; where a stack leaves the visualization
+server out, the address is set to the name it would have, so only a visualization request fails.
+Where a profile has a cpu or memory quota, the API server refuses a pod whose
 containers do not state those requests; Argo's init and wait containers state none upstream, so
 every run would be refused. Argo's executor then gets small requests and limits (its
 `workflow-controller-configmap` `executor` entry), as an admin who sets quotas does.
@@ -106,8 +109,23 @@ def _projected_tokens(obj: Obj) -> list[Obj]:
             for source in (volume.get("projected") or {}).get("sources", []) if "serviceAccountToken" in source]
 
 
+VISUALIZATION = "ml-pipeline-visualizationserver"
+VISUALIZATION_ENV = {"ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_HOST": VISUALIZATION,
+                     "ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_PORT": "8888"}
+
+
+def _api_server(rendered: Rendered) -> Obj | None:
+    return next((c for d in rendered.find("Deployment", API, NAMESPACE)
+                 for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "ml-pipeline-api-server"), None)
+
+
 def apply(rendered: Rendered, cfg: StackConfig) -> None:
     executor_resources(rendered, cfg)
+    api_server = _api_server(rendered)
+    if api_server is not None and not rendered.find("Service", VISUALIZATION, NAMESPACE):
+        for name, value in VISUALIZATION_ENV.items():
+            _set_env(api_server, name, value)
+        rendered.adjustments.append("pipelines:no-visualization-server")
     deployments = rendered.find("Deployment", API, NAMESPACE)
     if not cfg.gateway.standin or not deployments:
         return  # Istio's policies guard the API server, or Pipelines is not deployed
