@@ -188,7 +188,7 @@ def failed_container_logs(api: Any, namespace: str, label_selector: str, *, line
                 continue
             try:
                 text = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=status.name,
-                                                    tail_lines=lines)
+                                                    tail_lines=lines, _preload_content=False).data.decode()
             except client.ApiException as exc:
                 text = f"(log not readable: {exc.status} {exc.reason})"
             found.append(f"{pod.metadata.name}/{status.name} (exit {ended.exit_code}), last {lines} lines:\n"

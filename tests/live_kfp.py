@@ -93,7 +93,8 @@ def pod_report(api: client.ApiClient, namespace: str, prefix: str, image: str, a
             return phase in ("Succeeded", "Failed"), phase
 
         wait_until(done, timeout=timeout, interval=2, what=f"pod {namespace}/{name} to finish")
-        log = core.read_namespaced_pod_log(name, namespace)
+        # Unparsed: the client turns a log that is one JSON document into a dict's repr.
+        log = core.read_namespaced_pod_log(name, namespace, _preload_content=False).data.decode()
         lines = [line for line in log.splitlines() if line.startswith("{")]
         assert lines, log[-2000:]
         report: dict[str, Any] = json.loads(lines[-1])
