@@ -38,9 +38,12 @@ print(json.dumps({"own": [o["Key"] for o in own], "other": other}))
 # Calls the API server directly with a forged identity header; prints the outcome.
 FORGED_CALL = """
 import json, sys, urllib.request
+class Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect (to log in) is the answer
 req = urllib.request.Request(sys.argv[1], headers={"kubeflow-userid": sys.argv[2]})
 try:
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with urllib.request.build_opener(Stay).open(req, timeout=10) as resp:
         print(json.dumps({"status": resp.status}))
 except urllib.error.HTTPError as exc:
     print(json.dumps({"status": exc.code}))
