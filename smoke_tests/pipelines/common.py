@@ -42,8 +42,8 @@ class StepImage:
 
 
 # What each step asks for: a profile namespace with a cpu or memory quota refuses a pod that states
-# no requests, and the sample models are small.
-STEP_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+# no requests, and the sample models are small (a 2-core kind node has about 0.2 CPU to spare).
+STEP_REQUESTS = {"cpu": "50m", "memory": "256Mi"}
 STEP_LIMITS = {"cpu": "1", "memory": "1Gi"}
 
 
