@@ -10,6 +10,9 @@ from infra.config import StackConfig
 from infra.gateway.standin import ingress
 from infra.manifests.objects import Rendered
 
+# kfp 2.15's default image for Python components (kfp.dsl.component_factory).
+KFP_COMPONENT_IMAGE = "python:3.11"
+
 
 def connect_text(cfg: StackConfig) -> str:
     gw = ingress(cfg)
@@ -19,6 +22,15 @@ def connect_text(cfg: StackConfig) -> str:
         f"then open http://localhost:8080 and log in as one of the users; "
         f"smoke-test with: pytest smoke_tests --stack {cfg.stack}"
     )
+
+
+def pipeline_image(cfg: StackConfig, rendered: Rendered) -> str | None:
+    """The stack's own image for pipeline steps, where it maps kfp's default component image to one
+    (`images.overrides`): by that mapping's contract it holds kfp and the sample steps' packages, so
+    nothing is installed when a step runs. None: steps use kfp's default and install at run time."""
+    if "pipelines" not in rendered.components:
+        return None
+    return cfg.images.overrides.get(KFP_COMPONENT_IMAGE)
 
 
 def stack_outputs(cfg: StackConfig, rendered: Rendered) -> dict[str, Any]:
@@ -36,6 +48,7 @@ def stack_outputs(cfg: StackConfig, rendered: Rendered) -> dict[str, Any]:
         "objectCount": len(rendered.objects),
         "adjustments": list(rendered.adjustments),
         "connect": connect_text(cfg),
+        "pipelineImage": pipeline_image(cfg, rendered),
     }
 
 

@@ -171,3 +171,26 @@ def pods_summary(api: Any, namespace: str, label_selector: str | None = None) ->
                 states.append(f"{status.name}=running")
         lines.append(f"{namespace}/{pod.metadata.name}: {pod.status.phase} {' '.join(states)}")
     return lines
+
+
+def failed_container_logs(api: Any, namespace: str, label_selector: str, *, lines: int = 15) -> list[str]:
+    """The last `lines` of the log of each container that ended with an error, in the pods the
+    selector finds: what a failed pipeline step printed before it stopped."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    found = []
+    for pod in core.list_namespaced_pod(namespace, label_selector=label_selector).items:
+        statuses = [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]
+        for status in statuses:
+            ended = status.state.terminated if status.state else None
+            if ended is None or ended.exit_code == 0:
+                continue
+            try:
+                text = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=status.name,
+                                                    tail_lines=lines, _preload_content=False).data.decode()
+            except client.ApiException as exc:
+                text = f"(log not readable: {exc.status} {exc.reason})"
+            found.append(f"{pod.metadata.name}/{status.name} (exit {ended.exit_code}), last {lines} lines:\n"
+                         + "\n".join(f"    {line}" for line in str(text).splitlines()[-lines:]))
+    return found

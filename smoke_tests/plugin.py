@@ -17,6 +17,7 @@ from smoke_tests.fixtures.auth import (  # noqa: F401 - re-exported fixtures
 )
 from smoke_tests.fixtures.kfp import (  # noqa: F401
     experiment_factory,
+    hello_run,
     kfp_client,
     kfp_m2m_client,
     pipeline_run_factory,

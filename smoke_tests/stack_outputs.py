@@ -25,6 +25,7 @@ class StackOutputs:
     profiles: tuple[str, ...] = ()
     object_count: int | None = None
     ingress_kind: str = "istio"  # or "standin: ..." where nginx stands in for Istio's gateway
+    pipeline_image: str | None = None  # the stack's own image for pipeline steps (infra/outputs.py)
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> StackOutputs:
@@ -37,7 +38,8 @@ class StackOutputs:
                    users=list(data["users"]), kubeflow_version=data.get("kubeflowVersion"),
                    components=tuple(data.get("components") or ()), dex_issuer=data.get("dexIssuer"),
                    cluster_provider=data.get("clusterProvider"), profiles=tuple(data.get("profiles") or ()),
-                   object_count=data.get("objectCount"), ingress_kind=str(ingress.get("kind") or "istio"))
+                   object_count=data.get("objectCount"), ingress_kind=str(ingress.get("kind") or "istio"),
+                   pipeline_image=data.get("pipelineImage") or None)
 
 
 def read_outputs_json(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> dict[str, Any]:

@@ -10,9 +10,13 @@ naming the user) and refuses a wrong password, and oauth2-proxy turns that login
 auth endpoint accepts; KServe's controller runs with the raw mode the stack set, and an
 InferenceService (no mode annotation) becomes a raw-mode predictor from the sklearn server image
 built here that serves a model a Job trained onto a local-path claim; the namespaces carry the Pod
-Security levels upstream sets, and the real admission refuses a pod that breaks them; a second up
-changes nothing; destroy leaves no cluster, container or route. NOT RUN (skipped with the reason)
-where no container runtime, node image or component image can be had.
+Security levels upstream sets, and the real admission refuses a pod that breaks them; Kubeflow
+Pipelines (its API server against the MariaDB stand-in, Argo, the driver and launcher, SeaweedFS
+with the profile hook's per-namespace key, the persistence agent) runs a workflow and a pipeline to
+the end, and a forged identity header from a user namespace is not an identity; the smoke suite's
+checks pass, the pipeline checks on the real KFP; a second up changes nothing; destroy leaves no
+cluster, container or route. NOT RUN (skipped with the reason) where no container runtime, node
+image or component image can be had.
 """
 
 from __future__ import annotations
@@ -49,6 +53,16 @@ from infra.runtime import docker, routes
 from infra.wait import wait_until
 from tests.helpers import require_toolchain
 from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
+from tests.live_kfp import (
+    BOTO_IMAGE,
+    FORGED_CALL,
+    LIST_WITH_NAMESPACE_KEY,
+    compiled_spec,
+    kfp_call,
+    pod_report,
+    secret_env,
+    wait_for_run,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 STACK_FILE = REPO_ROOT / "stacks" / "Pulumi.kind-local.yaml"
@@ -60,8 +74,14 @@ DEPLOYMENTS = {
     "oauth2-proxy": {"oauth2-proxy": 2},
     "istio-system": {"cluster-jwks-proxy": 1},
     "kubeflow": {"profiles-deployment": 1, "kserve-controller-manager": 1,
-                 "kserve-localmodel-controller-manager": 1},
+                 "kserve-localmodel-controller-manager": 1,
+                 # Kubeflow Pipelines: what a v2 run needs (the stack leaves out the rest).
+                 "ml-pipeline": 1, "ml-pipeline-persistenceagent": 1, "workflow-controller": 1, "mysql": 1,
+                 "seaweedfs": 1, "metadata-grpc-deployment": 1, "kubeflow-pipelines-profile-controller": 1},
+    "kfstack-gateway": {"standin-gateway": 1},
 }
+OWNER = "user@example.com"
+RUNTIME_IMAGE = "kfstack/kfp-runtime:py3.11-kfp2.15.0"
 
 
 def _quiet(_line: str) -> None:
@@ -421,6 +441,125 @@ def test_namespaces_carry_upstreams_pod_security_and_admission_enforces_it(kind_
         assert refused.value.status == 403 and "violates PodSecurity" in str(refused.value.body), namespace
 
 
+def test_kfp_api_server_is_healthy_against_its_database(kind_stack: KindStack) -> None:
+    """The API server (multi-user) answers, and writes, reads and deletes in its database (the
+    MariaDB stand-in): an experiment made in the profile's namespace as its owner."""
+    api = kind_stack.api()
+    health = kfp_call(api, "GET", "/apis/v2beta1/healthz", OWNER)
+    assert health.get("multi_user") is True, health
+    name = f"kfstack-live-{secrets.token_hex(3)}"
+    made = kfp_call(api, "POST", "/apis/v2beta1/experiments", OWNER, {"display_name": name,
+                                                                       "namespace": PROFILE_NAMESPACE})
+    assert made.get("experiment_id"), made
+    try:
+        read = kfp_call(api, "GET", f"/apis/v2beta1/experiments/{made['experiment_id']}", OWNER)
+        assert (read["display_name"], read["namespace"]) == (name, PROFILE_NAMESPACE), read
+        listed = kfp_call(api, "GET", f"/apis/v2beta1/experiments?namespace={PROFILE_NAMESPACE}&page_size=100", OWNER)
+        assert made["experiment_id"] in [e["experiment_id"] for e in listed.get("experiments", [])], listed
+    finally:
+        kfp_call(api, "DELETE", f"/apis/v2beta1/experiments/{made['experiment_id']}", OWNER)
+
+
+def test_the_profile_hook_gives_the_namespace_its_own_store_key(kind_stack: KindStack) -> None:
+    """metacontroller runs KFP's profile hook: the namespace's launcher ConfigMap names its own
+    pipeline root, and its SeaweedFS key is refused on another namespace's prefix."""
+    core = client.CoreV1Api(kind_stack.api())
+
+    def made() -> tuple[bool, Any]:
+        names = {c.metadata.name for c in core.list_namespaced_config_map(PROFILE_NAMESPACE).items}
+        secret = [s.metadata.name for s in core.list_namespaced_secret(PROFILE_NAMESPACE).items
+                  if s.metadata.name == "mlpipeline-minio-artifact"]
+        return {"kfp-launcher", "metadata-grpc-configmap", "artifact-repositories"} <= names and bool(secret), names
+
+    wait_until(made, timeout=300, interval=3, what=f"the profile hook's objects in {PROFILE_NAMESPACE}")
+    root = core.read_namespaced_config_map("kfp-launcher", PROFILE_NAMESPACE).data["defaultPipelineRoot"]
+    assert root == f"minio://mlpipeline/private-artifacts/{PROFILE_NAMESPACE}/v2/artifacts"
+    report = pod_report(kind_stack.api(), PROFILE_NAMESPACE, "kfstack-key", BOTO_IMAGE,
+                        [LIST_WITH_NAMESPACE_KEY, f"private-artifacts/{PROFILE_NAMESPACE}/",
+                         "private-artifacts/kubeflow-someone-else/"], env=secret_env("mlpipeline-minio-artifact"))
+    assert report["other"] == "AccessDenied", report
+
+
+def test_a_workflow_submitted_directly_to_argo_succeeds(kind_stack: KindStack) -> None:
+    """Argo's controller and executor (built here) under the node's runtime, as the profile's
+    default-editor, its log archived with the namespace's key (the hook's artifact repository)."""
+    custom = client.CustomObjectsApi(kind_stack.api())
+    made = custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", PROFILE_NAMESPACE, "workflows", {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "kfstack-live-"},
+        "spec": {"entrypoint": "main", "serviceAccountName": "default-editor", "templates": [{
+            "name": "main", "container": {"image": RUNTIME_IMAGE, "command": ["python3", "-c", "print('argo ran')"],
+                                          "resources": SMALL}}]}})
+    name = made["metadata"]["name"]
+
+    def ended() -> tuple[bool, Any]:
+        wf = custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", PROFILE_NAMESPACE, "workflows", name)
+        status = wf.get("status") or {}
+        return status.get("phase") in ("Succeeded", "Failed", "Error"), (status.get("phase"), status.get("message"))
+
+    phase = wait_until(ended, timeout=300, interval=3, what=f"workflow {name} to end")
+    assert phase[0] == "Succeeded", phase
+
+
+def test_a_pipeline_run_succeeds_and_its_model_lands_under_the_namespace_prefix(kind_stack: KindStack,
+                                                                               tmp_path: Path) -> None:
+    """The iris pipeline through the API server: the driver and launcher (built here) run it, the
+    persistence agent reports SUCCEEDED back, and the launcher's upload is under the namespace's
+    pipeline root, listed with the namespace's own key."""
+    from smoke_tests.pipelines.common import StepImage, packages
+    from smoke_tests.pipelines.iris import build_iris_pipeline
+
+    api = kind_stack.api()
+    spec = compiled_spec(build_iris_pipeline(packages(), StepImage(RUNTIME_IMAGE, ready=True)), tmp_path)
+    experiment = kfp_call(api, "POST", "/apis/v2beta1/experiments", OWNER, {
+        "display_name": f"kfstack-live-{secrets.token_hex(3)}", "namespace": PROFILE_NAMESPACE})
+    run = kfp_call(api, "POST", "/apis/v2beta1/runs", OWNER, {
+        "display_name": "kfstack-live-iris", "experiment_id": experiment["experiment_id"], "pipeline_spec": spec})
+    assert run.get("run_id"), run
+    ended = wait_for_run(api, run["run_id"], OWNER, timeout=900)
+    if ended["state"] != "SUCCEEDED":
+        from smoke_tests.kube import failed_container_logs, pods_summary
+
+        selector = f"pipeline/runid={run['run_id']}"
+        raise AssertionError(f"{ended['state']}: {ended.get('error')}\n"
+                             + "\n".join(pods_summary(api, PROFILE_NAMESPACE, selector)
+                                         + failed_container_logs(api, PROFILE_NAMESPACE, selector)))
+    workflows = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", PROFILE_NAMESPACE, "workflows", label_selector=f"pipeline/runid={run['run_id']}")
+    assert [w["status"]["phase"] for w in workflows["items"]] == ["Succeeded"]  # what the agent reported from
+    report = pod_report(api, PROFILE_NAMESPACE, "kfstack-list", BOTO_IMAGE,
+                        [LIST_WITH_NAMESPACE_KEY, f"private-artifacts/{PROFILE_NAMESPACE}/v2/artifacts/",
+                         "private-artifacts/kubeflow-someone-else/"], env=secret_env("mlpipeline-minio-artifact"))
+    assert [k for k in report["own"] if run["run_id"] in k and k.endswith("/model/model.joblib")], report
+
+
+def test_a_forged_identity_header_through_the_gateway_is_not_an_identity(kind_stack: KindStack) -> None:
+    """A pod of the user's namespace calls the gateway's pipeline API with the owner's name in the
+    header and no session: refused before the API server (sent to log in)."""
+    url = (f"http://standin-gateway.kfstack-gateway.svc.cluster.local/pipeline/apis/v2beta1/experiments"
+           f"?namespace={PROFILE_NAMESPACE}")
+    report = pod_report(kind_stack.api(), PROFILE_NAMESPACE, "kfstack-forge", RUNTIME_IMAGE, [FORGED_CALL, url, OWNER])
+    assert report.get("status") in (302, 401, 403) or "refused" in report, report
+
+
+def _network_policy_enforcers(api: client.ApiClient) -> list[str]:
+    """DaemonSets of the NetworkPolicy implementations a kind cluster may run."""
+    known = ("kindnet", "calico", "cilium", "kube-network-policies", "antrea", "weave")
+    return [d.metadata.name for d in client.AppsV1Api(api).list_namespaced_daemon_set("kube-system").items
+            if d.metadata.name.startswith(known)]
+
+
+def test_a_forged_identity_header_to_the_api_server_is_refused(kind_stack: KindStack) -> None:
+    """A pod of the user's namespace calls ml-pipeline directly with a forged `kubeflow-userid`:
+    the stack's NetworkPolicy admits only the kubeflow namespace and the gateway."""
+    api = kind_stack.api()
+    if not _network_policy_enforcers(api):
+        pytest.skip("NOT RUN: this cluster's network does not enforce NetworkPolicy (the node image's static "
+                    "ptp CNI: kindnetd and its network-policy agent are not built here)")
+    url = f"http://ml-pipeline.kubeflow.svc.cluster.local:8888/apis/v2beta1/experiments?namespace={PROFILE_NAMESPACE}"
+    report = pod_report(api, PROFILE_NAMESPACE, "kfstack-forge", RUNTIME_IMAGE, [FORGED_CALL, url, OWNER])
+    assert "refused" in report, report
+
+
 def _outcomes(junit: Path) -> dict[str, str]:
     """Each check's outcome by its test's name (parametrized ids kept), whatever the JUnit family."""
     outcomes = {}
@@ -433,7 +572,10 @@ def _outcomes(junit: Path) -> dict[str, str]:
 def _suite_environment(kind_stack: KindStack) -> dict[str, str]:
     """The stack's users' passwords, as the smoke suite reads them."""
     cfg = parse_stack_config(kind_stack.ts.name, kind_stack.raw, set())
-    return {f"KFSTACK_PASSWORD_{i}": user.password.reveal() for i, user in enumerate(cfg.auth.users) if user.password}
+    passwords = {f"KFSTACK_PASSWORD_{i}": user.password.reveal() for i, user in enumerate(cfg.auth.users)
+                 if user.password}
+    # No internet here for the MNIST archive: scikit-learn's bundled digits, as the local target trains.
+    return {**passwords, "KFSTACK_MNIST_SOURCE": "digits"}
 
 
 def _must_pass(outcomes: dict[str, str], prefixes: tuple[str, ...]) -> None:
@@ -444,8 +586,14 @@ def _must_pass(outcomes: dict[str, str], prefixes: tuple[str, ...]) -> None:
         assert ran and set(ran.values()) == {"passed"}, (prefix, ran)
 
 
-# What the smoke suite proves on this stack (checks needing Pipelines are NOT RUN: not deployed here).
-PORT_FORWARD_CHECKS = ("test_every_workload_ready", "test_nothing_crash_looping", "test_every_webhook_has_endpoints",
+# What the smoke suite proves on this stack, the pipeline and artifact-store checks on its real KFP.
+PIPELINE_CHECKS = ("test_experiment_create_and_delete", "test_hello_pipeline_succeeds",
+                   "test_machine_token_reads_the_run", "test_sample_pipeline_succeeds",
+                   "test_namespace_lists_its_pipeline_root", "test_namespace_key_cannot_list_another_namespace",
+                   "test_iris_run_exported_a_working_model", "test_foreign_token_is_forbidden_on_pipelines",
+                   "test_no_token_is_rejected_on_pipelines", "test_foreign_token_cannot_create_runs_in_the_namespace")
+PORT_FORWARD_CHECKS = (*PIPELINE_CHECKS, "test_every_workload_ready", "test_nothing_crash_looping",
+                       "test_every_webhook_has_endpoints",
                        "test_gateway_answers_through_forward", "test_forward_restarts_after_kubectl_exits",
                        "test_login_gives_a_session_the_dashboard_accepts", "test_wrong_password_gives_no_session",
                        "test_no_session_is_sent_to_login", "test_model_predicts",
@@ -457,8 +605,9 @@ PORT_FORWARD_CHECKS = ("test_every_workload_ready", "test_nothing_crash_looping"
 def test_the_smoke_suite_passes_through_the_standin_gateway(kind_stack: KindStack, tmp_path: Path) -> None:
     """`pytest smoke_tests --stack-outputs` as a user runs it: a supervised port-forward to the
     stand-in gateway pod (kubectl killed and restarted by the suite), the login through real Dex and
-    oauth2-proxy pods, iris and MNIST trained with kfp.local and served by real KServe
-    InferenceServices, another namespace's token refused at the gateway, readiness of every pod."""
+    oauth2-proxy pods, the pipeline checks on the real KFP (iris and MNIST trained there and served by
+    real KServe InferenceServices from their artifacts), another namespace's token refused at the
+    gateway, readiness of every pod."""
     outputs = {key: value.value for key, value in kind_stack.ts.stack.outputs().items()}
     assert outputs["ingress"]["kind"].startswith("standin:"), outputs["ingress"]
     (tmp_path / "outputs.json").write_text(json.dumps(outputs))
@@ -494,7 +643,7 @@ def test_the_smoke_suite_runs_as_an_in_cluster_job(kind_stack: KindStack, tmp_pa
     assert "junit.xml" in result.files, result.log[-3000:]
     _must_pass(_outcomes(tmp_path / "report" / "junit.xml"),
                ("test_every_workload_ready", "test_login_gives_a_session_the_dashboard_accepts", "test_model_predicts",
-                "test_foreign_token_is_forbidden_on_model", "test_owner_token_is_accepted"))
+                "test_foreign_token_is_forbidden_on_model", "test_owner_token_is_accepted", *PIPELINE_CHECKS))
     assert result.succeeded and written
     core = client.CoreV1Api(kind_stack.api())
 

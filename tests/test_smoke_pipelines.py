@@ -13,8 +13,8 @@ import yaml
 from kfp import compiler, dsl
 
 from infra.versions import load_versions
-from smoke_tests.pipelines.common import packages
-from smoke_tests.pipelines.hello import hello_pipeline
+from smoke_tests.pipelines.common import STEP_LIMITS, STEP_REQUESTS, StepImage, packages, step_image_of
+from smoke_tests.pipelines.hello import build_hello_pipeline, hello_pipeline
 from smoke_tests.pipelines.iris import build_iris_pipeline
 from smoke_tests.pipelines.mnist import MNIST_SHA256, MNIST_URL, build_mnist_pipeline, train_digits
 from tests.helpers import REPO
@@ -53,6 +53,38 @@ def test_compiled_steps_pin_the_model_servers_scikit_learn(tmp_path: Path) -> No
     command = " ".join(executor["command"])
     for requirement in ("scikit-learn~=1.5.1", "joblib>=1.4,<2", "numpy<2"):
         assert f"'{requirement}'" in command, command
+
+
+RUNTIME = "kfstack/kfp-runtime:py3.11-kfp2.15.0"
+
+
+@pytest.mark.parametrize("build", [build_hello_pipeline, lambda step: build_iris_pipeline(None, step),
+                                   lambda step: build_mnist_pipeline(None, step)], ids=["hello", "iris", "mnist"])
+def test_a_stacks_step_image_runs_the_steps_with_nothing_installed(build: object, tmp_path: Path) -> None:
+    """With a stack's ready step image every executor runs in it and installs nothing: no pip, not
+    even kfp (the image has it), so a step needs no package index when it runs."""
+    from typing import Any, cast
+
+    out = tmp_path / "pipeline.yaml"
+    compiler.Compiler().compile(cast(Any, build)(StepImage(RUNTIME, ready=True)), str(out))
+    executors = yaml.safe_load(out.read_text())["deploymentSpec"]["executors"].values()
+    assert executors
+    for executor in executors:
+        container = executor["container"]
+        assert container["image"] == RUNTIME
+        assert container["resources"]["resourceCpuRequest"] == STEP_REQUESTS["cpu"]  # a quota'd namespace runs it
+        assert container["resources"]["resourceMemoryLimit"] == STEP_LIMITS["memory"]
+        command = " ".join(container["command"] + container.get("args", []))
+        assert "-m pip" not in command and "pip install" not in command, command
+
+
+def test_the_step_image_comes_from_the_stacks_outputs() -> None:
+    from smoke_tests.stack_outputs import StackOutputs
+
+    base = {"ingress": {"namespace": "n", "service": "s", "port": 80}, "users": []}
+    assert step_image_of(StackOutputs.parse({**base, "pipelineImage": RUNTIME})) == StepImage(RUNTIME, ready=True)
+    assert step_image_of(StackOutputs.parse(base)) == StepImage()  # kfp's way: install when the step starts
+    assert step_image_of(None) == StepImage()  # no stack (an endpoint)
 
 
 def test_kfp_sdk_matches_the_backends_minor_version() -> None:

@@ -41,6 +41,12 @@ class GatewayLayout:
     token_api: str | None = None
     token_api_ca: str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     token_api_name: str = "kubernetes.default.svc"
+    # Kubeflow Pipelines' API server, where it is deployed: its REST port (/pipeline/apis/ goes
+    # there, as upstream's UI forwards it) and its gRPC port, which the gateway serves at
+    # `grpc_listen` for the runs' pods with the identity header stripped.
+    pipelines: str | None = None
+    pipelines_grpc: str | None = None
+    grpc_listen: str | None = None
 
 
 def _auth_locations(layout: GatewayLayout) -> str:
@@ -112,6 +118,45 @@ def _token_locations(layout: GatewayLayout) -> str:
             proxy_ssl_name {layout.token_api_name};
             proxy_pass https://$token_api/apis/serving.kserve.io/v1beta1/namespaces/$profile_ns/inferenceservices?limit=1;
         }}"""
+
+
+def _pipeline_locations(layout: GatewayLayout) -> str:
+    """/pipeline/apis/ to KFP's API server at /apis/, as kfp.Client(host=<gateway>/pipeline) calls it.
+    A session gets `kubeflow-userid` from oauth2-proxy's identity; a bearer token goes on without it
+    (any client copy is dropped either way), for the API server's own TokenReview to identify."""
+    if not layout.pipelines:
+        return ""
+    return f"""
+        location /pipeline/apis/ {{
+            if ($http_authorization ~* "^Bearer ") {{
+                rewrite ^ /_kfstack/pipeline-token$uri last;
+            }}
+            set $kfp_upstream {layout.pipelines};
+            rewrite ^/pipeline(/apis/.*)$ $1 break;{_checked("http://$kfp_upstream")}
+        }}
+        location /_kfstack/pipeline-token/ {{
+            internal;
+            set $kfp_upstream {layout.pipelines};
+            rewrite ^/_kfstack/pipeline-token/pipeline(/apis/.*)$ $1 break;
+            proxy_set_header kubeflow-userid "";
+            proxy_pass http://$kfp_upstream;
+        }}"""
+
+
+def _pipeline_grpc_server(layout: GatewayLayout) -> str:
+    """The API server's gRPC port for the runs' drivers and launchers (the cache), header stripped."""
+    if not (layout.pipelines_grpc and layout.grpc_listen):
+        return ""
+    return f"""
+    server {{  # Kubeflow Pipelines' gRPC API for the runs' pods: no caller names its own identity
+        listen {layout.grpc_listen} http2;
+        location / {{
+            set $kfp_grpc_upstream {layout.pipelines_grpc};
+            grpc_set_header kubeflow-userid "";
+            grpc_pass grpc://$kfp_grpc_upstream;
+        }}
+    }}
+"""
 
 
 def nginx_conf(config: StackConfig, layout: GatewayLayout, *, domain: str = MODEL_DOMAIN) -> str:
@@ -186,10 +231,11 @@ http {{
             proxy_pass http://$dex_upstream;
             proxy_set_header Host $http_host;
         }}
+{_pipeline_locations(layout)}
         location / {{{_checked(f"http://{layout.dashboard}")}
         }}
     }}
-
+{_pipeline_grpc_server(layout)}
     server {{  # InferenceService hosts: <isvc>.<namespace>.{domain} and <isvc>-<namespace>.{domain}
         listen {layout.listen};
         server_name "{host_pattern}" "{raw_pattern}";

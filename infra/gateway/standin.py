@@ -27,25 +27,34 @@ LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "kubef
 DEX = "dex.auth.svc.cluster.local:5556"
 OAUTH2_PROXY = "oauth2-proxy.oauth2-proxy.svc.cluster.local:80"
 PREDICTOR = "$isvc-predictor.{namespace}.svc.cluster.local:80"
-KUBE_API = "kubernetes.default.svc.cluster.local:443"  # checks ServiceAccount tokens on model hosts
+KUBE_API = "kubernetes.default.svc.cluster.local:443"
+# Kubeflow Pipelines' API server (upstream's Service), REST and gRPC, and the gateway's gRPC port for runs.
+KFP_API = "ml-pipeline.kubeflow.svc.cluster.local:8888"
+KFP_GRPC = "ml-pipeline.kubeflow.svc.cluster.local:8887"
+GRPC_PORT = 8887  # checks ServiceAccount tokens on model hosts
 # nginx resolves names only through a `resolver`: take the pod's own DNS server at start.
 START = ("while read key value rest; do if [ \"$key\" = nameserver ]; then "
          "echo \"resolver $value valid=10s;\"; break; fi; done < /etc/resolv.conf > /tmp/resolver.conf && "
          f"exec nginx -e stderr -c {CONF_DIR}/nginx.conf -g 'daemon off;'")
 
 
-def cluster_layout(cfg: StackConfig) -> GatewayLayout:
+def cluster_layout(cfg: StackConfig, *, pipelines: bool = False) -> GatewayLayout:
+    """Where the gateway's routes lead in a cluster (`pipelines`: Kubeflow Pipelines is deployed)."""
     return GatewayLayout(listen=str(CONTAINER_PORT), dex=DEX, oauth2_proxy=OAUTH2_PROXY,
                          dashboard="127.0.0.1:8081", deny="127.0.0.1:8082",
                          models={p.name: PREDICTOR.format(namespace=p.name) for p in cfg.profiles},
                          workdir="/tmp", error_log="stderr", access_log="/dev/stdout",
                          resolver_file="/tmp/resolver.conf", platform="standin-gateway",
-                         token_api=KUBE_API)
+                         token_api=KUBE_API, pipelines=KFP_API if pipelines else None,
+                         pipelines_grpc=KFP_GRPC if pipelines else None,
+                         grpc_listen=str(GRPC_PORT) if pipelines else None)
 
 
-def standin_objects(cfg: StackConfig) -> list[Obj]:
-    """Namespace, ConfigMap, Deployment and Service of the stand-in gateway."""
-    conf = nginx_conf(cfg, cluster_layout(cfg))
+def standin_objects(cfg: StackConfig, *, pipelines: bool = False) -> list[Obj]:
+    """Namespace, ConfigMap, Deployment and Service of the stand-in gateway (with Kubeflow
+    Pipelines: its routes, and a gRPC port for the runs' pods)."""
+    conf = nginx_conf(cfg, cluster_layout(cfg, pipelines=pipelines))
+    grpc = [{"name": "grpc", "containerPort": GRPC_PORT}] if pipelines else []
     digest = hashlib.sha256(conf.encode()).hexdigest()[:16]  # a new config rolls the pod
     meta = lambda kind_name: {"name": kind_name, "namespace": NAMESPACE, "labels": dict(LABELS)}  # noqa: E731
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
@@ -54,7 +63,7 @@ def standin_objects(cfg: StackConfig) -> list[Obj]:
     container = {
         "name": "nginx", "image": load_versions().images["standin-gateway"],
         "command": ["/bin/sh", "-c", START],
-        "ports": [{"name": "http", "containerPort": CONTAINER_PORT}],
+        "ports": [{"name": "http", "containerPort": CONTAINER_PORT}, *grpc],
         "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2},
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "128Mi"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": USER_ID, "runAsGroup": USER_ID,
@@ -73,7 +82,8 @@ def standin_objects(cfg: StackConfig) -> list[Obj]:
                                  {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}]}}}}
     service = {"apiVersion": "v1", "kind": "Service", "metadata": meta(NAME), "spec": {
         "selector": {"app.kubernetes.io/name": NAME},
-        "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}}
+        "ports": [{"name": "http", "port": PORT, "targetPort": "http"},
+                  *({"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc"} for _ in grpc)]}}
     return [namespace, configmap, deployment, service]
 
 

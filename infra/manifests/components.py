@@ -42,6 +42,8 @@ class ComponentMap:
     requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # component -> the PersistentVolumeClaims it brings (what `storage.claims` may name).
     claims: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # component -> part -> the objects (Kind/name) of a part a stack may leave out (`component/part`).
+    parts: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     # Where a map without a file of its own came from (infra/manifests/derive.py); None: hand-written.
     derived_from: str | None = None
 
@@ -62,6 +64,16 @@ class ComponentMap:
     def paths_for(self, name: str, provider: str) -> tuple[str, ...]:
         """A component's paths, with the platform variant upstream documents for `provider`."""
         return self.variants.get(name, {}).get(provider, self.components[name])
+
+    def part_names(self) -> list[str]:
+        """Every part's name as `kubeflow.exclude` spells it: component/part."""
+        return [f"{c}/{p}" for c, parts in self.parts.items() for p in parts]
+
+    def left_out(self, selection: Selection) -> dict[str, tuple[str, ...]]:
+        """component/part -> its objects (Kind/name), for each excluded part of a selected component."""
+        selected = set(select_components(self, selection))
+        return {name: self.parts[c][p] for name in selection.exclude if "/" in name
+                for c, p in [name.split("/", 1)] if c in selected and p in self.parts.get(c, {})}
 
     def claim_owners(self) -> dict[str, str]:
         """claim name -> the component that brings it."""
@@ -100,13 +112,21 @@ def load_component_map(release: str) -> ComponentMap:
         requires={**{c: tuple(v) for c, v in data.get("requires", {}).items()},
                   "": tuple(data.get("kustomize_components_require", ()))},
         claims={c: tuple(v) for c, v in data.get("claims", {}).items()},
+        parts={c: {p: tuple(v) for p, v in pv.items()} for c, pv in data.get("parts", {}).items()},
     )
 
 
 def unknown_components(cmap: ComponentMap, selection: Selection) -> list[tuple[str, int, str]]:
-    """(kubeflow.include or kubeflow.exclude, index, name) for each name the map does not have."""
+    """(kubeflow.include or kubeflow.exclude, index, name) for each name the map does not have (a
+    component's part, `component/part`, may only be excluded)."""
+    parts = set(cmap.part_names())
     return [(key, i, n) for key in ("include", "exclude") for i, n in enumerate(getattr(selection, key))
-            if n not in cmap.components]
+            if n not in cmap.components and not (key == "exclude" and n in parts)]
+
+
+def _parts_listing(cmap: ComponentMap) -> str:
+    names = cmap.part_names()
+    return f"; parts it may leave out (kubeflow.exclude only): {', '.join(names)}" if names else ""
 
 
 def select_components(cmap: ComponentMap, selection: Selection) -> list[str]:
@@ -114,7 +134,7 @@ def select_components(cmap: ComponentMap, selection: Selection) -> list[str]:
     if unknown := unknown_components(cmap, selection):
         raise UnknownComponentError(
             f"unknown Kubeflow component(s) {', '.join(n for _, _, n in unknown)} in kubeflow.include/exclude; "
-            f"{cmap.release} has: {', '.join(cmap.components)}")
+            f"{cmap.release} has: {', '.join(cmap.components)}{_parts_listing(cmap)}")
     base = set(cmap.components) if selection.components == "full" else set(cmap.core)
     chosen = (base | set(selection.include)) - set(selection.exclude)
     return [name for name in cmap.components if name in chosen]

@@ -26,6 +26,8 @@ class Rendered:
     components: list[str]
     tree: Path
     adjustments: list[str] = field(default_factory=list)
+    # component/part -> its objects (Kind/name): the parts the stack leaves out (infra/patches/parts.py).
+    left_out: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def find(self, kind: str, name: str | None = None, namespace: str | None = None) -> list[Obj]:
         return [o for o in self.objects if o["kind"] == kind

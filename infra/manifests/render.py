@@ -119,6 +119,7 @@ def render(cfg: StackConfig, tree: Path, *, cache: bool = True) -> Rendered:
     # A moved path, or two paths that would build the same objects, fail here, named.
     paths = selected_paths(tree, cmap, selected, cfg.cluster.provider)
     objects = copy.deepcopy(kustomize_build(tree, paths, cmap.kustomize_components, cache=cache))
-    rendered = Rendered(objects=objects, release=cfg.kubeflow.release, components=selected, tree=tree)
+    rendered = Rendered(objects=objects, release=cfg.kubeflow.release, components=selected, tree=tree,
+                        left_out=cmap.left_out(cfg.kubeflow))
     apply_patches(rendered, cfg)
     return rendered

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from infra.config import StackConfig
 from infra.manifests.objects import Rendered
-from infra.patches import auth, gateway, images, kserve, normalize, profiles, sim, storage
+from infra.patches import auth, gateway, images, kserve, normalize, parts, pipelines, profiles, sim, storage
 
 
 def apply_patches(rendered: Rendered, cfg: StackConfig) -> None:
     # images last: it maps every image, the storage provisioners' and the stand-in gateway's included.
-    for patch in (normalize.apply, storage.apply, auth.apply, profiles.apply, kserve.apply, gateway.apply,
+    # parts first: what the stack leaves out is not patched.
+    for patch in (parts.apply, normalize.apply, storage.apply, pipelines.apply, auth.apply, profiles.apply,
+                  kserve.apply, gateway.apply,
                   sim.apply, images.apply):
         patch(rendered, cfg)

@@ -10,5 +10,6 @@ from infra.manifests.objects import Rendered
 def apply(rendered: Rendered, cfg: StackConfig) -> None:
     if not cfg.gateway.standin:
         return  # with istio deployed, standin is refused with the config (infra/config.py: reference_problems)
-    rendered.objects.extend(standin_objects(cfg))
+    pipelines = bool(rendered.find("Service", "ml-pipeline", "kubeflow"))
+    rendered.objects.extend(standin_objects(cfg, pipelines=pipelines))
     rendered.adjustments.append("standin-gateway")

@@ -1,11 +1,15 @@
 """Tenant isolation at the gateway: a token of another namespace is refused with 403 on the user's
 model endpoint and pipelines; no token gets a login redirect, 401 or 403; the owner's token works
-(so the 403 is authorization, not a broken token)."""
+(so the 403 is authorization, not a broken token). Another namespace's token can neither read nor
+start runs in the user's namespace."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
+import yaml
 
 from infra.config import Secret
 from smoke_tests.inference import ModelEndpoint, predict
@@ -63,3 +67,23 @@ def test_no_token_is_rejected_on_pipelines(kf_target: Target) -> None:
     kf_target.require(KFP)
     resp = new_http_session(kf_target.gateway()).get(_runs_url(kf_target), allow_redirects=False, timeout=30)
     assert_rejected_without_token(resp)
+
+
+def test_foreign_token_cannot_create_runs_in_the_namespace(kf_target: Target, request: pytest.FixtureRequest,
+                                                            tmp_path: Path) -> None:
+    """Another namespace's token may not start a run in the user's experiment: 403, and no run."""
+    kf_target.require(KFP)
+    from kfp import compiler
+
+    from smoke_tests.pipelines.hello import hello_pipeline
+
+    foreign_token: Secret = request.getfixturevalue("foreign_token")
+    experiment_id = request.getfixturevalue("experiment_factory")("kfstack-smoke-isolation")
+    spec = tmp_path / "hello.yaml"
+    compiler.Compiler().compile(hello_pipeline, str(spec))
+    body = {"display_name": "kfstack-smoke-foreign-run", "experiment_id": experiment_id,
+            "pipeline_spec": yaml.safe_load(spec.read_text(encoding="utf-8"))}
+    resp = new_http_session(kf_target.gateway()).post(
+        f"{kf_target.gateway()}/pipeline/apis/v2beta1/runs", json=body,
+        headers={"Authorization": f"Bearer {foreign_token.reveal()}"}, allow_redirects=False, timeout=30)
+    assert resp.status_code == 403, resp.text[:300]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from smoke_tests.fixtures.kfp import FinishedRun, RunFactory
+from smoke_tests.fixtures.kfp import FinishedRun
 from smoke_tests.target import KFP, Target
 
 pytestmark = pytest.mark.pipeline
@@ -22,13 +22,6 @@ def test_experiment_create_and_delete(kfp_client: Any, kf_target: Target) -> Non
         kfp_client.delete_experiment(experiment.experiment_id)
     listed = kfp_client.list_experiments(namespace=kf_target.user(0).profile, page_size=200).experiments or []
     assert experiment.experiment_id not in [e.experiment_id for e in listed]
-
-
-@pytest.fixture(scope="module")
-def hello_run(pipeline_run_factory: RunFactory) -> FinishedRun:
-    from smoke_tests.pipelines.hello import hello_pipeline
-
-    return pipeline_run_factory(hello_pipeline, {"recipient": "smoke test"})
 
 
 def test_hello_pipeline_succeeds(hello_run: FinishedRun) -> None:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Metrics, Model, Output
 
-from smoke_tests.pipelines.common import BASE_IMAGE, packages
+from smoke_tests.pipelines.common import StepImage, packages, sized
 
 
 def train_iris(model: Output[Model], metrics: Output[Metrics], max_iter: int = 1000) -> None:
@@ -39,15 +39,15 @@ class IrisOutputs(NamedTuple):
     model: Model
 
 
-def build_iris_pipeline(requirements: list[str] | None = None):
+def build_iris_pipeline(requirements: list[str] | None = None, step: StepImage | None = None):
     """The iris pipeline with its steps' packages fixed (kfp binds them when a component is made):
     by default what the default release's model server runs (`common.packages`)."""
-    train = dsl.component(train_iris, base_image=BASE_IMAGE,
-                          packages_to_install=packages() if requirements is None else requirements)
+    options = (step or StepImage()).component_options(packages() if requirements is None else requirements)
+    train = dsl.component(train_iris, **options)
 
     @dsl.pipeline(name="kfstack-smoke-iris", description="Train an iris classifier and export it.")
     def iris_pipeline(max_iter: int = 1000) -> IrisOutputs:
-        step = train(max_iter=max_iter)
+        step = sized(train(max_iter=max_iter))
         return IrisOutputs(model=step.outputs["model"])
 
     return iris_pipeline

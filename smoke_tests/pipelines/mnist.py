@@ -13,7 +13,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Model, Output
 
-from smoke_tests.pipelines.common import BASE_IMAGE, packages
+from smoke_tests.pipelines.common import StepImage, packages, sized
 
 SOURCES = ("mnist", "digits")
 # Keras' copy of MNIST as one .npz (x_train, y_train, x_test, y_test) and the hash Keras verifies.
@@ -81,15 +81,15 @@ class DigitsOutputs(NamedTuple):
     samples: Dataset
 
 
-def build_mnist_pipeline(requirements: list[str] | None = None):
+def build_mnist_pipeline(requirements: list[str] | None = None, step: StepImage | None = None):
     """The MNIST pipeline with its steps' packages fixed (default: `common.packages()`)."""
-    train = dsl.component(train_digits, base_image=BASE_IMAGE,
-                          packages_to_install=packages() if requirements is None else requirements)
+    options = (step or StepImage()).component_options(packages() if requirements is None else requirements)
+    train = dsl.component(train_digits, **options)
 
     @dsl.pipeline(name="kfstack-smoke-mnist", description="Train a digit classifier and export it.")
     def mnist_pipeline(source: str = "mnist", train_size: int = 6000) -> DigitsOutputs:
-        step = train(source=source, train_size=train_size, sample_count=SAMPLE_COUNT,
-                     mnist_url=MNIST_URL, mnist_sha256=MNIST_SHA256)
+        step = sized(train(source=source, train_size=train_size, sample_count=SAMPLE_COUNT,
+                           mnist_url=MNIST_URL, mnist_sha256=MNIST_SHA256))
         return DigitsOutputs(model=step.outputs["model"], samples=step.outputs["samples"])
 
     return mnist_pipeline
