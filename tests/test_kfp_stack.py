@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 import requests
 
-from infra.config import ConfigError, parse_stack_config
+from infra.config import ConfigError, KindClusterConfig, parse_stack_config
 from infra.errors import UserError
 from infra.gateway.nginx import nginx_conf
 from infra.gateway.standin import NAME, NAMESPACE, cluster_layout
-from infra.local_target.binaries import MissingBinary, binary
 from infra.manifests.objects import Obj, Rendered
 from infra.manifests.render import render
 from infra.patches import parts, pipelines
 from infra.process import free_port, port_open, spawn, stop_process
+from infra.toolchain import ToolMissingError as MissingBinary
+from infra.toolchain import find_binary as binary
 from infra.wait import wait_until
 from tests.test_live_kind_stack import stack_raw
 
@@ -66,7 +67,7 @@ def test_kind_local_runs_what_a_v2_run_needs_and_leaves_out_the_rest(kind_local:
 
 def test_every_image_the_pipelines_run_uses_is_preloaded_and_never_pulled(kind_local: Rendered) -> None:
     cfg = parse_stack_config("kind-local", stack_raw("kflocal"), set())
-    assert cfg.cluster.kind is not None
+    assert isinstance(cfg.cluster, KindClusterConfig)
     preloaded = set(cfg.cluster.kind.preload_images)
     containers = [c for o in kind_local.objects for c in _containers(o)]
     assert {c["image"] for c in containers} - preloaded == set()
@@ -99,7 +100,7 @@ def test_kind_local_names_its_step_image_as_an_output(kind_local: Rendered) -> N
     from infra.outputs import stack_outputs
 
     cfg = parse_stack_config("kind-local", stack_raw("kflocal"), set())
-    assert cfg.cluster.kind is not None
+    assert isinstance(cfg.cluster, KindClusterConfig)
     image = stack_outputs(cfg, kind_local)["pipelineImage"]
     assert image == "kfstack/kfp-runtime:py3.11-kfp2.15.0" and image in cfg.cluster.kind.preload_images
     without = dataclasses.replace(kind_local, components=[c for c in kind_local.components if c != "pipelines"])

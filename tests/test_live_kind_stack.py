@@ -447,7 +447,7 @@ def test_kfp_api_server_is_healthy_against_its_database(kind_stack: KindStack) -
     api = kind_stack.api()
     health = kfp_call(api, "GET", "/apis/v2beta1/healthz", OWNER)
     assert health.get("multi_user") is True, health
-    name = f"kfstack-live-{secrets.token_hex(3)}"
+    name = unique_name("kfstack-live")
     made = kfp_call(api, "POST", "/apis/v2beta1/experiments", OWNER, {"display_name": name,
                                                                        "namespace": PROFILE_NAMESPACE})
     assert made.get("experiment_id"), made
@@ -511,7 +511,7 @@ def test_a_pipeline_run_succeeds_and_its_model_lands_under_the_namespace_prefix(
     api = kind_stack.api()
     spec = compiled_spec(build_iris_pipeline(packages(), StepImage(RUNTIME_IMAGE, ready=True)), tmp_path)
     experiment = kfp_call(api, "POST", "/apis/v2beta1/experiments", OWNER, {
-        "display_name": f"kfstack-live-{secrets.token_hex(3)}", "namespace": PROFILE_NAMESPACE})
+        "display_name": unique_name("kfstack-live"), "namespace": PROFILE_NAMESPACE})
     run = kfp_call(api, "POST", "/apis/v2beta1/runs", OWNER, {
         "display_name": "kfstack-live-iris", "experiment_id": experiment["experiment_id"], "pipeline_spec": spec})
     assert run.get("run_id"), run

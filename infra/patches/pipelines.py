@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import yaml
 
-from infra.config import StackConfig
+from infra.config import KindClusterConfig, StackConfig
 from infra.gateway import standin
 from infra.manifests.objects import Obj, Rendered
 
@@ -46,8 +46,8 @@ LABELS = {"app.kubernetes.io/managed-by": "kubeflow-stacks", "app.kubernetes.io/
 
 def token_audience(cfg: StackConfig) -> str:
     """The audience of the cluster's ServiceAccount tokens: its issuer, on the clusters the stack makes."""
-    kind = cfg.cluster.kind
-    return kind.service_account_issuer if kind is not None else DEFAULT_AUDIENCE
+    cluster = cfg.cluster
+    return cluster.kind.service_account_issuer if isinstance(cluster, KindClusterConfig) else DEFAULT_AUDIENCE
 
 
 def _set_env(container: Obj, name: str, value: str) -> None:
