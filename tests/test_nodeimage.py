@@ -156,7 +156,19 @@ def test_kind_local_preloads_every_image_it_runs(manifests_tree: Path) -> None:
     initializer = json.loads(isvc_config["data"]["storageInitializer"])["image"]
     preloaded = set(cfg.cluster.kind.preload_images)
     assert set(workloads) | set(images_of([sklearn])) | {initializer} <= preloaded
-    assert preloaded - set(images_of(rendered.objects)) - {initializer} == set()  # nothing loaded in vain
+    # Pipeline runs' pods: the driver and launcher the API server names, Argo's executor, the step image.
+    [api] = [c for o in rendered.find("Deployment", "ml-pipeline", "kubeflow")
+             for c in o["spec"]["template"]["spec"]["containers"]]
+    api_env = {e["name"]: e.get("value") for e in api.get("env", [])}
+    [controller] = [c for o in rendered.find("Deployment", "workflow-controller", "kubeflow")
+                    for c in o["spec"]["template"]["spec"]["containers"]]
+    executor = controller["args"][controller["args"].index("--executor-image") + 1]
+    from infra.outputs import stack_outputs
+
+    runs = {api_env["V2_DRIVER_IMAGE"], api_env["V2_LAUNCHER_IMAGE"], executor,
+            stack_outputs(cfg, rendered)["pipelineImage"]}
+    assert runs <= preloaded
+    assert preloaded - set(images_of(rendered.objects)) - {initializer} - runs == set()  # nothing loaded in vain
     assert "kfstack/standin-gateway:nginx-1.22" in workloads
 
 
