@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -370,13 +370,39 @@ SMALL = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", 
 def test_an_inferenceservice_in_raw_mode_serves_a_model_from_a_claim(kind_stack: KindStack) -> None:
     """KServe's real controller makes a raw-mode predictor (the stack's default mode, no annotation)
     from the sklearn server image built here; a model trained by a Job on a local-path claim answers.
-    Within the profile's quota, under its namespace's Pod Security level."""
-    from infra.toolchain import tool_path
-    from smoke_tests.portforward import ForwardSpec, PortForward
-
+    Within the profile's quota, under its namespace's Pod Security level. Removed afterwards."""
     api = kind_stack.api()
     core, batch, custom = client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api)
     ns = PROFILE_NAMESPACE
+    try:
+        _serve_iris_from_a_claim(kind_stack, api, ns)
+    finally:  # the node has about 0.2 CPU to spare with Pipelines: the smoke suite's predictors need this one's
+        _remove_quietly(lambda: custom.delete_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", ns, "inferenceservices", "iris"))
+        _remove_quietly(lambda: batch.delete_namespaced_job("train-iris", ns, propagation_policy="Background"))
+        _remove_quietly(lambda: core.delete_namespaced_persistent_volume_claim("iris-model", ns))
+
+        def predictor_gone() -> tuple[bool, Any]:
+            pods = core.list_namespaced_pod(ns, label_selector="serving.kserve.io/inferenceservice=iris").items
+            return not pods, [p.metadata.name for p in pods]
+
+        wait_until(predictor_gone, timeout=180, interval=2, what="the iris predictor's pods to go")
+
+
+def _remove_quietly(delete: Callable[[], object]) -> None:
+    """Delete what a test made; already gone is fine."""
+    try:
+        delete()
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def _serve_iris_from_a_claim(kind_stack: KindStack, api: client.ApiClient, ns: str) -> None:
+    from infra.toolchain import tool_path
+    from smoke_tests.portforward import ForwardSpec, PortForward
+
+    core, batch, custom = client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api)
     core.create_namespaced_persistent_volume_claim(ns, {
         "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "iris-model"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "100Mi"}}}})
