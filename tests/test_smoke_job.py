@@ -86,3 +86,70 @@ def test_the_pods_kubeconfig_is_its_service_accounts(tmp_path: Path) -> None:
 ])
 def test_only_the_suites_password_variables_are_passed(env: dict[str, str], expected: dict[str, str]) -> None:
     assert password_environment(2, env) == expected
+
+
+# Distribution -> the module it installs, where the names differ.
+MODULE_OF = {"pyyaml": "yaml", "scikit-learn": "sklearn"}
+# Modules a distribution brings with it as its own dependency.
+BROUGHT_BY = {"pydantic": {"pydantic_core"}, "kubernetes": {"urllib3"}, "requests": {"urllib3"}}
+
+
+def _imports_at_load(path: Path) -> set[str]:
+    """Top-level names a module imports when it is loaded (not inside functions: those load lazily)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_suite_image_installs_what_the_plugin_loads() -> None:
+    """The in-cluster Job runs `pytest -p smoke_tests.plugin` in an image holding only
+    SUITE_REQUIREMENTS: every third-party module the plugin's modules (and the project modules they
+    load) import at load time must be installed there. (A settings model on pydantic once broke it.)"""
+    import sys
+
+    from infra.smokejob.image import SUITE_REQUIREMENTS
+
+    repo = Path(__file__).resolve().parents[1]
+    installed = {MODULE_OF.get(r, r) for r in SUITE_REQUIREMENTS}
+    installed |= {m for r in SUITE_REQUIREMENTS for m in BROUGHT_BY.get(r, set())}
+    seen: set[Path] = set()
+    todo = [repo / "smoke_tests" / "plugin.py"]
+    missing: dict[str, str] = {}
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports_at_load(path):
+            if name in ("smoke_tests", "infra"):
+                continue
+            if name in sys.stdlib_module_names or name == "__future__":
+                continue
+            if name not in installed:
+                missing.setdefault(name, str(path.relative_to(repo)))
+        # Follow the project's own modules the file loads.
+        import ast
+
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            module = ""
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                module = node.module
+            elif isinstance(node, ast.Import):
+                module = node.names[0].name
+            if module.split(".")[0] in ("smoke_tests", "infra"):
+                base = repo / module.replace(".", "/")
+                for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                    if candidate.is_file():
+                        todo.append(candidate)
+                if isinstance(node, ast.ImportFrom):
+                    for alias in node.names:
+                        sub = base / f"{alias.name}.py"
+                        if sub.is_file():
+                            todo.append(sub)
+    assert missing == {}, f"not in SUITE_REQUIREMENTS (infra/smokejob/image.py): {missing}"
