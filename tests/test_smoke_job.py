@@ -153,3 +153,16 @@ def test_the_suite_image_installs_what_the_plugin_loads() -> None:
                         if sub.is_file():
                             todo.append(sub)
     assert missing == {}, f"not in SUITE_REQUIREMENTS (infra/smokejob/image.py): {missing}"
+
+
+def test_a_run_id_that_reads_as_a_number_stays_a_string_for_kubectl() -> None:
+    """`secrets.token_hex` can give `5e123456`: PyYAML leaves it unquoted, and kubectl's YAML reads it
+    as a float, refusing the labels ("cannot unmarshal number ... labels of type string"; seen on kind)."""
+    from infra.smokejob.job import apply_text
+
+    spec = JobSpec(**{**SPEC.__dict__, "run_id": "5e123456"})
+    text = apply_text(job_objects(spec))
+    docs = [json.loads(d) for d in text.split("---\n") if d.strip()]
+    assert docs == job_objects(spec)
+    assert all(isinstance(v, str) for d in docs for v in d["metadata"].get("labels", {}).values())
+    assert '"5e123456"' in text

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infra.run import run
 from infra.wait import WaitTimeout, wait_until
 
@@ -64,6 +62,12 @@ def gateway_url(outputs: Mapping[str, Any]) -> str:
     """The gateway's Service by its cluster DNS name (no port-forward inside the cluster)."""
     ingress = outputs["ingress"]
     return f"http://{ingress['service']}.{ingress['namespace']}.svc.cluster.local:{ingress['port']}"
+
+
+def apply_text(objects: list[Obj]) -> str:
+    """The objects as `kubectl apply -f -` reads them: one JSON document each. Not PyYAML's YAML 1.1,
+    which leaves a string like the run id `5e123456` unquoted for kubectl's YAML to read as a number."""
+    return "".join(f"---\n{json.dumps(o, sort_keys=True)}\n" for o in objects)
 
 
 def job_objects(spec: JobSpec) -> list[Obj]:
@@ -140,7 +144,7 @@ class SmokeJob:
         spec = spec if spec.run_id else JobSpec(**{**spec.__dict__, "run_id": secrets.token_hex(4)})
         self.cleanup(wait=True)  # a previous run's leftovers (only the project's, by label)
         self.say(f"smoke job {spec.run_id}: applying {NAMESPACE}/{NAME} with image {spec.image}")
-        self._kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(job_objects(spec)))
+        self._kubectl("apply", "-f", "-", stdin=apply_text(job_objects(spec)))
         try:
             state = self._await_finish(timeout)
             log = self._kubectl("logs", "-n", NAMESPACE, f"job/{NAME}", "--tail", "-1", check=False, timeout=300)
