@@ -5,13 +5,13 @@ artifact, and short pods in a profile namespace that report what they saw in the
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client
 
+from infra.names import unique_name
 from infra.wait import wait_until
 
 KFP_PROXY = "/api/v1/namespaces/kubeflow/services/ml-pipeline:8888/proxy"
@@ -64,7 +64,7 @@ def kfp_call(api: client.ApiClient, method: str, path: str, user: str, body: Any
 def compiled_spec(pipeline: Any, workdir: Path) -> dict[str, Any]:
     from kfp import compiler
 
-    out = workdir / f"{secrets.token_hex(3)}.yaml"
+    out = workdir / f"{unique_name('pipeline')}.yaml"
     compiler.Compiler().compile(pipeline, str(out))
     spec: dict[str, Any] = yaml.safe_load(out.read_text(encoding="utf-8"))
     return spec
@@ -84,7 +84,7 @@ def pod_report(api: client.ApiClient, namespace: str, prefix: str, image: str, a
                env: list[dict[str, Any]] | None = None, timeout: float = 300) -> dict[str, Any]:
     """Run a short pod (python3 -c ARGS...) in `namespace`; its last log line, as JSON."""
     core = client.CoreV1Api(api)
-    name = f"{prefix}-{secrets.token_hex(3)}"
+    name = unique_name(prefix)
     core.create_namespaced_pod(namespace, {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"restartPolicy": "Never", "containers": [{
