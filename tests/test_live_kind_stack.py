@@ -652,14 +652,14 @@ def test_the_smoke_suite_runs_as_an_in_cluster_job(kind_stack: KindStack, tmp_pa
     """The suite's image built here, loaded into the stack's kind cluster, run as the project's Job
     (its ServiceAccount and least-write RBAC) against the gateway's Service by cluster DNS; the JUnit
     comes back through the Job's log. Nothing of the Job is left afterwards."""
-    from infra.clusters.kind import kind_cli
+    from infra.clusters.preload import load_lacking
     from infra.smokejob.image import build_suite_image
     from infra.smokejob.job import NAMESPACE, JobSpec, SmokeJob, write_results
     from infra.toolchain import tool_path
 
     outputs = {key: value.value for key, value in kind_stack.ts.stack.outputs().items()}
     image = build_suite_image(say=_quiet)
-    kind_cli("load", "docker-image", "--name", kind_stack.name, image, timeout=900)
+    load_lacking(node_containers(kind_stack.name), [image], _quiet)  # preloaded by the fixture: a check by ID
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(outputs.pop("kubeconfig"))
     job = SmokeJob(tool_path("kubectl"), kubeconfig, say=_quiet)

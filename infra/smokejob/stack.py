@@ -33,10 +33,11 @@ def run_for_stack(stack: str, *, image: str | None, pytest_args: Sequence[str], 
         image = build_suite_image(say=say)
         if outputs.get("clusterProvider") == "kind":
             cluster = str(outputs.get("clusterName") or "")
-            say(f"loading {image} into kind cluster {cluster}")
-            from infra.clusters.kind import kind_cli
+            say(f"loading {image} into kind cluster {cluster} (where a node lacks it)")
+            from infra.clusters.kind import node_containers
+            from infra.clusters.preload import load_lacking
 
-            kind_cli("load", "docker-image", "--name", cluster, image, timeout=900)
+            load_lacking(node_containers(cluster), [image], say)
     environment = password_environment(len(outputs.get("users") or []))
     with tempfile.TemporaryDirectory(prefix="kfstack-smoke-job-") as tmp:
         kubeconfig = write_kubeconfig(str(outputs["kubeconfig"]), Path(tmp))
