@@ -30,12 +30,12 @@ from infra.nodeimage.build import Build
 from infra.nodeimage.pins import load_pins
 from infra.nodeimage.recipes import RecipeError, debian_base
 from infra.nodeimage.steps import StepLog
-from infra.process import spawn, stop_process
-from infra.run import CommandError, run
 from infra.toolchain import release, store
 from infra.toolchain.model import Platform, load_toolchain
 from infra.versions import load_versions
-from infra.wait import WaitTimeout, wait_until
+from smoke_tests.process import spawn, stop_process
+from smoke_tests.run import CommandError, run
+from smoke_tests.wait import WaitTimeout, wait_until
 from tests.toolchain_standins import GoProxy, ReleaseSite, publish_releases, serve
 
 REPO = Path(__file__).resolve().parent.parent

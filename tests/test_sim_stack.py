@@ -29,9 +29,9 @@ from infra.automation import TempStack, temp_stack
 from infra.config import parse_stack_config
 from infra.manifests.objects import Rendered, object_key
 from infra.manifests.render import render
-from infra.process import descendants
-from infra.run import run
-from infra.wait import wait_until
+from smoke_tests.process import descendants
+from smoke_tests.run import run
+from smoke_tests.wait import wait_until
 from tests.helpers import ALICE, BOB, CLIENT_SECRET
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]

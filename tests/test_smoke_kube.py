@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from infra.wait import wait_until
 from smoke_tests.kube import (
     api_client,
     crash_looping,
@@ -21,6 +20,7 @@ from smoke_tests.kube import (
     workload_states,
 )
 from smoke_tests.target import KubeAccess
+from smoke_tests.wait import wait_until
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 

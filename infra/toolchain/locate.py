@@ -14,6 +14,7 @@ from pathlib import Path
 
 from infra.toolchain import store
 from infra.toolchain.model import Toolchain, ToolchainError, load_toolchain
+from smoke_tests.tools import override_variable
 
 # Every Pulumi command the project runs must use the plugins installed here, never download one,
 # and not stop to look for a newer CLI.
@@ -25,11 +26,6 @@ PULUMI_ENV = {
 
 class ToolMissingError(ToolchainError):
     """A pinned tool is not installed; the message names the command that installs it."""
-
-
-def override_variable(binary: str) -> str:
-    """`kube-apiserver` -> `KFSTACK_BIN_KUBE_APISERVER`."""
-    return "KFSTACK_BIN_" + binary.upper().replace("-", "_").replace(".", "_")
 
 
 def _override(binary: str) -> Path | None:
