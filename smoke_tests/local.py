@@ -117,5 +117,8 @@ def start(workdir: Path, *, timeout: float, mnist_source: str) -> LocalState:
 
 
 def stop(workdir: Path) -> None:
-    """`kfstack local down`: stops exactly what `start` started."""
+    """`kfstack local down`: stops exactly what `start` started (nothing when it recorded nothing:
+    a failed `up` stops what it started itself)."""
+    if not (workdir / STATE_FILE).exists():
+        return
     run([find_tool("kfstack"), "local", "down", "--dir", workdir], timeout=120)
