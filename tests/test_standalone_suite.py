@@ -9,7 +9,6 @@ the user cache, keyed by what decides them; later runs install from it with `--n
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import sys
 import tomllib
@@ -56,9 +55,10 @@ def suite_wheel(tmp_path: Path) -> Path:
     return wheel
 
 
-def clean_environment() -> dict[str, str]:
-    """This process's environment without what would let the venv see the repository or our venv."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+def venv_python(venv: Path) -> list[str | Path]:
+    """The venv's Python in isolated mode: no PYTHONPATH (ours points at the repository), no user site
+    directory, and no current directory on sys.path, so only what pip installed there is importable."""
+    return [venv / "bin" / "python", "-I"]
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +66,14 @@ def suite_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("standalone")
     wheels, wheel = wheel_dir(), suite_wheel(tmp)
     venv = tmp / "venv"
-    run([sys.executable, "-m", "venv", venv], timeout=300, env=clean_environment())
-    run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-index", "--find-links", wheels, wheel],
-        timeout=900, env=clean_environment(), cwd=tmp)
+    run([sys.executable, "-m", "venv", venv], timeout=300)
+    run([*venv_python(venv), "-m", "pip", "install", "--quiet", "--no-index", "--find-links", wheels, wheel],
+        timeout=900, cwd=tmp)
     return venv
 
 
-def _venv_run(venv: Path, *args: str | Path, cwd: Path, env: dict[str, str] | None = None,
-              timeout: float = 600) -> str:
-    result = run([venv / "bin" / "python", *args], timeout=timeout, cwd=cwd, check=False,
-                 env={**clean_environment(), **(env or {})})
+def _venv_run(venv: Path, *args: str | Path, cwd: Path, timeout: float = 600) -> str:
+    result = run([*venv_python(venv), *args], timeout=timeout, cwd=cwd, check=False)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result.stdout
 
@@ -101,15 +99,18 @@ def test_its_checks_collect_and_one_passes_against_the_local_target(suite_venv: 
     target = LocalTarget(workdir, timeout=120)
     try:
         target.up(detach=True)
-        common = ["-m", "pytest", "--pyargs", "smoke_tests.checks", "-p", "no:cacheprovider",
-                  "--local-target", "--local-target-dir", str(workdir),
-                  "--smoke-report", str(tmp_path / "smoke.md"), "--diagnostics-dir", str(tmp_path / "diag")]
+        options = ["-p", "no:cacheprovider", "--local-target", "--local-target-dir", str(workdir),
+                   "--smoke-report", str(tmp_path / "smoke.md"), "--diagnostics-dir", str(tmp_path / "diag")]
+        common = ["-m", "pytest", "--pyargs", "smoke_tests.checks", *options]
         collected = _venv_run(suite_venv, *common, "--collect-only", "-q", cwd=tmp_path)
         ids = [line for line in collected.splitlines() if "::" in line]
+        # The same checks as the repository's copy collects, from the repository, whose conftest files do
+        # not apply to the suite (pytest then held the report's plugin object in a set: it must hash).
         here = run([sys.executable, *common, "--collect-only", "-q"], timeout=300, cwd=REPO).stdout
         assert len(ids) == len([line for line in here.splitlines() if "::" in line]) > 20, collected
         assert any(i.endswith("test_login.py::test_login_gives_a_session_the_dashboard_accepts") for i in ids), ids
-        passed = _venv_run(suite_venv, *common, "-k", "test_login_gives_a_session_the_dashboard_accepts", "-rA", cwd=tmp_path)
+        passed = _venv_run(suite_venv, *common, "-k", "test_login_gives_a_session_the_dashboard_accepts", "-rA",
+                           cwd=tmp_path)
         assert "PASSED" in passed and " 1 passed" in passed, passed
         assert f"local conformance target ({workdir.resolve()})" in (tmp_path / "smoke.md").read_text()
     finally:
