@@ -27,6 +27,7 @@ from the `fresh` marker.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -36,10 +37,11 @@ from xml.etree import ElementTree
 
 import pytest
 
+from infra.ci.budget import FRESH_REPORT
 from infra.ci.fresh import not_run_reason, record_pass, record_path
 from infra.toolchain.model import load_toolchain
 from infra.versions import load_versions
-from tests.fresh_container import INSIDE, REPO, FreshRun
+from tests.fresh_container import INSIDE, REPO, FreshRun, started_beside
 
 pytestmark = [pytest.mark.live, pytest.mark.fresh]
 
@@ -62,17 +64,22 @@ def _junit_counts(report: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture
-def fresh_run() -> Iterator[FreshRun]:
-    """The fresh run; its container and stand-ins are removed afterwards, its folder (the log, the
-    reports) only when the test passed."""
+def fresh_run(request: pytest.FixtureRequest) -> Iterator[FreshRun]:
+    """The fresh run, started beside the other tests when the session began (else here); its
+    container and stand-ins are removed afterwards, its folder (the log, the reports) only when the
+    test passed."""
     if os.environ.get(INSIDE):
         pytest.skip("NOT RUN: already inside the fresh container")
     reason = not_run_reason(os.environ, REPO)
     if reason is not None:
         pytest.skip(reason)
-    fresh = FreshRun(work=Path(tempfile.mkdtemp(prefix="kfstack-fresh-")))
+    beside = started_beside(request.config)
+    fresh = beside.run if beside is not None else FreshRun(work=Path(tempfile.mkdtemp(prefix="kfstack-fresh-")))
     try:
-        fresh.start()
+        if beside is None:
+            fresh.start()
+        else:
+            beside.take()
         yield fresh
     finally:
         fresh.close(keep=True)  # a test that passed has removed the folder already
@@ -108,6 +115,8 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_run: FreshRun) -> Non
     print(f"fresh container: README commands in {seconds:.0f}s; {summary[-1]}; "
           + " ".join(re.findall(r"FRESH-CONTAINER-TIMES .*", output)) + f"; {len(skipped)} skip lines:\n"
           + "\n".join(skipped))
+    if (REPO / "reports").is_dir():  # the test command's table says what ran beside it (infra.ci.budget)
+        (REPO / "reports" / FRESH_REPORT).write_text(json.dumps({"container_seconds": round(seconds, 1)}) + "\n")
     done = record_pass(fresh_run.digest, fresh_run.commit, seconds, setup_seconds=setup_s, test_seconds=test_s)
     print(f"recorded in {record_path()}: {done.summary()}")
     fresh_run.close(keep=False)
