@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from infra.ci.fresh import inputs_digest, not_run_reason
+from infra.ci.tiers import tier_of
 from infra.nodeimage.build import Build
 from infra.nodeimage.pins import load_pins
 from infra.nodeimage.recipes import RecipeError, debian_base
@@ -274,6 +275,36 @@ def close_beside(config: pytest.Config) -> None:
     beside = config.stash.get(STASH, None)
     if beside is not None and not beside.taken:
         beside.run.close(keep=False)
+
+
+# Inside the container the simulated-cluster tier runs only these modules: between them they use
+# every tool the set-up installs for that tier, which is what the fresh machine proves; the host's
+# own run, in the same CI, runs every other test of the tier on the same code. Unit, render and
+# live (NOT RUN there: no container runtime) run whole, and the smoke suite on the local target too.
+INSIDE_SIM_MODULES = {
+    "tests/test_readme.py": "the README's bring-up block, as written",
+    "tests/test_sim_stack.py": "the Pulumi engine, its language host and the Kubernetes provider plugin "
+                               "against kwok's kube-apiserver, etcd and controllers; kubectl; kustomize",
+    "tests/test_upgrade_sim.py": "both manifests releases the set-up fetched",
+    "tests/test_mlmd_server.py": "the ML Metadata stand-in on the ml-metadata wheel, MariaDB and PostgreSQL",
+}
+
+
+def inside_selection(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the fresh container, deselect the simulated-cluster tests outside `INSIDE_SIM_MODULES`
+    (reported by pytest as deselected, and NOT RUN in the container's table)."""
+    if not os.environ.get(INSIDE):
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        (drop if tier_of(item) == "sim" and module not in INSIDE_SIM_MODULES else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+        print(f"\nfresh machine: {len(drop)} simulated-cluster tests left to the host's run "
+              f"(here only {', '.join(sorted(INSIDE_SIM_MODULES))})", flush=True)
 
 
 def _environment(site: ReleaseSite) -> dict[str, str]:

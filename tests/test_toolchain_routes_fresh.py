@@ -14,9 +14,16 @@ Its network is the package registries plus two stand-ins for what these machines
 
 Then `./scripts/setup` and `./scripts/test`, exactly as written; both must succeed, the set-up's
 summary must name a route for every tool, and every tier the tests cannot run there must be
-reported as skipped with its reason. The cold time is printed for the docs.
+reported as skipped with its reason. The cold time is printed for the docs. What it proves is the
+set-up, so nothing is paid twice: there the simulated-cluster tier runs only the modules that use
+every tool the set-up installs for it (`INSIDE_SIM_MODULES` in tests/fresh_container.py, each with
+why); the host's run in the same CI runs the rest of that tier on the same commit.
 
-It takes about half an hour (most of it the test command inside), so it runs where CI runs
+The container starts when the session has collected this test, beside the other tests (the
+preparation runs before any test; see tests/fresh_container.py), and the test waits at its turn
+for what is left; the table's line under it gives the container's own time.
+
+It takes about twenty minutes (most of it the test command inside), so it runs where CI runs
 (`CI=true`, as `.ci/run` is run) when an input of the README's set-up changed since its last pass
 on this machine (`infra.ci.fresh.INPUTS` lists them, each with why), or when asked
 (`KFSTACK_FRESH_CONTAINER_TEST=1`); `KFSTACK_FRESH_CONTAINER_TEST=0` turns it off. A pass records
@@ -106,7 +113,8 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_run: FreshRun) -> Non
     assert sorted(releases) == sorted(load_versions().releases), f"manifests trees missing here: served {releases}"
     assert not [line for line in skipped if "manifests tree" in line], "\n".join(skipped)
     ran = _junit_counts(fresh_run.reports / "project-tests.xml")
-    for module in ("tests/test_render.py", "tests/test_sim_stack.py", "tests/test_upgrade_sim.py"):
+    for module in ("tests/test_render.py", "tests/test_readme.py", "tests/test_sim_stack.py",
+                   "tests/test_upgrade_sim.py"):
         assert ran.get(module, (0, 0))[0] > 0, f"no test of {module} ran there: {ran}"
     assert _junit_counts(fresh_run.reports / "smoke.xml"), "the smoke suite wrote no report"
     print("per module (passed, skipped): " + ", ".join(f"{m} {c}" for m, c in sorted(ran.items())))
