@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -24,20 +25,29 @@ def override_variable(binary: str) -> str:
     return "KFSTACK_BIN_" + binary.upper().replace("-", "_").replace(".", "_")
 
 
-def find_tool(binary: str, environ: dict[str, str] | None = None) -> str:
-    """The executable to run for `binary`; `ToolNotFoundError` naming the variable to set."""
+def override(binary: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The executable `KFSTACK_BIN_<NAME>` names, if it is set; `ToolNotFoundError` if it is no executable."""
     env = os.environ if environ is None else environ
     variable = override_variable(binary)
     explicit = env.get(variable)
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ToolNotFoundError(f"{variable}={explicit} is not an executable file")
-        return str(path)
+    if not explicit:
+        return None
+    path = Path(explicit).expanduser()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise ToolNotFoundError(f"{variable}={explicit} is not an executable file")
+    return path
+
+
+def find_tool(binary: str, environ: Mapping[str, str] | None = None) -> str:
+    """The executable to run for `binary`; `ToolNotFoundError` naming the variable to set."""
+    env = os.environ if environ is None else environ
+    explicit = override(binary, env)
+    if explicit is not None:
+        return str(explicit)
     scripts = Path(sysconfig.get_path("scripts")) / binary
     if scripts.is_file() and os.access(scripts, os.X_OK):
         return str(scripts)  # installed into the same environment as the suite
     found = shutil.which(binary, path=env.get("PATH"))
     if found:
         return found
-    raise ToolNotFoundError(f"{binary} not found on PATH; install it or set {variable} to its path")
+    raise ToolNotFoundError(f"{binary} not found on PATH; install it or set {override_variable(binary)} to its path")
