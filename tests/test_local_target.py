@@ -142,7 +142,8 @@ def test_down_never_stops_a_process_it_did_not_start(tmp_path: Path) -> None:
     target's working directory are stopped."""
     import subprocess
 
-    from infra.local_target.target import LocalState, LocalTarget
+    from infra.local_target.target import LocalTarget
+    from smoke_tests.local import LocalState
 
     stranger = subprocess.Popen(["sleep", "60"])
     try:
