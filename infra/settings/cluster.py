@@ -47,6 +47,10 @@ LOCAL_PROVIDERS = ("kind", "minikube", "sim")
 MinikubeDriver = Literal["docker", "podman", "kvm2", "qemu2", "virtualbox", "hyperkit", "vfkit", "hyperv", "none",
                          "ssh"]
 MINIKUBE_DRIVERS: tuple[str, ...] = get_args(MinikubeDriver)
+MinikubeRuntime = Literal["containerd", "docker", "cri-o"]
+MinikubeCni = Literal["auto", "bridge", "calico", "cilium", "flannel", "kindnet"]
+# Drivers whose node is a container on the host's runtime: minikube refuses more CPUs than it has.
+CONTAINER_DRIVERS = ("docker", "podman")
 
 # kind's own defaults, set explicitly: the host's blackhole routes (infra/runtime/routes.py) and the
 # node image built here (its static CNI range lies in the pod subnet) must agree with the cluster.
@@ -110,12 +114,29 @@ class KindSettings(Section):
 
 class MinikubeSettings(Section):
     driver: Annotated[MinikubeDriver, BeforeValidator(_text)] = "docker"
-    cpus: Annotated[int, _whole(2), minimum(2)] = 8
+    # At most the container runtime's cores with the docker and podman drivers (checked before start:
+    # minikube would stop with "not enough CPUs"); minikube's own default is 2.
+    cpus: Annotated[int, _whole(2), minimum(2)] = 2
     memory: Annotated[str, BeforeValidator(_text),
                       matches(_MINIKUBE_SIZE, "must be a size minikube reads, such as 16g or 16384mb")] = "16g"
     disk: Annotated[str, BeforeValidator(_text), matches(_MINIKUBE_SIZE, "must be a size such as 50g")] = "50g"
     kubernetes_version: Annotated[str, BeforeValidator(_text), matches(
         _K8S_VERSION, "must be a Kubernetes version such as v1.34.2")] = "v1.34.2"
+    # The node's image: upstream's kicbase for this minikube ([minikube] in versions.toml), or the one
+    # built here (`kfstack nodeimage kicbase`: kfstack/kicbase:<minikube version>).
+    base_image: Annotated[str, BeforeValidator(_text)] = Field(
+        default_factory=lambda: load_versions().minikube_base_image)
+    # containerd: what the kicbase built here runs (upstream's kicbase also has docker and cri-o).
+    container_runtime: Annotated[MinikubeRuntime, BeforeValidator(_text)] = "containerd"
+    # bridge: no image needed, one node (minikube's default for containerd, kindnet, pulls an image).
+    cni: Annotated[MinikubeCni, BeforeValidator(_text)] = "bridge"
+
+    @field_validator("base_image")
+    @classmethod
+    def _pinned(cls, image: str) -> str:
+        if "@sha256:" not in image and ":" not in image.rsplit("/", 1)[-1]:
+            raise fail("pin the base image with a tag (kfstack/kicbase:v1.37.0) or a digest")
+        return image
 
 
 class ExistingSettings(Section):
