@@ -88,9 +88,9 @@ def cpu_problem(settings: MinikubeSettings, cores: int | None) -> Problem | None
 def runtime_cores(driver: str) -> int | None:
     """Cores of the runtime the node runs on (docker info's NCPU, as minikube reads), else the host's."""
     if driver == "docker":
-        info = docker.server_info()
-        if info and isinstance(info.get("NCPU"), int):
-            return int(info["NCPU"])  # type: ignore[arg-type]
+        cores = (docker.server_info() or {}).get("NCPU")
+        if isinstance(cores, int):
+            return cores
     return os.cpu_count()
 
 

@@ -493,17 +493,23 @@ def trim_systemd(root: Path) -> None:
     run(["systemctl", f"--root={root}", "mask", "systemd-binfmt.service"], timeout=60)
 
 
-def _import_images(container: str, tars: Mapping[str, Path]) -> None:
-    """Start containerd in the build container, import every image unpacked-later and pinned, stop it."""
+def _import_images(container: str, tars: Mapping[str, Path], *, label_on_import: bool = True) -> None:
+    """Start containerd in the build container, import every image unpacked-later and pinned, stop it.
+    Without `label_on_import` (an older ctr, such as Debian's 1.6, has no `import --label`), each
+    image is pinned by `ctr images label` after its import."""
     run([docker_cli(), "exec", "-d", container, "sh", "-c", "containerd > /tmp/containerd.log 2>&1"], timeout=60)
     wait_until(lambda: (run([docker_cli(), "exec", container, "ctr", "version"], timeout=30,
                             check=False).returncode == 0, "containerd not answering"),
                timeout=60, interval=0.5, what="containerd in the node-image build container")
     for tag, tar in tars.items():
         docker("cp", str(tar), f"{container}:/kind/images/import.tar")
+        label = ["--label=io.cri-containerd.pinned=pinned"] if label_on_import else []
         try:
             docker("exec", container, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms",
-                   "--no-unpack", "--digests", "--label=io.cri-containerd.pinned=pinned", "/kind/images/import.tar")
+                   "--no-unpack", "--digests", *label, "/kind/images/import.tar")
+            if not label_on_import:
+                docker("exec", container, "ctr", "--namespace=k8s.io", "images", "label", tag,
+                       "io.cri-containerd.pinned=pinned")
         except CommandError as exc:
             raise NodeImageError(f"importing {tag} into the node image failed:\n{exc}") from None
     docker("exec", container, "rm", "-rf", "/kind/images/import.tar")

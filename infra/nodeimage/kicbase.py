@@ -208,12 +208,13 @@ class KicbaseBuild:
             docker("run", "-d", "--name", name, "--entrypoint", "sleep", "--security-opt", "seccomp=unconfined",
                    base, "infinity", timeout=120)
             try:
-                _import_images(name, tars)
+                _import_images(name, tars, label_on_import=False)  # Debian's ctr 1.6
                 run([docker_cli(), "exec", "-d", name, "sh", "-c", "containerd > /tmp/containerd.log 2>&1"],
                     timeout=60)
                 for alias, source in self.pins.aliases.items():
                     docker("exec", name, "sh", "-c", f"until ctr version >/dev/null 2>&1; do sleep 0.5; done; "
-                           f"ctr -n k8s.io images tag {source} {alias}", timeout=120)
+                           f"ctr -n k8s.io images tag {source} {alias} && "
+                           f"ctr -n k8s.io images label {alias} io.cri-containerd.pinned=pinned", timeout=120)
                 docker("exec", name, "sh", "-c", "pkill containerd; while pgrep -x containerd >/dev/null; "
                        "do sleep 0.5; done; rm -f /tmp/containerd.log", timeout=120)
                 out.parent.mkdir(parents=True, exist_ok=True)
