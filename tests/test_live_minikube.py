@@ -191,6 +191,7 @@ def test_destroy_leaves_no_profile_container_network_volume_or_route(live: Live)
     added = routes.routes_wanted()
     live.ts.stack.destroy(on_output=_quiet)
     assert not MinikubeClusterProvider().cluster_exists(live.props)
+    assert not minikube_home(live.props).exists()  # its CA and keys went with it
     assert _leftovers(live.name) == {"containers": [], "networks": [], "volumes": [], "routes": []}
     for cidr in (SERVICE_RANGE, POD_RANGE):
         if added and not routes.holders(cidr):  # the last holder gone (another cluster may keep it)

@@ -13,6 +13,7 @@ same name in any home (a node container labelled with that name) is someone else
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,8 @@ def _workdir(props: dict[str, Any]) -> Path:
 
 
 def minikube_home(props: dict[str, Any]) -> Path:
-    """This cluster's MINIKUBE_HOME (minikube keeps its files in `<home>/.minikube`)."""
-    return _workdir(props) / "home"
+    """This cluster's MINIKUBE_HOME (minikube keeps its files in `<home>/.minikube`); not created here."""
+    return clusters_dir() / f"minikube-{props['name']}" / "home"
 
 
 def _env(props: dict[str, Any]) -> dict[str, str]:
@@ -127,8 +128,6 @@ def _link(source: Path, dest: Path) -> None:
     try:
         os.link(source, dest)
     except OSError:
-        import shutil
-
         shutil.copy2(source, dest)
 
 
@@ -199,6 +198,8 @@ class MinikubeClusterProvider(LocalClusterProvider):
     def delete_cluster(self, props: dict[str, Any]) -> None:
         _minikube(props, "delete", "--profile", props["name"])
         routes.release(_route_owner(props), say=note)  # removed with the last cluster holding it
+        # The home was this cluster's alone: its CA and keys go with it (the cache links cost nothing).
+        shutil.rmtree(minikube_home(props), ignore_errors=True)
 
     def adopt_cluster(self, props: dict[str, Any]) -> str:
         # Writes the profile's context into the stack's own kubeconfig, never the user's.
