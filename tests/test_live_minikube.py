@@ -2,10 +2,11 @@
 created and deleted by the project's own MinikubeCluster provider through the real Pulumi engine.
 
 One cluster serves the tests that are not about its lifecycle (module-scoped, as the CI budget
-needs): create to a Ready node behind blackhole routes where the host needs them, the skipped
-checks named in the stack's output, a kubeconfig that works from another directory, a claim bound
-by the storage-provisioner built here, a no-op `pulumi up` with zero changes, and destroy leaving no
-profile, container, network, volume or route. Apart, and after it: a profile of the same name made
+needs): create to a Ready node behind blackhole routes where the host needs them, a local image of
+`preloadImages` in the node under its ID, the skipped checks named in the stack's output, a
+kubeconfig that works from another directory, a claim bound by the storage-provisioner built here,
+a no-op `pulumi up` with zero changes, and destroy leaving no profile, container, network, volume
+or route. Apart, and after it: a profile of the same name made
 by plain `minikube start` in another home is refused and kept.
 
 Where the host cannot run them (no container runtime, no minikube, fewer than 2 cores), NOT RUN
@@ -40,6 +41,7 @@ from infra.clusters.minikube import (
     runtime_cores,
     skipped_checks,
 )
+from infra.clusters.preload import node_image_ids, normalize
 from infra.config import MinikubeClusterConfig, MinikubeSettings
 from infra.names import unique_name
 from infra.run import run
@@ -77,11 +79,18 @@ def kicbase(container_runtime: Any) -> str:  # noqa: F811
     return release
 
 
-def _settings(image: str) -> MinikubeSettings:
+def _settings(image: str, preload: tuple[str, ...] = ()) -> MinikubeSettings:
     cores = runtime_cores("docker") or 0
     if cores < 2:
         pytest.skip(f"NOT RUN: minikube needs 2 CPUs and this machine's container runtime has {cores}")
-    return MinikubeSettings(cpus=2, memory=MEMORY, disk="20g", base_image=image)
+    return MinikubeSettings(cpus=2, memory=MEMORY, disk="20g", base_image=image, preload_images=list(preload))
+
+
+def _tiny_image(ref: str) -> str:
+    """An image of one empty layer under `ref`, made here (no registry); returns its ID."""
+    run(["docker", "import", "--change", f"LABEL kfstack.preload-test={ref}", "-", ref], input_text="\0" * 10240,
+        timeout=60)
+    return run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], timeout=60).stdout.strip()
 
 
 def _leftovers(name: str) -> dict[str, list[str]]:
@@ -99,6 +108,7 @@ class Live:
     ts: TempStack
     name: str
     props: dict[str, Any]
+    preloaded: dict[str, str]  # a local image in preloadImages -> its ID
 
     def kubeconfig(self) -> str:
         return str(self.ts.stack.outputs()["kubeconfig"].value)
@@ -110,7 +120,9 @@ class Live:
 @pytest.fixture(scope="module")
 def live(kicbase: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     name = unique_name("kfmk")
-    config = MinikubeClusterConfig(provider="minikube", name=name, minikube=_settings(kicbase))
+    ref = f"kfstack/{unique_name('mk-preload-test')}:v1"
+    config = MinikubeClusterConfig(provider="minikube", name=name, minikube=_settings(kicbase, (ref,)))
+    preloaded = {ref: _tiny_image(ref)}
 
     def program() -> None:
         cluster = MinikubeCluster("c", config)
@@ -118,7 +130,8 @@ def live(kicbase: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         pulumi.export("skippedChecks", cluster.outputs["skippedChecks"])
 
     ts = inline_stack(tmp_path_factory.mktemp("live-minikube"), program, prefix="mk")
-    yield Live(ts, name, config.props())
+    yield Live(ts, name, config.props(), preloaded)
+    run(["docker", "rmi", "--force", ref], timeout=60, check=False)
     with contextlib.suppress(auto.CommandError):
         ts.stack.destroy(on_output=_quiet)
     provider = MinikubeClusterProvider()
@@ -141,6 +154,12 @@ def test_up_creates_a_ready_node(live: Live) -> None:
         return conditions.get("Ready") == "True", conditions
 
     wait_until(node_ready, timeout=300, interval=3, what="the minikube node to be Ready")
+
+
+def test_preload_images_reach_the_node_by_id(live: Live) -> None:
+    [node] = profile_containers(live.name)
+    ids = node_image_ids(node)
+    assert {ref: ids.get(normalize(ref)) for ref in live.preloaded} == live.preloaded
 
 
 def test_the_output_names_the_checks_force_skipped(live: Live) -> None:

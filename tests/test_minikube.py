@@ -92,6 +92,12 @@ def test_a_changed_node_setting_replaces_the_cluster(key: str) -> None:
     assert MinikubeClusterProvider().diff("minikube:m", old, new).replaces == [key]
 
 
+def test_a_changed_image_list_is_loaded_in_place() -> None:
+    old = _config().props()
+    diff = MinikubeClusterProvider().diff("minikube:m", old, {**old, "preloadImages": ["kfstack/x:v1"]})
+    assert diff.changes and diff.replaces == []
+
+
 def test_more_cpus_than_the_runtime_has_is_a_keyed_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = parse_stack_config("t", {"devStack": True, "cluster": {
         "provider": "minikube", "name": "m", "minikube": {"cpus": 8}}})

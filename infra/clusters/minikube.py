@@ -23,6 +23,7 @@ import pulumi
 from infra.clusters import kubelet
 from infra.clusters.base import Cluster, cluster_settings
 from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
+from infra.clusters.preload import load_lacking
 from infra.config import MinikubeClusterConfig, MinikubeSettings, StackConfig
 from infra.paths import clusters_dir
 from infra.run import run
@@ -193,7 +194,19 @@ class MinikubeClusterProvider(LocalClusterProvider):
             if not self.cluster_exists(props):
                 routes.release(_route_owner(props), say=note)
             raise
+        self._preload(props)  # after start: minikube restarts the node's containerd while it sets it up
         return (_workdir(props) / "kubeconfig").read_text()
+
+    def _preload(self, props: dict[str, Any]) -> None:
+        """Load into the node the local images it lacks (compared by image ID), as for kind."""
+        images = list(props.get("preloadImages") or [])
+        if images:
+            load_lacking(profile_containers(props["name"]), images, note)
+
+    def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """A changed image list loads the images (the only in-place change a minikube cluster takes)."""
+        if old.get("preloadImages") != new.get("preloadImages"):
+            self._preload(new)
 
     def delete_cluster(self, props: dict[str, Any]) -> None:
         _minikube(props, "delete", "--profile", props["name"])

@@ -65,6 +65,10 @@ def _tagged(image: Any) -> bool:
     return isinstance(image, str) and ":" in image.rsplit("/", 1)[-1]
 
 
+# Local images loaded into a local cluster's nodes (only those a node lacks, by image ID).
+PreloadImages = Annotated[tuple[str, ...], listing(
+    "must be a list of image references with tags, such as ghcr.io/kubeflow/kubeflow/kfam:v1.10.0", item=_tagged)]
+
 # A port: at least 1 here, at most 65535 checked with both ports (the problem names the mapping).
 Port = Annotated[int, _whole(1), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})]
 
@@ -100,9 +104,7 @@ class KindSettings(Section):
     service_account_signing_key_file: AbsolutePath = "/etc/kubernetes/pki/sa.key"
     extra_port_mappings: Annotated[tuple[PortMapping, ...], listing("must be a list of port mappings")] = ()
     # Local images `kind load`ed into the nodes after create (images built here, no registry).
-    preload_images: Annotated[tuple[str, ...], listing(
-        "must be a list of image references with tags, such as ghcr.io/kubeflow/kubeflow/kfam:v1.10.0",
-        item=_tagged)] = ()
+    preload_images: PreloadImages = ()
 
     @field_validator("node_image")
     @classmethod
@@ -130,6 +132,8 @@ class MinikubeSettings(Section):
     container_runtime: Annotated[MinikubeRuntime, BeforeValidator(_text)] = "containerd"
     # bridge: no image needed, one node (minikube's default for containerd, kindnet, pulls an image).
     cni: Annotated[MinikubeCni, BeforeValidator(_text)] = "bridge"
+    # Local images loaded into the node after start and when the list changes (images built here).
+    preload_images: PreloadImages = ()
 
     @field_validator("base_image")
     @classmethod
