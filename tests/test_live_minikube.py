@@ -47,8 +47,7 @@ from infra.names import unique_name
 from infra.run import run
 from infra.runtime import routes
 from infra.wait import wait_until
-from tests.helpers import require_toolchain
-from tests.live_fixtures import container_runtime  # noqa: F401 - fixture
+from tests.live_fixtures import container_runtime, kicbase  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 MEMORY = "3g"  # small: the machine is shared with kind clusters
@@ -56,27 +55,6 @@ MEMORY = "3g"  # small: the machine is shared with kind clusters
 
 def _quiet(_line: str) -> None:
     return None
-
-
-@pytest.fixture(scope="session")
-def kicbase(container_runtime: Any) -> str:  # noqa: F811
-    """The kicbase image built here with its preload (every step cached); where it cannot be built
-    (no debootstrap, not root), upstream's pinned kicbase, if it can be pulled."""
-    require_toolchain("minikube", "pulumi", "kubectl")
-    import shutil
-
-    if os.geteuid() == 0 and shutil.which("debootstrap"):
-        from infra.nodeimage.kicbase import build_kicbase
-
-        return build_kicbase(say=_quiet).tag
-    from infra.versions import load_versions
-
-    release = load_versions().minikube_base_image
-    if run(["docker", "image", "inspect", release], timeout=60, check=False).returncode != 0 and \
-            run(["docker", "pull", release], timeout=900, check=False).returncode != 0:
-        pytest.skip(f"NOT RUN: no kicbase image: the source route needs root and debootstrap, and {release} "
-                    "cannot be pulled")
-    return release
 
 
 def _settings(image: str, preload: tuple[str, ...] = ()) -> MinikubeSettings:
@@ -118,7 +96,7 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(kicbase: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(kicbase: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:  # noqa: F811
     name = unique_name("kfmk")
     ref = f"kfstack/{unique_name('mk-preload-test')}:v1"
     config = MinikubeClusterConfig(provider="minikube", name=name, minikube=_settings(kicbase, (ref,)))
@@ -217,7 +195,7 @@ def test_destroy_leaves_no_profile_container_network_volume_or_route(live: Live)
             assert not routes.blackhole_present(cidr), cidr
 
 
-def test_a_profile_made_by_plain_minikube_is_refused_and_kept(kicbase: str, tmp_path: Path) -> None:
+def test_a_profile_made_by_plain_minikube_is_refused_and_kept(kicbase: str, tmp_path: Path) -> None:  # noqa: F811
     """`minikube start` by hand in the user's own home (no Kubernetes: the node container is what
     makes the name taken); the stack's `up` fails naming it, and neither up nor destroy touch it."""
     from infra.toolchain import tool_path, tools_env

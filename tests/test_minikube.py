@@ -151,3 +151,9 @@ def test_minikube_pins_agree_with_minikubes_source() -> None:
                                              "PreloadVersion")
     assert pins.newest_kubernetes == _go_const((root / "pkg/minikube/constants/constants.go").read_text(),
                                                "NewestKubernetesVersion")
+
+
+def test_an_unpinned_base_image_is_a_keyed_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"cluster\.minikube\.baseImage = 'kfstack/kicbase': pin the base image"):
+        _config(baseImage="kfstack/kicbase")
+    assert _config(baseImage="localhost:5000/kicbase:v1").props()["baseImage"] == "localhost:5000/kicbase:v1"

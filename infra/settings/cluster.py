@@ -16,7 +16,6 @@ from pydantic import (
     Field,
     Tag,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 
@@ -57,6 +56,8 @@ CONTAINER_DRIVERS = ("docker", "podman")
 KIND_POD_SUBNET = "10.244.0.0/16"
 KIND_SERVICE_SUBNET = "10.96.0.0/16"
 _MINIKUBE_SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?([kmgt]b?|[KMGT]B?)?$")
+# An image pinned by a digest, or by a tag (a colon after the last slash: not a registry's port).
+_PINNED = re.compile(r"^(.*@sha256:.*|(.*/)?[^/]*:[^/]*)$")
 _K8S_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
 _MANAGED_K8S_VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
 
@@ -96,7 +97,9 @@ class PortMapping(Section):
 
 
 class KindSettings(Section):
-    node_image: Annotated[str, BeforeValidator(_text)] = Field(default_factory=lambda: load_versions().kind_node_image)
+    node_image: Annotated[str, BeforeValidator(_text), matches(
+        _PINNED, "pin the node image with a tag (kindest/node:v1.34.0) or a digest")] = Field(
+        default_factory=lambda: load_versions().kind_node_image)
     control_planes: Positive = 1
     workers: Whole = 0
     service_account_issuer: Annotated[str, BeforeValidator(_text), matches(
@@ -106,12 +109,6 @@ class KindSettings(Section):
     # Local images `kind load`ed into the nodes after create (images built here, no registry).
     preload_images: PreloadImages = ()
 
-    @field_validator("node_image")
-    @classmethod
-    def _pinned(cls, image: str) -> str:
-        if "@sha256:" not in image and ":" not in image.rsplit("/", 1)[-1]:
-            raise fail("pin the node image with a tag (kindest/node:v1.34.0) or a digest")
-        return image
 
 
 class MinikubeSettings(Section):
@@ -126,7 +123,8 @@ class MinikubeSettings(Section):
         _K8S_VERSION, "must be a Kubernetes version such as v1.34.2")] = "v1.34.2"
     # The node's image: upstream's kicbase for this minikube ([minikube] in versions.toml), or the one
     # built here (`kfstack nodeimage kicbase`: kfstack/kicbase:<minikube version>).
-    base_image: Annotated[str, BeforeValidator(_text)] = Field(
+    base_image: Annotated[str, BeforeValidator(_text), matches(
+        _PINNED, "pin the base image with a tag (kfstack/kicbase:v1.37.0) or a digest")] = Field(
         default_factory=lambda: load_versions().minikube_base_image)
     # containerd: what the kicbase built here runs (upstream's kicbase also has docker and cri-o).
     container_runtime: Annotated[MinikubeRuntime, BeforeValidator(_text)] = "containerd"
@@ -134,13 +132,6 @@ class MinikubeSettings(Section):
     cni: Annotated[MinikubeCni, BeforeValidator(_text)] = "bridge"
     # Local images loaded into the node after start and when the list changes (images built here).
     preload_images: PreloadImages = ()
-
-    @field_validator("base_image")
-    @classmethod
-    def _pinned(cls, image: str) -> str:
-        if "@sha256:" not in image and ":" not in image.rsplit("/", 1)[-1]:
-            raise fail("pin the base image with a tag (kfstack/kicbase:v1.37.0) or a digest")
-        return image
 
 
 class ExistingSettings(Section):
