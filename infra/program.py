@@ -83,3 +83,5 @@ def run_program() -> None:
     except (UserError, ToolchainError) as exc:
         raise pulumi.RunError(str(exc)) from None
     export_outputs(cfg, stack.rendered, stack.cluster.kubeconfig)
+    for key, value in stack.cluster.outputs.items():
+        pulumi.export(key, value)

@@ -45,6 +45,7 @@ class Versions:
     default_release: str
     releases: dict[str, Release]
     kind_node_image: str
+    minikube_base_image: str
     images: dict[str, str]
     tools: dict[str, dict[str, Any]]
 
@@ -64,12 +65,13 @@ def load_versions(path: Path = VERSIONS_FILE) -> Versions:
     releases = {tag: Release(tag=tag, **spec) for tag, spec in data["kubeflow"]["releases"].items()}
     return Versions(python=dict(data["python"]), default_release=data["kubeflow"]["default_release"],
                     releases=releases, kind_node_image=_pinned_image(data["kind"]),
+                    minikube_base_image=_pinned_image(data["minikube"], "base_image"),
                     images=dict(data.get("images", {})),
                     tools=dict(data.get("tools", {})))
 
 
-def _pinned_image(section: dict[str, Any]) -> str:
+def _pinned_image(section: dict[str, Any], key: str = "node_image") -> str:
     """`name:tag@digest` when a digest is recorded: the tag for people, the digest for the pull."""
-    image = str(section["node_image"])
-    digest = str(section.get("node_image_digest") or "")
+    image = str(section[key])
+    digest = str(section.get(f"{key}_digest") or "")
     return f"{image}@{digest}" if digest else image

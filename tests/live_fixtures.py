@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -30,23 +30,38 @@ def container_runtime() -> Iterator[docker.RuntimeState]:
         docker.stop_daemon(_quiet)
 
 
-@pytest.fixture(scope="session")
-def node_image(container_runtime: docker.RuntimeState) -> str:
-    """The node image built here (source route; every step cached, so quick when warm). Where it
-    cannot be built (no debootstrap, not root), the pinned release image, if it can be pulled."""
-    require_toolchain("kind", "pulumi", "kubectl")
+def source_or_release(build: Callable[[], str], release: str, what: str) -> str:
+    """The image the source route builds here (every step cached, so quick when warm); where it
+    cannot be built (no debootstrap, not root), the pinned `release` image, if it can be pulled."""
     import os
     import shutil
 
     if os.geteuid() == 0 and shutil.which("debootstrap"):
-        from infra.nodeimage.build import build_node_image
-
-        return build_node_image(say=_quiet).tag
-    from infra.versions import load_versions
-
-    release = load_versions().kind_node_image
+        return build()
     if run(["docker", "image", "inspect", release], timeout=60, check=False).returncode != 0 and \
             run(["docker", "pull", release], timeout=900, check=False).returncode != 0:
-        pytest.skip(f"NOT RUN: no node image: the source route needs root and debootstrap, and {release} "
+        pytest.skip(f"NOT RUN: no {what}: the source route needs root and debootstrap, and {release} "
                     "cannot be pulled")
     return release
+
+
+@pytest.fixture(scope="session")
+def node_image(container_runtime: docker.RuntimeState) -> str:
+    """The kind node image: built here, else the pinned release image."""
+    require_toolchain("kind", "pulumi", "kubectl")
+    from infra.nodeimage.build import build_node_image
+    from infra.versions import load_versions
+
+    return source_or_release(lambda: build_node_image(say=_quiet).tag, load_versions().kind_node_image,
+                             "node image")
+
+
+@pytest.fixture(scope="session")
+def kicbase(container_runtime: docker.RuntimeState) -> str:
+    """minikube's kicbase image with its preload: built here, else upstream's pinned kicbase."""
+    require_toolchain("minikube", "pulumi", "kubectl")
+    from infra.nodeimage.kicbase import build_kicbase
+    from infra.versions import load_versions
+
+    return source_or_release(lambda: build_kicbase(say=_quiet).tag, load_versions().minikube_base_image,
+                             "kicbase image")

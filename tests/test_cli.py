@@ -84,6 +84,7 @@ MINIMAL_ARGS: dict[tuple[str, ...], list[str]] = {
     ("local",): ["status"], ("bench", "deploy"): [], ("conformance",): ["--stack", "sim"], ("report",): [],
     ("runtime", "start"): [], ("runtime", "stop"): [], ("runtime", "status"): [], ("runtime", "shim"): [],
     ("runtime", "release-routes"): ["kind:x"], ("nodeimage", "build"): [], ("nodeimage", "components"): [],
+    ("nodeimage", "kicbase"): [],
     ("nodeimage", "show"): [], ("smoke-job",): ["--stack", "sim"], ("manifests",): ["path"],
     ("config",): ["schema"],
 }

@@ -68,6 +68,25 @@ def test_a_crash_looping_kubelet_stops_the_create_with_its_reason(tmp_path: Path
     assert reads == ["x-control-plane"] * kubelet.CRASH_RESTARTS
 
 
+AWAITING = """Started kubelet.service - kubelet: The Kubernetes Node Agent.
+E1203 16:03:04.782873     688 run.go:72] "command failed" err="failed to load kubelet config file, path: \
+/var/lib/kubelet/config.yaml, error: open /var/lib/kubelet/config.yaml: no such file or directory"
+kubelet.service: Main process exited, code=exited, status=1/FAILURE
+"""
+
+
+def test_a_kubelet_waiting_for_kubeadms_config_is_not_a_failure(tmp_path: Path) -> None:
+    """minikube starts kubelet before `kubeadm init` writes its config (seen live on a loaded host:
+    five restarts in 60 s stopped a create that would have succeeded); a reason of its own after
+    the config exists still stops the create."""
+    waiting = kubelet.state_from("n", SHOW_LOOPING, AWAITING)
+    assert waiting.crash_looping and not waiting.failing
+    out = kubelet.run_watching_kubelet(_sleeper(0.3), timeout=60, nodes=lambda: ["n"],
+                                       diagnostics=tmp_path / "k.txt", read=lambda _n: waiting, interval=0.05)
+    assert out.split() == ["creating", "done"]
+    assert kubelet.state_from("n", SHOW_LOOPING, AWAITING + JOURNAL).failing
+
+
 def test_a_healthy_create_runs_to_its_end(tmp_path: Path) -> None:
     healthy = kubelet.KubeletState("n", "active", 0)
     out = kubelet.run_watching_kubelet(_sleeper(0.3), timeout=60, nodes=lambda: ["n"],

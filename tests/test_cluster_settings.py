@@ -36,7 +36,9 @@ def test_kind_port_mappings_keep_their_keys() -> None:
 
 def test_minikube_props_on_every_default() -> None:
     assert _cluster({"provider": "minikube", "name": "m"}).props() == {
-        "name": "m", "driver": "docker", "cpus": 8, "memory": "16g", "disk": "50g", "kubernetesVersion": "v1.34.2"}
+        "name": "m", "driver": "docker", "cpus": 2, "memory": "16g", "disk": "50g", "kubernetesVersion": "v1.34.2",
+        "baseImage": load_versions().minikube_base_image, "containerRuntime": "containerd", "cni": "bridge",
+        "preloadImages": []}
 
 
 def test_sim_props_as_set() -> None:

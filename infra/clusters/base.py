@@ -8,7 +8,7 @@ kubectl context.
 from __future__ import annotations
 
 import importlib
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -39,6 +39,8 @@ class Cluster(pulumi.ComponentResource):
     # really be deleted: an existing cluster, and cloud clusters, whose controllers made load
     # balancers and disks for Services and claims that only deleting those objects cleans up.
     deleted_with: pulumi.Resource | None = None
+    # Stack outputs the cluster adds beside the kubeconfig (minikube: the checks it skipped).
+    outputs: dict[str, pulumi.Output[Any]] = {}
 
     def _finish(self, name: str, kubeconfig: pulumi.Input[str], *, context: str | None = None,
                 depends_on: list[pulumi.Resource] | None = None, deleted_with: pulumi.Resource | None = None) -> None:

@@ -20,8 +20,9 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 from infra.errors import UserError
 from infra.paths import clusters_dir
 
-# Inputs that matter only when the cluster is created: changing them later changes nothing.
-CREATE_ONLY_KEYS = frozenset({"kubeconfig", "owner", "adopt"})
+# Inputs that matter only when the cluster is created, and outputs create adds (a provider's
+# `extra_outputs`): changing them later changes nothing.
+CREATE_ONLY_KEYS = frozenset({"kubeconfig", "owner", "adopt", "skippedChecks"})
 
 
 class ClusterExistsError(UserError):
@@ -87,6 +88,10 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
     def adopt_cluster(self, props: dict[str, Any]) -> str:
         """Return the kubeconfig of a cluster of this name that already runs."""
 
+    def extra_outputs(self, props: dict[str, Any]) -> dict[str, Any]:
+        """Outputs beside the kubeconfig (named in CREATE_ONLY_KEYS and the resource's `outputs`)."""
+        return {}
+
     def cluster_id(self, props: dict[str, Any]) -> str:
         return f"{self.kind}:{props['name']}"
 
@@ -104,7 +109,8 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
                 raise ClusterExistsError(self.exists_message(props, record.owner()))
             kubeconfig = self.adopt_cluster(props)
             record.write(owner)
-            return CreateResult(self.cluster_id(props), {**props, "kubeconfig": kubeconfig})
+            return CreateResult(self.cluster_id(props), {**props, **self.extra_outputs(props),
+                                                         "kubeconfig": kubeconfig})
         record.write(owner)  # before the create: an interrupted create is then known to be ours
         try:
             kubeconfig = self.create_cluster(props)
@@ -115,7 +121,7 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
                 self.delete_cluster(props)
             record.remove()
             raise
-        return CreateResult(self.cluster_id(props), {**props, "kubeconfig": kubeconfig})
+        return CreateResult(self.cluster_id(props), {**props, **self.extra_outputs(props), "kubeconfig": kubeconfig})
 
     def exists_message(self, props: dict[str, Any], recorded_owner: str | None) -> str:
         name = props["name"]
@@ -143,7 +149,7 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         self.update_cluster(olds, news)
-        return UpdateResult({**news, "kubeconfig": olds.get("kubeconfig", "")})
+        return UpdateResult({**news, **self.extra_outputs(news), "kubeconfig": olds.get("kubeconfig", "")})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         # The state holds this cluster, so this stack created or adopted it.
@@ -158,9 +164,11 @@ class LocalClusterResource(Resource):
     kubeconfig: pulumi.Output[str]
 
     def __init__(self, provider: LocalClusterProvider, name: str, props: dict[str, Any],
-                 opts: pulumi.ResourceOptions, *, adopt: bool = False) -> None:
-        # `owner` names this stack in the ownership record; `adopt` hands over a running cluster.
+                 opts: pulumi.ResourceOptions, *, adopt: bool = False, outputs: tuple[str, ...] = ()) -> None:
+        # `owner` names this stack in the ownership record; `adopt` hands over a running cluster;
+        # `outputs` are the provider's extra outputs, read as attributes of this resource.
         owner = f"{pulumi.get_project()}/{pulumi.get_stack()}"
-        super().__init__(provider, name, {**props, "owner": owner, "adopt": adopt, "kubeconfig": None},
+        super().__init__(provider, name, {**props, **dict.fromkeys(outputs), "owner": owner, "adopt": adopt,
+                                          "kubeconfig": None},
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
                              additional_secret_outputs=["kubeconfig"])))

@@ -22,6 +22,15 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kicbase(args: argparse.Namespace) -> int:
+    from infra.nodeimage.build import NodeImageError
+    from infra.nodeimage.kicbase import build_kicbase
+
+    with failures(NodeImageError, KindSourceError, ToolchainError, CommandError):
+        build_kicbase(say=say, sources=Path(args.sources).resolve() if args.sources else None)
+    return 0
+
+
 def _components(args: argparse.Namespace) -> int:
     from infra.nodeimage.build import NodeImageError
     from infra.nodeimage.components import build_component_images
@@ -35,6 +44,12 @@ def _components(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     print(f"release route: {load_versions().kind_node_image}")
+    print(f"minikube release route: {load_versions().minikube_base_image}")
+    try:
+        kic = json.loads((nodeimage_dir() / "kicbase.json").read_text())
+        print(f"minikube source route: {kic['tag']} (inputs {kic['key']}, preload {kic['preload']})")
+    except (OSError, ValueError, KeyError):
+        print("minikube source route: not built yet (kfstack nodeimage kicbase)")
     try:
         record = json.loads((nodeimage_dir() / "node-image.json").read_text())
     except (OSError, ValueError):
@@ -54,6 +69,10 @@ def register(sub: Subparsers) -> None:
     build = actions.add_parser("build", help="build (or find cached) every step, print each with its time")
     build.add_argument("--sources", help="toolchain source trees (default: $KFSTACK_TOOLCHAIN_SOURCES)")
     build.set_defaults(func=_build)
+    kic = actions.add_parser("kicbase", help="build minikube's kicbase-compatible image and the preload of the "
+                             "Kubernetes images (cached), from the node image's steps")
+    kic.add_argument("--sources", help="toolchain source trees (default: $KFSTACK_TOOLCHAIN_SOURCES)")
+    kic.set_defaults(func=_kicbase)
     comps = actions.add_parser("components", help="build the Kubeflow component images listed in "
                                "[component_images] (cached), under their upstream names")
     comps.add_argument("images", nargs="*", help="image references (default: all)")

@@ -172,9 +172,11 @@ class Build:
                 return found.group(1)
         return "http://deb.debian.org/debian"
 
-    def rootfs(self) -> Path:
+    def rootfs(self, extra: tuple[str, ...] = (), step: str = "rootfs") -> Path:
+        """The node image's Debian rootfs; `extra` packages make another one (the kicbase image's)."""
         mirror = self.mirror()
-        inputs = {"suite": self.pins.debian_suite, "mirror": mirror, "packages": sorted(self.pins.packages)}
+        packages = sorted({*self.pins.packages, *extra})
+        inputs = {"suite": self.pins.debian_suite, "mirror": mirror, "packages": packages}
         key = digest(inputs)
         root = nodeimage_dir() / "rootfs" / key
         done = root / ".kfstack-rootfs.json"
@@ -188,7 +190,7 @@ class Build:
             debs = nodeimage_dir() / "debs"
             debs.mkdir(parents=True, exist_ok=True)
             run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
-                 f"--include={','.join(self.pins.packages)}", self.pins.debian_suite, str(staging), mirror],
+                 f"--include={','.join(packages)}", self.pins.debian_suite, str(staging), mirror],
                 timeout=3600)
             for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
                 for item in (staging / junk).glob("*"):
@@ -198,8 +200,8 @@ class Build:
             shutil.rmtree(root, ignore_errors=True)
             staging.rename(root)
 
-        self.log.run("rootfs", key, done.exists, build)
-        self.keys["rootfs"] = key
+        self.log.run(step, key, done.exists, build)
+        self.keys[step] = key
         return root
 
     def base_image(self, rootfs: Path, kind: KindSources) -> str:
@@ -223,17 +225,7 @@ class Build:
                     {"path": "/kind/bin/mount-product-files.sh"})
                 spec["process"].pop("rlimits", None)  # as kind's base image: no rlimits in the CRI base spec
                 (root / "etc/containerd/cri-base.json").write_text(json.dumps(spec, indent=2) + "\n")
-                archive = Path(tmp) / "root.tar"
-                run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(archive), "."], timeout=900)
-                docker("import", str(archive), f"{tag}-rootfs")
-                context = Path(tmp) / "context"
-                context.mkdir()
-                (context / "Dockerfile").write_text(
-                    f"FROM {tag}-rootfs\nENV container=docker\nSTOPSIGNAL SIGRTMIN+3\n"
-                    f'LABEL {KEY_LABEL}="{key}"\nENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]\n')
-                run([docker_cli(), "build", "-q", "-t", tag, str(context)], timeout=DOCKER_TIMEOUT,
-                    env={"DOCKER_BUILDKIT": "0"})
-                docker("rmi", f"{tag}-rootfs")
+                image_from_root(root, tag, key, Path(tmp))
 
         self.log.run("base image", key, lambda: image_key(tag) == key, build)
         self.keys["base"] = key
@@ -405,6 +397,23 @@ def cni_config(pod_range: str) -> dict[str, object]:
         {"type": "portmap", "capabilities": {"portMappings": True}}]}
 
 
+def image_from_root(root: Path, tag: str, key: str, tmp: Path, env: Mapping[str, str] | None = None) -> None:
+    """A systemd node image from a root directory: imported, with the entrypoint kind's and
+    minikube's base images share, and labelled with its inputs' key."""
+    archive = tmp / "root.tar"
+    run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(archive), "."], timeout=900)
+    docker("import", str(archive), f"{tag}-rootfs")
+    context = tmp / "context"
+    context.mkdir()
+    lines = [f"FROM {tag}-rootfs", "ENV container=docker", *(f"ENV {k}={v}" for k, v in (env or {}).items()),
+             "STOPSIGNAL SIGRTMIN+3", f'LABEL {KEY_LABEL}="{key}"',
+             'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]']
+    (context / "Dockerfile").write_text("\n".join(lines) + "\n")
+    run([docker_cli(), "build", "-q", "-t", tag, str(context)], timeout=DOCKER_TIMEOUT, env={"DOCKER_BUILDKIT": "0"})
+    docker("rmi", f"{tag}-rootfs")
+    archive.unlink()
+
+
 def _root_owned(mode: int) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
     def fix(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
@@ -458,6 +467,16 @@ def apply_kind_base(root: Path, files: Path) -> None:
     for unit in sorted((files / "etc/systemd/system").glob("*")):
         if unit.suffix in (".service", ".slice"):
             _install(unit, root / "etc/systemd/system" / unit.name, 0o644)
+    trim_systemd(root)
+    run(["systemctl", f"--root={root}", "enable", "kubelet.service", "containerd.service",
+         "undo-mount-hacks.service"], timeout=60)
+    for directory in ("etc/kubernetes/manifests", "opt/cni/bin", "LICENSES"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+
+
+def trim_systemd(root: Path) -> None:
+    """systemd in a container, as kind's and minikube's base images trim it: no udev, no getty, no
+    kernel log, no binfmt; /sbin/init is systemd."""
     (root / "lib/systemd/system/sysinit.target.wants/systemd-tmpfiles-setup.service").unlink(missing_ok=True)
     for pattern in ("lib/systemd/system/multi-user.target.wants/*", "etc/systemd/system/*.wants/*",
                     "lib/systemd/system/local-fs.target.wants/*", "lib/systemd/system/sockets.target.wants/*udev*",
@@ -471,24 +490,26 @@ def apply_kind_base(root: Path, files: Path) -> None:
     init = root / "sbin/init"
     init.unlink(missing_ok=True)
     init.symlink_to("/lib/systemd/systemd")
-    run(["systemctl", f"--root={root}", "enable", "kubelet.service", "containerd.service",
-         "undo-mount-hacks.service"], timeout=60)
     run(["systemctl", f"--root={root}", "mask", "systemd-binfmt.service"], timeout=60)
-    for directory in ("etc/kubernetes/manifests", "opt/cni/bin", "LICENSES"):
-        (root / directory).mkdir(parents=True, exist_ok=True)
 
 
-def _import_images(container: str, tars: Mapping[str, Path]) -> None:
-    """Start containerd in the build container, import every image unpacked-later and pinned, stop it."""
+def _import_images(container: str, tars: Mapping[str, Path], *, label_on_import: bool = True) -> None:
+    """Start containerd in the build container, import every image unpacked-later and pinned, stop it.
+    Without `label_on_import` (an older ctr, such as Debian's 1.6, has no `import --label`), each
+    image is pinned by `ctr images label` after its import."""
     run([docker_cli(), "exec", "-d", container, "sh", "-c", "containerd > /tmp/containerd.log 2>&1"], timeout=60)
     wait_until(lambda: (run([docker_cli(), "exec", container, "ctr", "version"], timeout=30,
                             check=False).returncode == 0, "containerd not answering"),
                timeout=60, interval=0.5, what="containerd in the node-image build container")
     for tag, tar in tars.items():
         docker("cp", str(tar), f"{container}:/kind/images/import.tar")
+        label = ["--label=io.cri-containerd.pinned=pinned"] if label_on_import else []
         try:
             docker("exec", container, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms",
-                   "--no-unpack", "--digests", "--label=io.cri-containerd.pinned=pinned", "/kind/images/import.tar")
+                   "--no-unpack", "--digests", *label, "/kind/images/import.tar")
+            if not label_on_import:
+                docker("exec", container, "ctr", "--namespace=k8s.io", "images", "label", tag,
+                       "io.cri-containerd.pinned=pinned")
         except CommandError as exc:
             raise NodeImageError(f"importing {tag} into the node image failed:\n{exc}") from None
     docker("exec", container, "rm", "-rf", "/kind/images/import.tar")

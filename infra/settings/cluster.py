@@ -16,7 +16,6 @@ from pydantic import (
     Field,
     Tag,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 
@@ -47,12 +46,18 @@ LOCAL_PROVIDERS = ("kind", "minikube", "sim")
 MinikubeDriver = Literal["docker", "podman", "kvm2", "qemu2", "virtualbox", "hyperkit", "vfkit", "hyperv", "none",
                          "ssh"]
 MINIKUBE_DRIVERS: tuple[str, ...] = get_args(MinikubeDriver)
+MinikubeRuntime = Literal["containerd", "docker", "cri-o"]
+MinikubeCni = Literal["auto", "bridge", "calico", "cilium", "flannel", "kindnet"]
+# Drivers whose node is a container on the host's runtime: minikube refuses more CPUs than it has.
+CONTAINER_DRIVERS = ("docker", "podman")
 
 # kind's own defaults, set explicitly: the host's blackhole routes (infra/runtime/routes.py) and the
 # node image built here (its static CNI range lies in the pod subnet) must agree with the cluster.
 KIND_POD_SUBNET = "10.244.0.0/16"
 KIND_SERVICE_SUBNET = "10.96.0.0/16"
 _MINIKUBE_SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?([kmgt]b?|[KMGT]B?)?$")
+# An image pinned by a digest, or by a tag (a colon after the last slash: not a registry's port).
+_PINNED = re.compile(r"^(.*@sha256:.*|(.*/)?[^/]*:[^/]*)$")
 _K8S_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
 _MANAGED_K8S_VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
 
@@ -60,6 +65,10 @@ _MANAGED_K8S_VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
 def _tagged(image: Any) -> bool:
     return isinstance(image, str) and ":" in image.rsplit("/", 1)[-1]
 
+
+# Local images loaded into a local cluster's nodes (only those a node lacks, by image ID).
+PreloadImages = Annotated[tuple[str, ...], listing(
+    "must be a list of image references with tags, such as ghcr.io/kubeflow/kubeflow/kfam:v1.10.0", item=_tagged)]
 
 # A port: at least 1 here, at most 65535 checked with both ports (the problem names the mapping).
 Port = Annotated[int, _whole(1), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})]
@@ -88,7 +97,9 @@ class PortMapping(Section):
 
 
 class KindSettings(Section):
-    node_image: Annotated[str, BeforeValidator(_text)] = Field(default_factory=lambda: load_versions().kind_node_image)
+    node_image: Annotated[str, BeforeValidator(_text), matches(
+        _PINNED, "pin the node image with a tag (kindest/node:v1.34.0) or a digest")] = Field(
+        default_factory=lambda: load_versions().kind_node_image)
     control_planes: Positive = 1
     workers: Whole = 0
     service_account_issuer: Annotated[str, BeforeValidator(_text), matches(
@@ -96,26 +107,31 @@ class KindSettings(Section):
     service_account_signing_key_file: AbsolutePath = "/etc/kubernetes/pki/sa.key"
     extra_port_mappings: Annotated[tuple[PortMapping, ...], listing("must be a list of port mappings")] = ()
     # Local images `kind load`ed into the nodes after create (images built here, no registry).
-    preload_images: Annotated[tuple[str, ...], listing(
-        "must be a list of image references with tags, such as ghcr.io/kubeflow/kubeflow/kfam:v1.10.0",
-        item=_tagged)] = ()
+    preload_images: PreloadImages = ()
 
-    @field_validator("node_image")
-    @classmethod
-    def _pinned(cls, image: str) -> str:
-        if "@sha256:" not in image and ":" not in image.rsplit("/", 1)[-1]:
-            raise fail("pin the node image with a tag (kindest/node:v1.34.0) or a digest")
-        return image
 
 
 class MinikubeSettings(Section):
     driver: Annotated[MinikubeDriver, BeforeValidator(_text)] = "docker"
-    cpus: Annotated[int, _whole(2), minimum(2)] = 8
+    # At most the container runtime's cores with the docker and podman drivers (checked before start:
+    # minikube would stop with "not enough CPUs"); minikube's own default is 2.
+    cpus: Annotated[int, _whole(2), minimum(2)] = 2
     memory: Annotated[str, BeforeValidator(_text),
                       matches(_MINIKUBE_SIZE, "must be a size minikube reads, such as 16g or 16384mb")] = "16g"
     disk: Annotated[str, BeforeValidator(_text), matches(_MINIKUBE_SIZE, "must be a size such as 50g")] = "50g"
     kubernetes_version: Annotated[str, BeforeValidator(_text), matches(
         _K8S_VERSION, "must be a Kubernetes version such as v1.34.2")] = "v1.34.2"
+    # The node's image: upstream's kicbase for this minikube ([minikube] in versions.toml), or the one
+    # built here (`kfstack nodeimage kicbase`: kfstack/kicbase:<minikube version>).
+    base_image: Annotated[str, BeforeValidator(_text), matches(
+        _PINNED, "pin the base image with a tag (kfstack/kicbase:v1.37.0) or a digest")] = Field(
+        default_factory=lambda: load_versions().minikube_base_image)
+    # containerd: what the kicbase built here runs (upstream's kicbase also has docker and cri-o).
+    container_runtime: Annotated[MinikubeRuntime, BeforeValidator(_text)] = "containerd"
+    # bridge: no image needed, one node (minikube's default for containerd, kindnet, pulls an image).
+    cni: Annotated[MinikubeCni, BeforeValidator(_text)] = "bridge"
+    # Local images loaded into the node after start and when the list changes (images built here).
+    preload_images: PreloadImages = ()
 
 
 class ExistingSettings(Section):
