@@ -89,3 +89,15 @@ def test_critical_path_walks_back_from_the_latest_step_through_the_dependency_do
     lines = describe(chain)
     assert lines[-1].endswith("apps/Deployment:kf/ctl, waited 0.1s after the one before")
     assert critical_path(graph, {}) == []
+
+
+def test_verdicts_hold_each_run_to_the_issue_goals() -> None:
+    from infra.bench.deploy import verdicts
+
+    met = verdicts({"pulumi-up-kubeflow": 14.0, "upstream-single-pass": 20.0, "pulumi-up-noop": 5.0})
+    assert met[0].endswith("14.0s / 20.0s = 0.70x (goal <= 0.7x: met)")
+    assert met[1] == "(c) no-op pulumi up: 5.0s (goal <= 5s: met)"
+    missed = verdicts({"pulumi-up-kubeflow": 14.2, "upstream-single-pass": 20.0, "pulumi-up-noop": 5.1})
+    assert missed[0].endswith("= 0.71x (goal <= 0.7x: NOT met)")
+    assert missed[1].endswith("(goal <= 5s: NOT met)")
+    assert verdicts({"pulumi-up-kubeflow": 14.0}) == []  # upstream skipped: no ratio
