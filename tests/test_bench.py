@@ -60,3 +60,44 @@ def test_steps_are_labelled_by_the_part_of_the_release_they_belong_to() -> None:
     assert timeline.label_of(f"{STACK}::pulumi:providers:kubernetes::k8s", "pulumi:providers:kubernetes") == "cluster"
     assert timeline.label_of(f"{STACK}::pulumi-python:dynamic:Resource::kfs-kwok",
                              "pulumi-python:dynamic:Resource") is None
+
+
+def test_critical_path_walks_back_from_the_latest_step_through_the_dependency_done_last() -> None:
+    from infra.bench.critical import CLUSTER_NODE, critical_path, describe
+    from infra.dependencies import derive
+
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kf"}}
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ctl", "namespace": "kf"}}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "kf"}}
+    pod = {"metadata": {"labels": {"app": "ctl"}}, "spec": {
+        "serviceAccountName": "ctl", "containers": [{"name": "c", "image": "i"}],
+        "volumes": [{"name": "v", "configMap": {"name": "cfg"}}]}}
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ctl", "namespace": "kf"},
+              "spec": {"selector": {"matchLabels": {"app": "ctl"}}, "template": pod}}
+    graph = derive([ns, account, config, deploy])
+    urn = f"{STACK}::kubeflow-stacks:kubeflow:KubeflowDeployment$"
+    steps = {f"{urn}kubernetes:core/v1:Namespace::kf": [3.0, 3.5],
+             f"{urn}kubernetes:core/v1:ServiceAccount::kf/ctl": [3.6, 3.8],
+             f"{urn}kubernetes:core/v1:ConfigMap::kf/cfg": [3.6, 4.9],  # done last of the Deployment's needs
+             f"{urn}kubernetes:apps/v1:Deployment::kf/ctl": [5.0, 12.0],
+             f"{STACK}::pulumi:pulumi:Stack::s": [0.0]}  # began, never finished: left out
+    chain = critical_path(graph, steps, cluster_ready=2.5)
+    assert [(link.node, link.started, link.finished) for link in chain] == [
+        (CLUSTER_NODE, 0.0, 2.5), ("core/Namespace:kf", 3.0, 3.5), ("core/ConfigMap:kf/cfg", 3.6, 4.9),
+        ("apps/Deployment:kf/ctl", 5.0, 12.0)]
+    assert chain[-1].took == 7.0
+    lines = describe(chain)
+    assert lines[-1].endswith("apps/Deployment:kf/ctl, waited 0.1s after the one before")
+    assert critical_path(graph, {}) == []
+
+
+def test_verdicts_hold_each_run_to_the_issue_goals() -> None:
+    from infra.bench.deploy import verdicts
+
+    met = verdicts({"pulumi-up-kubeflow": 14.0, "upstream-single-pass": 20.0, "pulumi-up-noop": 5.0})
+    assert met[0].endswith("14.0s / 20.0s = 0.70x (goal <= 0.7x: met)")
+    assert met[1] == "(c) no-op pulumi up: 5.0s (goal <= 5s: met)"
+    missed = verdicts({"pulumi-up-kubeflow": 14.2, "upstream-single-pass": 20.0, "pulumi-up-noop": 5.1})
+    assert missed[0].endswith("= 0.71x (goal <= 0.7x: NOT met)")
+    assert missed[1].endswith("(goal <= 5s: NOT met)")
+    assert verdicts({"pulumi-up-kubeflow": 14.0}) == []  # upstream skipped: no ratio

@@ -122,6 +122,20 @@ def test_render_is_deterministic(manifests_tree: Path, full: Rendered):
     assert full.to_yaml() == first.to_yaml()
 
 
+def test_renders_share_no_objects(manifests_tree: Path):
+    """Each render gets objects of its own from the render cache (the patches change them in place),
+    so patching one render, as the next stack's patches would, leaves the next render as it was."""
+    from tests.helpers import base_raw
+
+    cfg = parse_stack_config("test", base_raw(), {"auth"})
+    first = render(cfg, manifests_tree)
+    expected = render(cfg, manifests_tree).to_yaml()
+    for obj in first.objects:
+        obj["metadata"]["name"] = "changed"
+        obj.setdefault("spec", {})["changed"] = True
+    assert render(cfg, manifests_tree).to_yaml() == expected
+
+
 def test_profiles_carry_quotas(full: Rendered):
     profiles = {p["metadata"]["name"]: p["spec"] for p in full.find("Profile")}
     assert profiles["kubeflow-alice-example-org"] == {

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from infra.apply import gate_slug, resource_name, type_token
 from infra.automation import temp_stack
+from infra.bench.critical import step_of
 from infra.bench.timeline import urn_type_and_name
-from infra.dependencies import CRDS, Graph, derive
+from infra.dependencies import derive
 from tests.helpers import ALICE, BOB, require_toolchain
 from tests.test_sim_stack import expected_render, secret_paths, stack_raw
 
@@ -48,16 +48,6 @@ class EngineRecord:
 
     def errors(self) -> list[str]:
         return [f"{urn}: {message}" for severity, urn, message in self.diagnostics if severity == "error"]
-
-
-def step_of(node: str, graph: Graph) -> tuple[str, str]:
-    """The engine's (type, name) of a graph node, as infra/apply.py registers it."""
-    if node == CRDS:
-        return ("pulumi-python:dynamic:Resource", "kubeflow-crds")
-    if node in graph.gates:
-        return ("pulumi-python:dynamic:Resource", f"kubeflow-admission-{gate_slug(graph.gates[node].server)}")
-    obj = graph.objects[node]
-    return (type_token(obj), resource_name(obj))
 
 
 def test_the_full_release_applies_in_one_up_without_a_retry_or_an_error(manifests_tree: Path,

@@ -7,7 +7,6 @@ the stack's storage, auth, profiles and (on sim) simulator adjustments. The Pulu
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -118,7 +117,9 @@ def render(cfg: StackConfig, tree: Path, *, cache: bool = True) -> Rendered:
     selected = select_components(cmap, cfg.kubeflow)
     # A moved path, or two paths that would build the same objects, fail here, named.
     paths = selected_paths(tree, cmap, selected, cfg.cluster.provider)
-    objects = copy.deepcopy(kustomize_build(tree, paths, cmap.kustomize_components, cache=cache))
+    # kustomize_build gives new objects on every call (parsed from the cache file or from kustomize's
+    # output), so the patches may change them in place: no copy (a deep copy cost 0.4 s per run).
+    objects = kustomize_build(tree, paths, cmap.kustomize_components, cache=cache)
     rendered = Rendered(objects=objects, release=cfg.kubeflow.release, components=selected, tree=tree,
                         left_out=cmap.left_out(cfg.kubeflow))
     apply_patches(rendered, cfg)
