@@ -47,6 +47,7 @@ LOCAL_PROVIDERS = ("kind", "minikube", "sim")
 MinikubeDriver = Literal["docker", "podman", "kvm2", "qemu2", "virtualbox", "hyperkit", "vfkit", "hyperv", "none",
                          "ssh"]
 MINIKUBE_DRIVERS: tuple[str, ...] = get_args(MinikubeDriver)
+NetworkPolicyEnforcer = Literal["cni", "kube-network-policies"]
 
 # kind's own defaults, set explicitly: the host's blackhole routes (infra/runtime/routes.py) and the
 # node image built here (its static CNI range lies in the pod subnet) must agree with the cluster.
@@ -99,6 +100,9 @@ class KindSettings(Section):
     preload_images: Annotated[tuple[str, ...], listing(
         "must be a list of image references with tags, such as ghcr.io/kubeflow/kubeflow/kfam:v1.10.0",
         item=_tagged)] = ()
+    # What enforces NetworkPolicy: the node's CNI (kind's kindnetd does), or, on a node image whose
+    # network enforces none (the static ptp one built here), kube-network-policies run by the stack.
+    network_policy: Annotated[NetworkPolicyEnforcer, BeforeValidator(_text)] = "cni"
 
     @field_validator("node_image")
     @classmethod
@@ -214,7 +218,9 @@ class KindClusterConfig(LocalClusterConfig):
         return self.kind
 
     def props(self) -> dict[str, Any]:
-        return {**super().props(), "podSubnet": KIND_POD_SUBNET, "serviceSubnet": KIND_SERVICE_SUBNET}
+        # networkPolicy is the render's (it adds the agent's objects), not the cluster's lifecycle.
+        props = {k: v for k, v in super().props().items() if k != "networkPolicy"}
+        return {**props, "podSubnet": KIND_POD_SUBNET, "serviceSubnet": KIND_SERVICE_SUBNET}
 
 
 class MinikubeClusterConfig(LocalClusterConfig):
