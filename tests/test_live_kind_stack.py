@@ -584,11 +584,11 @@ def test_a_forged_identity_header_to_the_api_server_is_refused(kind_stack: KindS
         pytest.skip("NOT RUN: this cluster's network does not enforce NetworkPolicy (the node image's static "
                     "ptp CNI, and no cluster.kind.networkPolicy enforcer)")
     if enforcers == ["kube-network-policies"]:
-        from infra.clusters.netpolicy import nfqueue_problem
+        from infra.clusters.netpolicy import enforcement_problem
 
         agent = client.AppsV1Api(api).read_namespaced_daemon_set("kube-network-policies", "kube-system")
         assert agent.status.number_ready == agent.status.desired_number_scheduled >= 1, agent.status
-        problem = nfqueue_problem(node_containers(kind_stack.name)[0])
+        problem = enforcement_problem(node_containers(kind_stack.name)[0])
         if problem:
             pytest.skip(f"NOT RUN: this host cannot enforce NetworkPolicy: {problem}")
     url = f"http://ml-pipeline.kubeflow.svc.cluster.local:8888/apis/v2beta1/experiments?namespace={PROFILE_NAMESPACE}"

@@ -32,3 +32,18 @@ def nfqueue_problem(node: str, docker: str = "docker") -> str:
         return (f"the node's kernel refused an nftables `queue` rule, which kube-network-policies needs to judge "
                 f"packets (a kernel without CONFIG_NFT_QUEUE): {said[-300:]}")
     return ""
+
+
+def enforcement_problem(node: str, docker: str = "docker") -> str:
+    """Why kube-network-policies does not enforce in node container `node` ("" when its nftables
+    table is in place and hands packets to its queue): the agent's rules are what drop packets."""
+    try:
+        table = run([docker, "exec", node, "nft", "list", "table", "inet", "kube-network-policies"], timeout=60).stdout
+    except CommandError as exc:
+        said = " ".join((exc.stderr or exc.stdout or str(exc)).split())
+        kernel = nfqueue_problem(node, docker)
+        return f"kube-network-policies has no nftables table in the node ({said[-200:]})" + (f"; {kernel}" if kernel
+                                                                                            else "")
+    if "queue" not in table:
+        return f"kube-network-policies' nftables table queues no packet:\n{table[-1000:]}"
+    return ""
