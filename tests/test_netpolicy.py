@@ -141,3 +141,36 @@ def test_a_kind_stack_on_kindnetd_runs_no_second_agent(manifests_tree: Path) -> 
     assert not rendered.find("DaemonSet", netpolicy.NAME)
     dev = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.dev.yaml").read_text())["config"]
     assert "networkPolicy" not in str(dev)
+
+
+def test_an_agent_without_its_table_is_reported_with_the_kernel_reason(tmp_path: Path) -> None:
+    from infra.clusters.netpolicy import enforcement_problem
+
+    # No table (the agent's rule set was refused), and a kernel without the native queue expression.
+    missing = _fake_docker(tmp_path, 'cat >/dev/null\necho "Error: No such file or directory" >&2\nexit 1\n')
+    problem = enforcement_problem("node", docker=missing)
+    assert "has no nftables table" in problem and "CONFIG_NFT_QUEUE" in problem
+    queued = _fake_docker(tmp_path, 'echo "table inet kube-network-policies { chain postrouting { '
+                                    'ip daddr @podips-v4 queue num 98 } }"\n')
+    assert enforcement_problem("node", docker=queued) == ""
+    idle = _fake_docker(tmp_path, 'echo "table inet kube-network-policies { chain postrouting { accept } }"\n')
+    assert "queues no packet" in enforcement_problem("node", docker=idle)
+
+
+def test_the_kernel_patch_applies_exactly_to_upstreams_module(tmp_path: Path) -> None:
+    """The patch the module route applies to kube-network-policies fits v0.8.0's lines without fuzz."""
+    import shutil
+    import subprocess
+
+    from infra.toolchain.model import load_toolchain
+
+    tool = load_toolchain().get("kube-network-policies")
+    assert tool.module is not None and tool.module.patches
+    found = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=False).stdout.strip()
+    module = Path(found) / f"sigs.k8s.io/kube-network-policies@{tool.version}"
+    if shutil.which("go") is None or not module.is_dir():
+        pytest.skip(f"NOT RUN: kube-network-policies {tool.version} is not in the Go module cache")
+    for patch in tool.module.patches:
+        result = subprocess.run(["patch", "-p1", "--dry-run", "--forward", "--batch", "--fuzz=0", "-d", str(module),
+                                 "-i", str(REPO_ROOT / patch)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr

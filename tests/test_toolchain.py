@@ -110,6 +110,7 @@ def test_provider_install_brings_pulumi_first() -> None:
     ({"module": {"packages": {"demo": "x/demo"}, "static": True, "cgo": True}}, "exclude each other"),
     ({"module": {"packages": {"demo": "x/demo"}, "cgo": "yes"}}, r"cgo must be true or false"),
     ({"module": {"packages": {"demo": "x/demo"}, "symlinks": {"a.go": "b.go"}}}, "set require"),
+    ({"module": {"packages": {"demo": "x/demo"}, "patches": ["fix.patch"]}}, "set require"),
     ({"module": {"packages": {"demo": "x/demo"}, "require": ["x {version}"], "symlinks": {"a.go": "../b.go"}}},
      "without \\.\\."),
 ])

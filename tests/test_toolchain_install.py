@@ -246,6 +246,59 @@ def test_a_modules_symlinks_are_restored_in_a_copy_it_is_built_from(tmp_path: Pa
     assert sorted(p.name for p in (cached / "sig").iterdir()) == ["signal_darwin.go"]
 
 
+PATCH = """The project's change to demo, and why.
+
+--- a/sig/signal_darwin.go
++++ b/sig/signal_darwin.go
+@@ -1 +1,2 @@
+ package sig
++// patched
+--- a/sig/patched.go
++++ b/sig/patched.go
+@@ -0,0 +1 @@
++package sig
+"""
+
+
+def _patched_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patch: str) -> tuple[Tool, Path]:
+    cached = tmp_path / "modcache" / "demo@v1.2.3"
+    (cached / "sig").mkdir(parents=True)
+    (cached / "sig" / "signal_darwin.go").write_text("package sig\n")
+    (cached / "sig").chmod(0o555)
+    monkeypatch.setenv("FAKE_GO_MODDIR", str(cached))
+    monkeypatch.setenv("FAKE_GO_TREE", str(tmp_path / "tree.txt"))
+    (tmp_path / "demo.patch").write_text(patch)
+    tool = parse_toolchain({"demo": {"version": "v1.2.3", "binaries": ["demo"], "module": {
+        "require": ["example.com/demo {version}"], "packages": {"demo": "example.com/demo/cmd/demo"},
+        "patches": [str(tmp_path / "demo.patch")]}}}).get("demo")
+    return tool, cached
+
+
+def test_a_modules_patches_are_applied_to_a_copy_and_a_changed_patch_rebuilds(
+        tmp_path: Path, fake_go: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kube-network-policies' kernel patch: the wrapper builds against a patched copy of the module (the
+    module cache untouched), and an install made with other patches (or none) is not taken as present."""
+    import json
+
+    tool, cached = _patched_demo(tmp_path, monkeypatch, PATCH)
+    install.install_tool(tool, route="module", plat=LINUX, say=lambda line: None)
+    calls = [json.loads(line)["argv"] for line in fake_go.read_text().splitlines()]
+    assert ["mod", "edit", "-replace=example.com/demo=./module-with-links"] in calls
+    assert "module-with-links/sig/patched.go" in (tmp_path / "tree.txt").read_text().splitlines()
+    assert sorted(p.name for p in (cached / "sig").iterdir()) == ["signal_darwin.go"]
+    assert store.installed_marker(tool) is not None
+    (tmp_path / "demo.patch").write_text(PATCH.replace("// patched", "// patched again"))
+    assert store.installed_marker(tool) is None
+
+
+def test_a_patch_that_does_not_apply_names_itself(tmp_path: Path, fake_go: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    tool, _ = _patched_demo(tmp_path, monkeypatch, PATCH.replace(" package sig\n+// patched", " package other\n+//"))
+    with pytest.raises(ToolchainError, match=r"demo\.patch does not apply"):
+        install.install_tool(tool, route="module", plat=LINUX, say=lambda line: None)
+    assert not store.home(tool).exists()
+
+
 def test_build_failure_names_command_exit_code_log_tail_and_log(tmp_path: Path, fake_go: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_GO_FAIL", "1")

@@ -320,7 +320,9 @@ def restore_symlinks(go: str, route: ModuleRoute, module: str, work: Path, env: 
         shutil.copyfile(copy / target, copy / link)
     for patch in route.patches:
         try:
-            run(["patch", "-p1", "--forward", "--batch", "-i", str(REPO_ROOT / patch)], cwd=copy, timeout=60)
+            # No fuzz: a patch that no longer fits upstream's lines exactly must be looked at again.
+            run(["patch", "-p1", "--forward", "--batch", "--fuzz=0", "-i", str(REPO_ROOT / patch)], cwd=copy,
+                timeout=60)
         except CommandError as exc:
             raise ToolchainError(f"{module}: {patch} does not apply:\n{(exc.stdout + exc.stderr)[-3000:]}") from None
     log.run([go, "mod", "edit", f"-replace={module}=./{copy.name}"], cwd=work, env=env,
