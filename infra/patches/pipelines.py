@@ -14,8 +14,9 @@ RequestAuthentication). Without Istio:
   cache, through the gateway, which strips the header there too: the API server tells them to call
   `kfstack-ml-pipeline-runs`, a name for the gateway's gRPC port;
 - NetworkPolicies let only the kubeflow namespace and the gateway reach `ml-pipeline`, and only
-  the kubeflow namespace reach the database (Istio's `mysql` policy). They hold only where the
-  cluster's network enforces NetworkPolicy.
+  the kubeflow namespace reach the database (Istio's `mysql` policy) and the object store's IAM port.
+  They hold only where the cluster enforces NetworkPolicy (on kind-local, the kube-network-policies
+  agent: infra/patches/netpolicy.py).
 
 On any stack: the API server will not start without the visualization server's address, which
 Kubernetes puts in its environment from that Service; where a stack leaves the visualization
@@ -59,9 +60,12 @@ def _namespace(name: str) -> Obj:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
+STORE_APP = "seaweedfs"
+
+
 def network_policies() -> list[Obj]:
     """Ingress to the API server from the kubeflow namespace and the gateway; to the database from
-    the kubeflow namespace only."""
+    the kubeflow namespace only; to the object store from the kubeflow namespace on every port."""
     meta = lambda name: {"name": name, "namespace": NAMESPACE, "labels": dict(LABELS)}  # noqa: E731
     api = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("kfstack-ml-pipeline"),
            "spec": {"podSelector": {"matchLabels": {"app": API}}, "policyTypes": ["Ingress"], "ingress": [
@@ -71,7 +75,13 @@ def network_policies() -> list[Obj]:
     database = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("kfstack-mysql"),
                 "spec": {"podSelector": {"matchLabels": {"app": "mysql"}}, "policyTypes": ["Ingress"],
                          "ingress": [{"from": [_namespace(NAMESPACE)]}]}}
-    return [api, database]
+    # Upstream's `seaweedfs` policy admits kubeflow's pods to the S3 port only; the profile hook calls
+    # the IAM port (8111) for each namespace's key, which upstream's default-allow-same-namespace
+    # (common/networkpolicies, not deployed with the stand-in gateway) admits. This admits that much.
+    store = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("kfstack-seaweedfs"),
+             "spec": {"podSelector": {"matchLabels": {"app": STORE_APP}}, "policyTypes": ["Ingress"],
+                      "ingress": [{"from": [_namespace(NAMESPACE)]}]}}
+    return [api, database, store]
 
 
 def runs_service() -> Obj:
