@@ -13,7 +13,9 @@ RequestAuthentication). Without Istio:
 - the run's driver and launcher (profile namespaces) reach the API server's gRPC port, for the
   cache, through the gateway, which strips the header there too: the API server tells them to call
   `kfstack-ml-pipeline-runs`, a name for the gateway's gRPC port;
-- NetworkPolicies let only the kubeflow namespace and the gateway reach `ml-pipeline`, and only
+- NetworkPolicies let only the kubeflow namespace and the gateway reach `ml-pipeline` (and the
+  profile namespaces its gRPC port, which a run's launcher calls directly: a header forged over
+  gRPC from a profile namespace is not stopped here, as Istio's policy would), and only
   the kubeflow namespace reach the database (Istio's `mysql` policy) and the object store's IAM port.
   They hold only where the cluster enforces NetworkPolicy (on kind-local, the kube-network-policies
   agent: infra/patches/netpolicy.py).
@@ -61,6 +63,7 @@ def _namespace(name: str) -> Obj:
 
 
 STORE_APP = "seaweedfs"
+PROFILE_LABEL = "app.kubernetes.io/part-of"  # = kubeflow-profile on every profile's namespace
 
 
 def network_policies() -> list[Obj]:
@@ -71,7 +74,11 @@ def network_policies() -> list[Obj]:
            "spec": {"podSelector": {"matchLabels": {"app": API}}, "policyTypes": ["Ingress"], "ingress": [
                {"from": [_namespace(NAMESPACE)]},
                {"from": [_namespace(standin.NAMESPACE)],
-                "ports": [{"port": API_HTTP_PORT}, {"port": API_GRPC_PORT}]}]}}
+                "ports": [{"port": API_HTTP_PORT}, {"port": API_GRPC_PORT}]},
+               # A run's launcher calls the gRPC port at ml-pipeline.kubeflow itself (the driver passes
+               # it no address): profile namespaces reach that port, never the REST one.
+               {"from": [{"namespaceSelector": {"matchLabels": {PROFILE_LABEL: "kubeflow-profile"}}}],
+                "ports": [{"port": API_GRPC_PORT}]}]}}
     database = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("kfstack-mysql"),
                 "spec": {"podSelector": {"matchLabels": {"app": "mysql"}}, "policyTypes": ["Ingress"],
                          "ingress": [{"from": [_namespace(NAMESPACE)]}]}}
