@@ -223,12 +223,8 @@ def test_source_route_sets_cgo_and_tags_as_declared(tmp_path: Path, fake_go: Pat
     assert call["cgo"] == cgo
 
 
-def test_a_modules_symlinks_are_restored_in_a_copy_it_is_built_from(tmp_path: Path, fake_go: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Module zips leave symlinks out (Argo's signal_linux.go): the wrapper builds against a copy of
-    the module with each one back, and the module cache stays as it was."""
-    import json
-
+def _copied_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **route: Any) -> tuple[Tool, Path]:
+    """A module in a fake (read-only) module cache, and a tool whose wrapper builds against a copy."""
     cached = tmp_path / "modcache" / "demo@v1.2.3"
     (cached / "sig").mkdir(parents=True)
     (cached / "sig" / "signal_darwin.go").write_text("package sig\n")
@@ -237,7 +233,17 @@ def test_a_modules_symlinks_are_restored_in_a_copy_it_is_built_from(tmp_path: Pa
     monkeypatch.setenv("FAKE_GO_TREE", str(tmp_path / "tree.txt"))
     tool = parse_toolchain({"demo": {"version": "v1.2.3", "binaries": ["demo"], "module": {
         "require": ["example.com/demo {version}"], "packages": {"demo": "example.com/demo/cmd/demo"},
-        "symlinks": {"sig/signal_linux.go": "sig/signal_darwin.go"}}}}).get("demo")
+        **route}}}).get("demo")
+    return tool, cached
+
+
+def test_a_modules_symlinks_are_restored_in_a_copy_it_is_built_from(tmp_path: Path, fake_go: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Module zips leave symlinks out (Argo's signal_linux.go): the wrapper builds against a copy of
+    the module with each one back, and the module cache stays as it was."""
+    import json
+
+    tool, cached = _copied_demo(tmp_path, monkeypatch, symlinks={"sig/signal_linux.go": "sig/signal_darwin.go"})
     install.install_tool(tool, route="module", plat=LINUX, say=lambda line: None)
     calls = [json.loads(line)["argv"] for line in fake_go.read_text().splitlines()]
     assert ["mod", "edit", "-replace=example.com/demo=./module-with-links"] in calls
@@ -261,17 +267,8 @@ PATCH = """The project's change to demo, and why.
 
 
 def _patched_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patch: str) -> tuple[Tool, Path]:
-    cached = tmp_path / "modcache" / "demo@v1.2.3"
-    (cached / "sig").mkdir(parents=True)
-    (cached / "sig" / "signal_darwin.go").write_text("package sig\n")
-    (cached / "sig").chmod(0o555)
-    monkeypatch.setenv("FAKE_GO_MODDIR", str(cached))
-    monkeypatch.setenv("FAKE_GO_TREE", str(tmp_path / "tree.txt"))
     (tmp_path / "demo.patch").write_text(patch)
-    tool = parse_toolchain({"demo": {"version": "v1.2.3", "binaries": ["demo"], "module": {
-        "require": ["example.com/demo {version}"], "packages": {"demo": "example.com/demo/cmd/demo"},
-        "patches": [str(tmp_path / "demo.patch")]}}}).get("demo")
-    return tool, cached
+    return _copied_demo(tmp_path, monkeypatch, patches=[str(tmp_path / "demo.patch")])
 
 
 def test_a_modules_patches_are_applied_to_a_copy_and_a_changed_patch_rebuilds(
