@@ -35,9 +35,9 @@ def project_pulumi_home() -> Path:
     import shutil
 
     from infra.paths import cache_root
-    from infra.run import run
     from infra.toolchain import tool_path, tools_env
     from infra.versions import load_versions
+    from smoke_tests.run import run
 
     home = cache_root() / "pulumi-home"
     home.mkdir(parents=True, exist_ok=True)
@@ -119,9 +119,9 @@ def pulumi_command() -> auto.PulumiCommand:
     is named with what it printed and the fix: the Automation API's own error calls it "probably
     an internal error" and shows neither.
     """
-    from infra.run import run
     from infra.toolchain import ToolchainError, tool_path
     from infra.toolchain.locate import override_variable
+    from smoke_tests.run import run
 
     binary = tool_path("pulumi")
     try:

@@ -93,7 +93,7 @@ class DefinitionsClient:
 
         A watch, not polling: each poll would read every CRD's schema again, and parsing megabytes
         twice a second took more CPU than the API server needed to establish them."""
-        from infra.wait import WaitTimeout
+        from smoke_tests.wait import WaitTimeout
 
         pending = set(names)
         deadline = time.monotonic() + ESTABLISH_TIMEOUT_S
@@ -119,7 +119,7 @@ class DefinitionsClient:
                 stream.release_conn()
 
     def wait_gone(self, names: Sequence[str]) -> None:
-        from infra.wait import wait_until
+        from smoke_tests.wait import wait_until
 
         def check() -> tuple[bool, list[str]]:
             left = sorted(set(names) & self.names())

@@ -1,4 +1,8 @@
-"""Stack outputs: how to reach Kubeflow and who can log in (kubeconfig secret, no passwords)."""
+"""Stack outputs: how to reach Kubeflow and who can log in (kubeconfig secret, no passwords).
+
+They are the smoke suite's input, in the shape its contract states (`smoke_tests.contract`, a
+versioned JSON Schema); `contractVersion` says which version of it they satisfy.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import pulumi
 from infra.config import StackConfig
 from infra.gateway.standin import ingress
 from infra.manifests.objects import Rendered
+from infra.versions import load_versions
+from smoke_tests.contract import CONTRACT_VERSION
 
 # kfp 2.15's default image for Python components (kfp.dsl.component_factory).
 KFP_COMPONENT_IMAGE = "python:3.11"
@@ -33,10 +39,18 @@ def pipeline_image(cfg: StackConfig, rendered: Rendered) -> str | None:
     return cfg.images.overrides.get(KFP_COMPONENT_IMAGE)
 
 
+def pipeline_packages(cfg: StackConfig) -> list[str]:
+    """What the release's KServe sklearn server loads models with, so the sample pipelines' steps
+    install the same (empty for a release versions.toml does not pin: the suite's default then)."""
+    release = load_versions().releases.get(cfg.kubeflow.release)
+    return list(release.sklearn_server_packages) if release else []
+
+
 def stack_outputs(cfg: StackConfig, rendered: Rendered) -> dict[str, Any]:
     """Plain outputs (everything but the kubeconfig), pure so that tests can check them."""
     profile_of = {p.owner: p.name for p in cfg.profiles}
     return {
+        "contractVersion": CONTRACT_VERSION,
         "ingress": ingress(cfg),
         "users": [{"email": u.email, "profile": profile_of.get(u.email)} for u in cfg.auth.users],
         "profiles": [p.name for p in cfg.profiles],
@@ -49,6 +63,7 @@ def stack_outputs(cfg: StackConfig, rendered: Rendered) -> dict[str, Any]:
         "adjustments": list(rendered.adjustments),
         "connect": connect_text(cfg),
         "pipelineImage": pipeline_image(cfg, rendered),
+        "pipelinePackages": pipeline_packages(cfg),
     }
 
 

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from smoke_tests.cache import cache_root
+
+__all__ = ["REPO_ROOT", "cache_root", "clusters_dir", "manifests_cache", "state_dir", "tool_home", "tools_dir"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def cache_root() -> Path:
-    """The per-user cache: $KFSTACK_CACHE, else $XDG_CACHE_HOME/kubeflow-stacks, else ~/.cache/..."""
-    explicit = os.environ.get("KFSTACK_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "kubeflow-stacks"
 
 
 def tools_dir() -> Path:

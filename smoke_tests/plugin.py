@@ -79,6 +79,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {description}")
     settings = resolve({o.dest: config.getoption(o.dest, default=None) for o in OPTIONS})
     found = problems(settings)
+    if settings.stack_outputs and not found:
+        from smoke_tests.stack_outputs import load_stack_outputs
+
+        try:  # a file that misses the contract is bad input: say which field before any test
+            load_stack_outputs(settings.stack_outputs)
+        except ValueError as exc:
+            found.append(str(exc))
     if found:
         raise pytest.UsageError("kubeflow-stacks smoke suite: " + "; ".join(found))
     config.stash[SETTINGS_KEY] = settings

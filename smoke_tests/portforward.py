@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.process import free_port, port_open, spawn, stop_process
-from infra.wait import WaitTimeout, wait_until
+from smoke_tests.process import free_port, port_open, spawn, stop_process
+from smoke_tests.wait import WaitTimeout, wait_until
 
 FORWARDING_LINE = "Forwarding from"
 

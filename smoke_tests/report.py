@@ -80,7 +80,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:300]
 
 
-@dataclass
+@dataclass(eq=False)  # a plugin object: pytest keeps plugins in sets, by identity
 class SmokeReport:
     """Registered by the plugin only when a target is selected."""
 

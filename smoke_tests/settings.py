@@ -67,7 +67,7 @@ OPTIONS: tuple[Option, ...] = (
            choices=MNIST_SOURCES),
     Option("--sklearn-requirement", "KFSTACK_SKLEARN_REQUIREMENT",
            "pip requirement for scikit-learn in pipeline steps (default: what the release's KServe sklearn "
-           "server runs, from infra/versions.toml)"),
+           "server runs: the stack's pipelinePackages output, else Kubeflow v1.11.0's)"),
     Option("--keep", "KFSTACK_KEEP", "keep namespaces and resources the suite created (debugging)",
            kind="flag"),
     Option("--wait-timeout", "KFSTACK_WAIT_TIMEOUT", "seconds for ordinary waits", default=300.0,

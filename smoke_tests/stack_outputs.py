@@ -1,4 +1,4 @@
-"""Reading a Pulumi stack's outputs, the contract between the Pulumi program and the smoke suite."""
+"""Reading a stack's outputs (the contract in `smoke_tests.contract`), checked when they are read."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.run import run
+from smoke_tests.contract import ContractError, check
+from smoke_tests.run import run
+from smoke_tests.tools import find_tool
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,15 @@ class StackOutputs:
     profiles: tuple[str, ...] = ()
     object_count: int | None = None
     ingress_kind: str = "istio"  # or "standin: ..." where nginx stands in for Istio's gateway
-    pipeline_image: str | None = None  # the stack's own image for pipeline steps (infra/outputs.py)
+    pipeline_image: str | None = None  # the stack's own image for pipeline steps
+    pipeline_packages: tuple[str, ...] = ()  # what the steps install (the release's model server's packages)
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> StackOutputs:
-        missing = [k for k in ("ingress", "users") if k not in data]
-        if missing:
-            raise ValueError(f"stack outputs lack {', '.join(missing)}; is the stack up (`pulumi up`)?")
+    def parse(cls, data: dict[str, Any], source: str = "the stack outputs") -> StackOutputs:
+        """The outputs, once they satisfy the contract (`ContractError` names each field that does not)."""
+        if not data.get("ingress") and not data.get("users"):
+            raise ValueError(f"{source} hold no ingress and no users; is the stack up (`pulumi up`)?")
+        check(data, source)
         ingress = data["ingress"]
         return cls(kubeconfig=data.get("kubeconfig") or "", ingress_namespace=ingress["namespace"],
                    ingress_service=ingress["service"], ingress_port=int(ingress["port"]),
@@ -39,31 +43,29 @@ class StackOutputs:
                    components=tuple(data.get("components") or ()), dex_issuer=data.get("dexIssuer"),
                    cluster_provider=data.get("clusterProvider"), profiles=tuple(data.get("profiles") or ()),
                    object_count=data.get("objectCount"), ingress_kind=str(ingress.get("kind") or "istio"),
-                   pipeline_image=data.get("pipelineImage") or None)
+                   pipeline_image=data.get("pipelineImage") or None,
+                   pipeline_packages=tuple(data.get("pipelinePackages") or ()))
 
 
-def read_outputs_json(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> dict[str, Any]:
+def read_outputs_json(stack: str, *, cwd: Path | None = None, timeout: float = 120.0,
+                      pulumi: str | None = None) -> dict[str, Any]:
     """`pulumi stack output --json --show-secrets` (the kubeconfig is a secret output)."""
-    from infra.toolchain import find_binary as binary
-
-    try:
-        pulumi = str(binary("pulumi"))
-    except RuntimeError:
-        pulumi = "pulumi"
-    result = run([pulumi, "stack", "output", "--json", "--show-secrets", "-s", stack],
+    result = run([pulumi or find_tool("pulumi"), "stack", "output", "--json", "--show-secrets", "-s", stack],
                  timeout=timeout, cwd=cwd)
     data: dict[str, Any] = json.loads(result.stdout)
     return data
 
 
 def read_stack_outputs(stack: str, *, cwd: Path | None = None, timeout: float = 120.0) -> StackOutputs:
-    return StackOutputs.parse(read_outputs_json(stack, cwd=cwd, timeout=timeout))
+    return StackOutputs.parse(read_outputs_json(stack, cwd=cwd, timeout=timeout), f"stack {stack}'s outputs")
 
 
 def load_stack_outputs(path: Path) -> StackOutputs:
     """Outputs saved as JSON (the in-cluster Job mounts them without the kubeconfig)."""
     try:
-        return StackOutputs.parse(json.loads(path.read_text(encoding="utf-8")))
+        return StackOutputs.parse(json.loads(path.read_text(encoding="utf-8")), f"--stack-outputs {path}")
+    except ContractError:
+        raise
     except (OSError, ValueError) as exc:
         raise ValueError(f"--stack-outputs {path}: {exc}") from None
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.config import Secret, profile_name_for
+from smoke_tests.profiles import profile_name_for
+from smoke_tests.secret import Secret
 
 # Capabilities a check may need.
 KUBERNETES = "kubernetes-api"
@@ -57,7 +58,7 @@ class Target:
     components: tuple[str, ...] = ()
     unavailable: dict[str, str] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
-    local: Any = None  # infra.local_target.target.LocalState at the local target
+    local: Any = None  # smoke_tests.local.LocalState at the local target
     outputs: Any = None  # smoke_tests.stack_outputs.StackOutputs of a --stack target
     ingress: tuple[str, str, int] | None = None  # the gateway Service: namespace, name, port
     log_dirs: list[Path] = field(default_factory=list)

@@ -70,3 +70,23 @@ def sim_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
     finally:
         provider.delete_cluster(props)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Inside the fresh container, only the simulated-cluster modules the set-up's proof needs."""
+    from tests.fresh_container import inside_selection
+
+    inside_selection(config, items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The fresh-machine test's container starts now, beside the other tests (tests/fresh_container.py)."""
+    from tests.fresh_container import start_beside
+
+    start_beside(session.config, session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.fresh_container import close_beside
+
+    close_beside(session.config)

@@ -4,10 +4,12 @@ Here: the stand-ins the container's network offers (release pages with the binar
 Dex's tag and module, the manifests archives), the clean container running the README's two
 commands, and `FreshRun`, which prepares and starts all of it and is waited for by the test.
 
-It runs after the other tests, not beside them: the container shares the host's network, and when
-the README test's simulated cluster (`kfsim`) was created here and in the container at the same
-moment, the host's failed (most likely over ports; its traceback was lost). That cluster now has a
-name of each run's own (tests/test_readme.py).
+It runs beside the other tests: `start_beside` starts it in the background as soon as the session
+has collected the test, so its half hour overlaps the project tests' waits instead of following
+them, and the test itself only waits for what is left. What they share is the host's network:
+every cluster, stack and port a test makes has a per-run unique name or a free port (infra/names.py,
+`infra.process.free_port`), so the container's tests cannot take the host's (the `kfsim` collision
+of an earlier run, two simulated clusters of one name, is impossible by construction now).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -25,17 +28,18 @@ from pathlib import Path
 
 import pytest
 
-from infra.ci.fresh import inputs_digest
+from infra.ci.fresh import inputs_digest, not_run_reason
+from infra.ci.tiers import tier_of
 from infra.nodeimage.build import Build
 from infra.nodeimage.pins import load_pins
 from infra.nodeimage.recipes import RecipeError, debian_base
 from infra.nodeimage.steps import StepLog
-from infra.process import spawn, stop_process
-from infra.run import CommandError, run
 from infra.toolchain import release, store
 from infra.toolchain.model import Platform, load_toolchain
 from infra.versions import load_versions
-from infra.wait import WaitTimeout, wait_until
+from smoke_tests.process import spawn, stop_process
+from smoke_tests.run import CommandError, run
+from smoke_tests.wait import WaitTimeout, wait_until
 from tests.toolchain_standins import GoProxy, ReleaseSite, publish_releases, serve
 
 REPO = Path(__file__).resolve().parent.parent
@@ -219,6 +223,88 @@ class FreshRun:
         self._servers.close()
         if not keep or self._proc is None:  # nothing ran: no log worth keeping
             shutil.rmtree(self.work, ignore_errors=True)
+
+
+@dataclass
+class Beside:
+    """A fresh run started when the session began; the test takes it at its turn."""
+
+    run: FreshRun
+    error: BaseException | None = None  # what stopped its start: raised in the test, never lost
+    taken: bool = False  # the test took it: closing it is the test's
+
+    def take(self) -> FreshRun:
+        self.taken = True
+        if self.error is not None:
+            raise self.error
+        return self.run
+
+
+STASH = pytest.StashKey[Beside]()
+
+
+def start_beside(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the fresh run now when the session will run the test (selected, asked for or its inputs
+    changed, not already inside the container), so its container overlaps the other tests.
+
+    The preparation (clone, stand-ins, container) runs here, before any test, in the session's own
+    thread: the tests' fixtures change the process's environment (the cache folder, the mirror),
+    and the preparation must not read a test's values. Only the container runs in the background."""
+    if os.environ.get(INSIDE) or config.option.collectonly or not any(item.name == TEST_NAME for item in items):
+        return
+    if not_run_reason(os.environ, REPO) is not None:
+        return  # the test reports the reason itself
+    beside = Beside(FreshRun(work=Path(tempfile.mkdtemp(prefix="kfstack-fresh-"))))
+    config.stash[STASH] = beside
+    began = time.monotonic()
+    try:
+        beside.run.start()
+    except (Exception, pytest.skip.Exception) as exc:  # a skip or a failure is the test's, raised there
+        beside.error = exc
+        return
+    print(f"\nfresh machine: container started beside the other tests after {time.monotonic() - began:.0f}s "
+          f"of preparation (log {beside.run.log})", flush=True)
+
+
+def started_beside(config: pytest.Config) -> Beside | None:
+    return config.stash.get(STASH, None)
+
+
+def close_beside(config: pytest.Config) -> None:
+    """At the session's end: a run the test never took (deselected by -x, interrupted) is removed."""
+    beside = config.stash.get(STASH, None)
+    if beside is not None and not beside.taken:
+        beside.run.close(keep=False)
+
+
+# Inside the container the simulated-cluster tier runs only these modules: between them they use
+# every tool the set-up installs for that tier, which is what the fresh machine proves; the host's
+# own run, in the same CI, runs every other test of the tier on the same code. Unit, render and
+# live (NOT RUN there: no container runtime) run whole, and the smoke suite on the local target too.
+INSIDE_SIM_MODULES = {
+    "tests/test_readme.py": "the README's bring-up block, as written",
+    "tests/test_sim_stack.py": "the Pulumi engine, its language host and the Kubernetes provider plugin "
+                               "against kwok's kube-apiserver, etcd and controllers; kubectl; kustomize",
+    "tests/test_upgrade_sim.py": "both manifests releases the set-up fetched",
+    "tests/test_mlmd_server.py": "the ML Metadata stand-in on the ml-metadata wheel, MariaDB and PostgreSQL",
+}
+
+
+def inside_selection(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the fresh container, deselect the simulated-cluster tests outside `INSIDE_SIM_MODULES`
+    (reported by pytest as deselected, and NOT RUN in the container's table)."""
+    if not os.environ.get(INSIDE):
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        (drop if tier_of(item) == "sim" and module not in INSIDE_SIM_MODULES else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+        print(f"\nfresh machine: {len(drop)} simulated-cluster tests left to the host's run "
+              f"(here only {', '.join(sorted(INSIDE_SIM_MODULES))})", flush=True)
 
 
 def _environment(site: ReleaseSite) -> dict[str, str]:

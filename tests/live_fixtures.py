@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.run import run
 from infra.runtime import docker
+from smoke_tests.run import run
 from tests.helpers import require_toolchain
 
 

@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client
 
 from infra.names import unique_name
-from infra.wait import wait_until
+from smoke_tests.wait import wait_until
 
 KFP_PROXY = "/api/v1/namespaces/kubeflow/services/ml-pipeline:8888/proxy"
 # The profile hook's image (Python with botocore, built here under alpine/k8s's name).

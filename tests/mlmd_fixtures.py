@@ -27,9 +27,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool, json_format, messag
 
 from infra.kfp.mlmd_env import SERVER, MlmdEnvError, ensure_mlmd_venv
 from infra.kfp.mlmd_server import SERVICE
-from infra.process import free_port, port_open, spawn, stop_process
-from infra.run import CommandError, run
-from infra.wait import WaitTimeout, wait_until
+from smoke_tests.process import free_port, port_open, spawn, stop_process
+from smoke_tests.run import CommandError, run
+from smoke_tests.wait import WaitTimeout, wait_until
 
 # Run by the stand-in's venv: the service's file descriptor and every file it imports, dependencies first.
 _DESCRIPTORS = """

@@ -27,7 +27,7 @@ from infra.config import parse_stack_config
 from infra.dependencies import GATE_PREFIX, derive
 from infra.manifests.objects import object_key
 from infra.manifests.render import render
-from infra.process import free_port
+from smoke_tests.process import free_port
 from tests.helpers import base_raw
 from tests.tls import self_signed
 

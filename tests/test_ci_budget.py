@@ -18,6 +18,7 @@ import pytest
 
 from infra.ci.budget import (
     BUDGET_S,
+    FRESH_REPORT,
     SESSION_ROW,
     SMOKE_ROW,
     Row,
@@ -25,6 +26,7 @@ from infra.ci.budget import (
     budget_warning,
     build_rows,
     duration,
+    fresh_note,
     main,
     table,
     total_row,
@@ -120,6 +122,15 @@ def test_past_forty_minutes_the_warning_names_the_three_slowest_stages() -> None
 def test_durations_read_at_a_glance() -> None:
     assert [duration(s) for s in (0.04, 59.94, 60, 754.4, 3600, 5000)] == [
         "0.0s", "59.9s", "1m 00s", "12m 34s", "1h 00m", "1h 23m"]
+
+
+def test_the_fresh_container_s_own_time_is_printed_when_it_ran_beside(tmp_path: Path) -> None:
+    assert fresh_note(tmp_path / FRESH_REPORT) is None  # it did not run: no line
+    (tmp_path / FRESH_REPORT).write_text("not json")
+    assert fresh_note(tmp_path / FRESH_REPORT) is None
+    (tmp_path / FRESH_REPORT).write_text(json.dumps({"container_seconds": 1265.4}))
+    note = fresh_note(tmp_path / FRESH_REPORT)
+    assert note is not None and "21m 05s beside the other tests" in note
 
 
 def _write_stages(path: Path, stages: dict[str, tuple[int, float]]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra.clusters import kubelet
-from infra.run import CommandError
+from smoke_tests.run import CommandError
 
 JOURNAL = """Started kubelet.service - kubelet: The Kubernetes Node Agent.
 I1203 08:01:02.123456     201 server.go:530] "Kubelet version" kubeletVersion="v1.34.2"

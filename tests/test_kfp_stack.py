@@ -21,10 +21,10 @@ from infra.gateway.standin import NAME, NAMESPACE, cluster_layout
 from infra.manifests.objects import Obj, Rendered
 from infra.manifests.render import render
 from infra.patches import parts, pipelines
-from infra.process import free_port, port_open, spawn, stop_process
 from infra.toolchain import ToolMissingError as MissingBinary
 from infra.toolchain import find_binary as binary
-from infra.wait import wait_until
+from smoke_tests.process import free_port, port_open, spawn, stop_process
+from smoke_tests.wait import wait_until
 from tests.test_live_kind_stack import stack_raw
 
 RUNS = {"ml-pipeline", "ml-pipeline-persistenceagent", "workflow-controller", "mysql", "seaweedfs",

@@ -9,7 +9,7 @@ import pytest
 from infra.clusters import preload
 from infra.clusters.preload import Preloader, PreloadError, lacking, normalize
 from infra.names import unique_name
-from infra.run import run
+from smoke_tests.run import run
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.process import free_port
-from infra.run import run
 from infra.runtime import docker
-from infra.wait import wait_until
+from smoke_tests.process import free_port
+from smoke_tests.run import run
+from smoke_tests.wait import wait_until
 from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]

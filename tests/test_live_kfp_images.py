@@ -24,9 +24,9 @@ import pytest
 import yaml
 
 from infra.names import unique_name
-from infra.run import CommandError, run
 from infra.runtime import docker
-from infra.wait import wait_until
+from smoke_tests.run import CommandError, run
+from smoke_tests.wait import wait_until
 from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]

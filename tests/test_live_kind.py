@@ -38,9 +38,9 @@ from infra.clusters.kind import (
 from infra.clusters.preload import load_lacking, node_image_ids, normalize
 from infra.config import KindClusterConfig, KindSettings
 from infra.names import unique_name
-from infra.run import run
 from infra.runtime import routes
-from infra.wait import wait_until
+from smoke_tests.run import run
+from smoke_tests.wait import wait_until
 from tests.live_fixtures import container_runtime, node_image  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]

@@ -48,9 +48,9 @@ from infra.config import PROJECT, parse_stack_config
 from infra.manifests.render import render
 from infra.names import unique_name
 from infra.paths import REPO_ROOT
-from infra.run import run
 from infra.runtime import docker, routes
-from infra.wait import wait_until
+from smoke_tests.run import run
+from smoke_tests.wait import wait_until
 from tests.helpers import require_toolchain
 from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
 from tests.live_kfp import (
@@ -116,9 +116,9 @@ def kind_stack(container_runtime: docker.RuntimeState, manifests_tree: Path,  # 
     from infra.nodeimage.build import NodeImageError, build_node_image
     from infra.nodeimage.components import build_component_images
     from infra.nodeimage.recipes import RecipeError
-    from infra.run import CommandError
     from infra.smokejob.image import build_suite_image
     from infra.toolchain.model import ToolchainError
+    from smoke_tests.run import CommandError
 
     build_node_image(say=_quiet)
     try:

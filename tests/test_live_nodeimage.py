@@ -11,8 +11,8 @@ import pytest
 
 from infra.nodeimage.build import build_node_image, image_id
 from infra.nodeimage.pins import load_pins
-from infra.run import run
 from infra.runtime import docker
+from smoke_tests.run import run
 from tests.helpers import require_toolchain
 from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
 

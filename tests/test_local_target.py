@@ -15,11 +15,11 @@ import requests
 
 from infra.auth.generate import oauth2_proxy_settings, render_oauth2_proxy_cfg
 from infra.local_target import configs
-from infra.process import pid_alive
-from infra.run import run
 from infra.toolchain import ToolMissingError as MissingBinary
 from infra.toolchain import find_binary as binary
 from infra.toolchain.locate import override_variable as env_override
+from smoke_tests.process import pid_alive
+from smoke_tests.run import run
 
 CREDS = configs.new_credentials()
 CONFIG = configs.stack_config(CREDS)
@@ -142,7 +142,8 @@ def test_down_never_stops_a_process_it_did_not_start(tmp_path: Path) -> None:
     target's working directory are stopped."""
     import subprocess
 
-    from infra.local_target.target import LocalState, LocalTarget
+    from infra.local_target.target import LocalTarget
+    from smoke_tests.local import LocalState
 
     stranger = subprocess.Popen(["sleep", "60"])
     try:
@@ -172,7 +173,7 @@ def store(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     import threading
 
     from infra.local_target.object_store import BUCKET, Identity, namespace_grants, serve
-    from infra.process import free_port
+    from smoke_tests.process import free_port
 
     (tmp_path / BUCKET).mkdir()
     run_dir = tmp_path / BUCKET / "private-artifacts" / NS1 / "v2" / "artifacts" / "kfstack-smoke-iris-2026-1"

@@ -25,8 +25,8 @@ from google.protobuf import descriptor_pool
 
 from infra.kfp.mlmd_env import SERVER
 from infra.kfp.mlmd_server import FlagError, main, parse_flags
-from infra.process import free_port
-from infra.wait import WaitTimeout
+from smoke_tests.process import free_port
+from smoke_tests.wait import WaitTimeout
 from tests.helpers import REPO
 from tests.mlmd_fixtures import (
     DatabaseServer,

@@ -106,7 +106,7 @@ def test_the_probe_rules_are_what_nft_reads(tmp_path: Path) -> None:
     refusal of the queue expression is the only failure the probe may report."""
     import shutil
 
-    from infra.run import CommandError, run
+    from smoke_tests.run import CommandError, run
 
     if shutil.which("nft") is None or shutil.which("unshare") is None:
         pytest.skip("NOT RUN: nft or unshare is not installed")

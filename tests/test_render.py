@@ -17,7 +17,7 @@ from infra.config import parse_stack_config
 from infra.manifests.components import load_component_map
 from infra.manifests.objects import Rendered, group_of
 from infra.manifests.render import render
-from infra.run import run
+from smoke_tests.run import run
 from tests.helpers import ALICE, BOB, CLIENT_SECRET
 
 pytestmark = pytest.mark.render

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.run import run
 from infra.runtime import freezer
+from smoke_tests.run import run
 from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
 
 V1_PROC = """12:pids:/docker/abc

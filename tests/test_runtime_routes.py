@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.run import run
 from infra.runtime import host, routes
+from smoke_tests.run import run
 
 # Ranges no real network here uses (checked by `hold` itself, which refuses overlaps).
 SERVICE = "10.254.250.0/24"

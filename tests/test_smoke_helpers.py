@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.wait import WaitTimeout, wait_until
 from smoke_tests.inference import predictions, request_body
 from smoke_tests.redact import MASK, Redactor
 from smoke_tests.settings import SmokeSettings, problems, resolve
 from smoke_tests.target import password_for, users_from_option
+from smoke_tests.wait import WaitTimeout, wait_until
 
 
 def test_wait_returns_the_observation_that_satisfied_it() -> None:
@@ -92,7 +92,7 @@ def test_descendants_include_children_that_left_the_process_group() -> None:
     import signal
     import subprocess
 
-    from infra.process import descendants, pid_alive
+    from smoke_tests.process import descendants, pid_alive
 
     # The second child waits half a second on a pipe nobody writes before it execs setsid: the
     # moment between its fork and setsid(), when both children are still in the group, is made

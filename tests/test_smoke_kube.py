@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from infra.wait import wait_until
 from smoke_tests.kube import (
     api_client,
     crash_looping,
@@ -21,6 +20,7 @@ from smoke_tests.kube import (
     workload_states,
 )
 from smoke_tests.target import KubeAccess
+from smoke_tests.wait import wait_until
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -178,7 +178,7 @@ def test_stack_target_reads_outputs_forwards_and_checks(pytester: pytest.Pyteste
 
     from tests.test_smoke_portforward import FAKE_KUBECTL
 
-    outputs = {"kubeconfig": kwok.kubeconfig.read_text(encoding="utf-8"),
+    outputs = {"contractVersion": 1, "kubeconfig": kwok.kubeconfig.read_text(encoding="utf-8"),
                "ingress": {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80},
                "users": [{"email": "user@example.com", "profile": "kubeflow-user-example-com"}],
                "kubeflowVersion": "v1.11.0", "components": ["istio", "dex", "oauth2-proxy", "pipelines", "kserve"],
@@ -235,7 +235,7 @@ def test_sim_stack_runs_readiness_objects_and_outputs_and_nothing_that_needs_pod
         metadata=client.V1ObjectMeta(name="istio-ingressgateway"),
         spec=client.V1ServiceSpec(selector={"app": "istio-ingressgateway"},
                                   ports=[client.V1ServicePort(name="http2", port=80)])))
-    outputs = {"kubeconfig": kwok.kubeconfig.read_text(encoding="utf-8"),
+    outputs = {"contractVersion": 1, "kubeconfig": kwok.kubeconfig.read_text(encoding="utf-8"),
                "ingress": {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80},
                "users": [{"email": "user@example.com", "profile": "kubeflow-user-example-com"}],
                "profiles": ["kubeflow-user-example-com"], "objectCount": 573,

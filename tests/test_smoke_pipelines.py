@@ -13,7 +13,14 @@ import yaml
 from kfp import compiler, dsl
 
 from infra.versions import load_versions
-from smoke_tests.pipelines.common import STEP_LIMITS, STEP_REQUESTS, StepImage, packages, step_image_of
+from smoke_tests.pipelines.common import (
+    DEFAULT_PACKAGES,
+    STEP_LIMITS,
+    STEP_REQUESTS,
+    StepImage,
+    packages,
+    step_image_of,
+)
 from smoke_tests.pipelines.hello import build_hello_pipeline, hello_pipeline
 from smoke_tests.pipelines.iris import build_iris_pipeline
 from smoke_tests.pipelines.mnist import MNIST_SHA256, MNIST_URL, build_mnist_pipeline, train_digits
@@ -39,10 +46,14 @@ def test_mnist_pipeline_passes_the_pinned_archive_and_hash(tmp_path: Path) -> No
 
 
 def test_steps_install_what_the_releases_model_server_runs() -> None:
-    pinned = list(load_versions().release("v1.11.0").sklearn_server_packages)
-    assert packages() == pinned == ["scikit-learn~=1.5.1", "joblib>=1.4,<2", "numpy<2"]
-    assert packages(release="v9.9.9") == pinned  # an unknown release: the default release's pins
+    versions = load_versions()
+    pinned = list(versions.release(versions.default_release).sklearn_server_packages)
+    # Without stack outputs (a --kubeconfig target) the suite's default: the default release's pins.
+    assert packages() == list(DEFAULT_PACKAGES) == pinned == ["scikit-learn~=1.5.1", "joblib>=1.4,<2", "numpy<2"]
+    other = ["scikit-learn~=1.6.1", "joblib>=1.4,<2"]
+    assert packages(pinned=other) == other  # a stack's pipelinePackages output
     assert packages("scikit-learn==1.5.2") == ["scikit-learn==1.5.2", "joblib>=1.4,<2", "numpy<2"]
+    assert packages("scikit-learn==1.6.0", pinned=other) == ["scikit-learn==1.6.0", "joblib>=1.4,<2"]
 
 
 def test_compiled_steps_pin_the_model_servers_scikit_learn(tmp_path: Path) -> None:
@@ -81,10 +92,12 @@ def test_a_stacks_step_image_runs_the_steps_with_nothing_installed(build: object
 def test_the_step_image_comes_from_the_stacks_outputs() -> None:
     from smoke_tests.stack_outputs import StackOutputs
 
-    base = {"ingress": {"namespace": "n", "service": "s", "port": 80}, "users": []}
+    base = {"contractVersion": 1, "ingress": {"namespace": "n", "service": "s", "port": 80}, "users": []}
     assert step_image_of(StackOutputs.parse({**base, "pipelineImage": RUNTIME})) == StepImage(RUNTIME, ready=True)
     assert step_image_of(StackOutputs.parse(base)) == StepImage()  # kfp's way: install when the step starts
     assert step_image_of(None) == StepImage()  # no stack (an endpoint)
+    assert StackOutputs.parse({**base, "pipelinePackages": ["scikit-learn~=1.6.1"]}).pipeline_packages == (
+        "scikit-learn~=1.6.1",)
 
 
 def test_kfp_sdk_matches_the_backends_minor_version() -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.process import pid_alive, port_open
-from infra.wait import wait_until
 from smoke_tests.portforward import ForwardSpec, PortForward, PortForwardError, http_probe
+from smoke_tests.process import pid_alive, port_open
+from smoke_tests.wait import wait_until
 
 FAKE_KUBECTL = textwrap.dedent('''\
     #!{python}

@@ -30,7 +30,7 @@ def test_the_standin_gateway_takes_istios_place() -> None:
 
 
 def test_outputs_carry_the_gateway_kind() -> None:
-    base = {"kubeconfig": "k", "users": []}
+    base = {"contractVersion": 1, "kubeconfig": "k", "users": []}
     standin = StackOutputs.parse({**base, "ingress": {"namespace": "kfstack-gateway", "service": "standin-gateway",
                                                       "port": 80, "kind": "standin: nginx"}})
     assert (standin.ingress_namespace, standin.ingress_kind) == ("kfstack-gateway", "standin: nginx")

@@ -25,7 +25,7 @@ users: [{name: sim, user: {token: not-a-real-token}}]
 
 def fake(stack, **_):
     return stack_outputs.StackOutputs.parse({
-        "kubeconfig": KUBECONFIG,
+        "contractVersion": 1, "kubeconfig": KUBECONFIG,
         "ingress": {"namespace": "istio-system", "service": "istio-ingressgateway", "port": 80},
         "users": [{"email": "user@example.com", "profile": "kubeflow-user-example-com"}],
         "profiles": ["kubeflow-user-example-com"], "kubeflowVersion": "v1.11.0",

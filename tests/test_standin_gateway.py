@@ -16,11 +16,11 @@ from infra.config import ConfigError, parse_stack_config
 from infra.gateway.nginx import nginx_conf
 from infra.gateway.standin import NAME, NAMESPACE, cluster_layout, ingress, standin_objects
 from infra.manifests.render import render
-from infra.process import free_port, port_open, spawn, stop_process
-from infra.run import run
 from infra.toolchain import ToolMissingError as MissingBinary
 from infra.toolchain import find_binary as binary
-from infra.wait import wait_until
+from smoke_tests.process import free_port, port_open, spawn, stop_process
+from smoke_tests.run import run
+from smoke_tests.wait import wait_until
 from tests.helpers import ALICE, BOB, base_raw
 from tests.tls import self_signed
 

@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 
 from infra.cli import main
-from infra.process import spawn, stop_process
-from infra.run import run
 from infra.toolchain import gobuild, install, lock, release, store
 from infra.toolchain.locate import ToolMissingError, tool_path
 from infra.toolchain.model import Platform, Tool, ToolchainError, load_toolchain, parse_tool
 from infra.versions import load_versions
-from infra.wait import wait_until
+from smoke_tests.process import spawn, stop_process
+from smoke_tests.run import run
+from smoke_tests.wait import wait_until
 from tests.toolchain_standins import GoProxy, ReleaseSite, publish_releases, serve, stand_in
 
 REPO = Path(__file__).resolve().parent.parent

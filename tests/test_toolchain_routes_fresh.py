@@ -14,9 +14,16 @@ Its network is the package registries plus two stand-ins for what these machines
 
 Then `./scripts/setup` and `./scripts/test`, exactly as written; both must succeed, the set-up's
 summary must name a route for every tool, and every tier the tests cannot run there must be
-reported as skipped with its reason. The cold time is printed for the docs.
+reported as skipped with its reason. The cold time is printed for the docs. What it proves is the
+set-up, so nothing is paid twice: there the simulated-cluster tier runs only the modules that use
+every tool the set-up installs for it (`INSIDE_SIM_MODULES` in tests/fresh_container.py, each with
+why); the host's run in the same CI runs the rest of that tier on the same commit.
 
-It takes about half an hour (most of it the test command inside), so it runs where CI runs
+The container starts when the session has collected this test, beside the other tests (the
+preparation runs before any test; see tests/fresh_container.py), and the test waits at its turn
+for what is left; the table's line under it gives the container's own time.
+
+It takes about twenty minutes (most of it the test command inside), so it runs where CI runs
 (`CI=true`, as `.ci/run` is run) when an input of the README's set-up changed since its last pass
 on this machine (`infra.ci.fresh.INPUTS` lists them, each with why), or when asked
 (`KFSTACK_FRESH_CONTAINER_TEST=1`); `KFSTACK_FRESH_CONTAINER_TEST=0` turns it off. A pass records
@@ -27,6 +34,7 @@ from the `fresh` marker.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -36,10 +44,11 @@ from xml.etree import ElementTree
 
 import pytest
 
+from infra.ci.budget import FRESH_REPORT
 from infra.ci.fresh import not_run_reason, record_pass, record_path
 from infra.toolchain.model import load_toolchain
 from infra.versions import load_versions
-from tests.fresh_container import INSIDE, REPO, FreshRun
+from tests.fresh_container import INSIDE, REPO, FreshRun, started_beside
 
 pytestmark = [pytest.mark.live, pytest.mark.fresh]
 
@@ -62,17 +71,22 @@ def _junit_counts(report: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture
-def fresh_run() -> Iterator[FreshRun]:
-    """The fresh run; its container and stand-ins are removed afterwards, its folder (the log, the
-    reports) only when the test passed."""
+def fresh_run(request: pytest.FixtureRequest) -> Iterator[FreshRun]:
+    """The fresh run, started beside the other tests when the session began (else here); its
+    container and stand-ins are removed afterwards, its folder (the log, the reports) only when the
+    test passed."""
     if os.environ.get(INSIDE):
         pytest.skip("NOT RUN: already inside the fresh container")
     reason = not_run_reason(os.environ, REPO)
     if reason is not None:
         pytest.skip(reason)
-    fresh = FreshRun(work=Path(tempfile.mkdtemp(prefix="kfstack-fresh-")))
+    beside = started_beside(request.config)
+    fresh = beside.run if beside is not None else FreshRun(work=Path(tempfile.mkdtemp(prefix="kfstack-fresh-")))
     try:
-        fresh.start()
+        if beside is None:
+            fresh.start()
+        else:
+            beside.take()
         yield fresh
     finally:
         fresh.close(keep=True)  # a test that passed has removed the folder already
@@ -99,7 +113,8 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_run: FreshRun) -> Non
     assert sorted(releases) == sorted(load_versions().releases), f"manifests trees missing here: served {releases}"
     assert not [line for line in skipped if "manifests tree" in line], "\n".join(skipped)
     ran = _junit_counts(fresh_run.reports / "project-tests.xml")
-    for module in ("tests/test_render.py", "tests/test_sim_stack.py", "tests/test_upgrade_sim.py"):
+    for module in ("tests/test_render.py", "tests/test_readme.py", "tests/test_sim_stack.py",
+                   "tests/test_upgrade_sim.py"):
         assert ran.get(module, (0, 0))[0] > 0, f"no test of {module} ran there: {ran}"
     assert _junit_counts(fresh_run.reports / "smoke.xml"), "the smoke suite wrote no report"
     print("per module (passed, skipped): " + ", ".join(f"{m} {c}" for m, c in sorted(ran.items())))
@@ -108,6 +123,8 @@ def test_readme_commands_on_a_fresh_debian_container(fresh_run: FreshRun) -> Non
     print(f"fresh container: README commands in {seconds:.0f}s; {summary[-1]}; "
           + " ".join(re.findall(r"FRESH-CONTAINER-TIMES .*", output)) + f"; {len(skipped)} skip lines:\n"
           + "\n".join(skipped))
+    if (REPO / "reports").is_dir():  # the test command's table says what ran beside it (infra.ci.budget)
+        (REPO / "reports" / FRESH_REPORT).write_text(json.dumps({"container_seconds": round(seconds, 1)}) + "\n")
     done = record_pass(fresh_run.digest, fresh_run.commit, seconds, setup_seconds=setup_s, test_seconds=test_s)
     print(f"recorded in {record_path()}: {done.summary()}")
     fresh_run.close(keep=False)

@@ -24,7 +24,7 @@ from pulumi import automation as auto
 
 from infra.apply import WAIT_FOR_ANNOTATION, KubeObject, ca_bundle_awaits, with_awaits
 from infra.automation import inline_stack
-from infra.wait import wait_until
+from smoke_tests.wait import wait_until
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from infra.cli import build_parser
-from infra.run import run
+from smoke_tests.run import run
 from tests.helpers import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))

@@ -58,8 +58,8 @@ def render_times(cfg_raw: dict[str, Any], manifests: Path, results: dict[str, An
 def upstream_apply(objects: list[dict[str, Any]], workdir: Path, results: dict[str, Any]) -> None:
     """Upstream's loop on a fresh sim cluster: apply until it succeeds, then wait for Deployments."""
     from infra.clusters.sim import SimClusterProvider
-    from infra.run import CommandError, run
     from infra.toolchain import tool_path
+    from smoke_tests.run import CommandError, run
 
     props = {"name": "kfbench-upstream", "nodes": 2, "nodeCpu": "16", "nodeMemory": "64Gi", "nodePods": 250}
     provider = SimClusterProvider()

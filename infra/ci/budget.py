@@ -17,6 +17,7 @@ warning names the three slowest stages, so a change sees the drift before CI's h
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +36,9 @@ SESSION_ROW = "project tests: collection, other"
 LINT_STAGES = (("ruff", "ruff"), ("mypy", "mypy"))
 PROJECT_STAGE = "tests"
 SMOKE_STAGE, SMOKE_ROW = "smoke", "smoke (local target)"
+# The fresh-machine test's container runs beside the other tests; its row is the time the session
+# waited for it at its turn, and this file (in reports/) gives the container's own run time.
+FRESH_REPORT = "fresh-machine.json"
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,16 @@ def budget_warning(rows: Sequence[Row], total: Row, budget: float = BUDGET_S) ->
             "slowest stages: " + ", ".join(f"{r.name} {duration(r.seconds)}" for r in slowest))
 
 
+def fresh_note(path: Path) -> str | None:
+    """The line under the table when the fresh-machine container ran beside the other tests."""
+    try:
+        seconds = float(json.loads(path.read_text(encoding="utf-8"))["container_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (f"fresh machine: its container ran {duration(seconds)} beside the other tests; "
+            "its row is the time the session then waited for it")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.ci.budget",
                                      description="the table ./scripts/test ends with, and its budget")
@@ -153,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.time() - args.started if args.started is not None else sum(s.seconds for s in stages.values())
     total = total_row(rows, seconds)
     print("\n" + table(rows, total))
+    beside = fresh_note(args.stages.parent / FRESH_REPORT)
+    if beside:
+        print(beside)
     warning = budget_warning(rows, total)
     if warning:
         print(warning)

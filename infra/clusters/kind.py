@@ -20,9 +20,9 @@ from infra.clusters.local import LocalClusterProvider, LocalClusterResource, not
 from infra.clusters.preload import Preloader, load_lacking
 from infra.config import KindClusterConfig, StackConfig
 from infra.paths import clusters_dir
-from infra.run import CommandError, run
 from infra.runtime import cgroups, docker, freezer, routes
 from infra.settings.cluster import KIND_POD_SUBNET, KIND_SERVICE_SUBNET
+from smoke_tests.run import CommandError, run
 
 CREATE_TIMEOUT_S = 900
 DEFAULT_POD_SUBNET = KIND_POD_SUBNET

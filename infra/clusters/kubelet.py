@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.errors import UserError
-from infra.process import stop_process
-from infra.run import CommandError, merged_env, run
+from smoke_tests.process import stop_process
+from smoke_tests.run import CommandError, merged_env, run
 
 # systemd restarts kind's and minikube's kubelet every second; a healthy start never restarts it
 # (kind's unit waits for kubeadm's config file instead of failing before it exists).

@@ -12,8 +12,8 @@ from infra.clusters.base import Cluster, cluster_settings
 from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
 from infra.config import MinikubeClusterConfig, StackConfig
 from infra.paths import clusters_dir
-from infra.run import run
 from infra.runtime import cgroups, docker
+from smoke_tests.run import run
 
 CREATE_TIMEOUT_S = 1200
 

@@ -10,7 +10,7 @@ neither the node's nor the host's rules change.
 
 from __future__ import annotations
 
-from infra.run import CommandError, run
+from smoke_tests.run import CommandError, run
 
 # A table like the agent's: an inet filter chain at postrouting that queues to an nfqueue.
 PROBE_RULES = """\

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from infra.run import CommandError, run
-from infra.wait import wait_until
+from smoke_tests.run import CommandError, run
+from smoke_tests.wait import wait_until
 
 IMPORT_TIMEOUT_S = 900
 NODE_TIMEOUT_S = 300  # for the node containers and their containerd, from the start of a create

@@ -16,7 +16,7 @@ from infra.clusters.base import Cluster, cluster_settings
 from infra.clusters.local import LocalClusterProvider, LocalClusterResource, whole
 from infra.config import SimClusterConfig, StackConfig
 from infra.paths import clusters_dir
-from infra.run import run
+from smoke_tests.run import run
 
 CREATE_TIMEOUT_S = 300
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from infra.commands.base import Subparsers, failures, say
 from infra.nodeimage.kindsrc import KindSourceError
 from infra.nodeimage.steps import nodeimage_dir
-from infra.run import CommandError
 from infra.toolchain.model import ToolchainError
 from infra.versions import load_versions
+from smoke_tests.run import CommandError
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -14,10 +14,10 @@ EXIT_HARNESS = 2
 def _run(args: argparse.Namespace) -> int:
     from infra.nodeimage.build import NodeImageError
     from infra.nodeimage.recipes import RecipeError
-    from infra.run import CommandError
     from infra.smokejob.job import SmokeJobError, write_results
     from infra.smokejob.stack import run_for_stack
     from infra.toolchain import ToolMissingError
+    from smoke_tests.run import CommandError
 
     with failures(SmokeJobError, CommandError, ToolMissingError, ValueError, RecipeError, NodeImageError,
                   exit_code=EXIT_HARNESS):

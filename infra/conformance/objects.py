@@ -119,7 +119,7 @@ def objects_left(kubeconfig: str, objects: Sequence[ObjectRef], timeout: float =
     from kubernetes.dynamic import DynamicClient
     from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
-    from infra.wait import WaitTimeout, wait_until
+    from smoke_tests.wait import WaitTimeout, wait_until
 
     dyn = DynamicClient(kube_client(kubeconfig))
 

@@ -52,7 +52,7 @@ def smoke_command(run: Run, rerun: list[Check]) -> list[str]:
 
 def step(run: Run, rerun: list[Check]) -> None:
     """Run the suite (only `rerun`'s checks when given); its checks join the record."""
-    from infra.run import run as run_command
+    from smoke_tests.run import run as run_command
 
     with run.step("smoke") as smoke:
         cmd = smoke_command(run, rerun)

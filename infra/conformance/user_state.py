@@ -35,7 +35,7 @@ def create_user_state(api: Any, provider: str) -> dict[str, str]:
     """A second profile, objects in its namespace and a custom resource; returns their uids."""
     from kubernetes import client
 
-    from infra.wait import wait_until
+    from smoke_tests.wait import wait_until
 
     custom = client.CustomObjectsApi(api)
     core = client.CoreV1Api(api)

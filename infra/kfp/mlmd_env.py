@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from infra.paths import cache_root
-from infra.run import CommandError, run
+from smoke_tests.run import CommandError, run
 
 REQUIREMENTS = Path(__file__).with_name("mlmd-requirements.txt")
 SERVER = Path(__file__).with_name("mlmd_server.py")

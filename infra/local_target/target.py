@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,70 +28,26 @@ import requests
 import yaml
 
 from infra.local_target import configs, object_store
-from infra.paths import cache_root
-from infra.process import free_port, pid_alive, spawn, stop_pid, stop_process
-from infra.run import run
 from infra.toolchain import find_binary as binary
-from infra.wait import WaitTimeout, wait_until
+from smoke_tests.local import (
+    IRIS_MODEL,
+    MNIST_MODEL,
+    STATE_FILE,
+    LocalState,
+    LocalUser,
+    default_workdir,
+    running_state,
+    runs_here,
+)
+from smoke_tests.process import free_port, pid_alive, spawn, stop_pid, stop_process
+from smoke_tests.run import run
+from smoke_tests.wait import WaitTimeout, wait_until
 
-STATE_FILE = "state.json"
 STORE_DIR = "object-store"
-IRIS_MODEL = "sklearn-iris"
-MNIST_MODEL = "mnist"
-
-
-def default_workdir() -> Path:
-    return cache_root() / "local-target"
 
 
 class LocalTargetError(RuntimeError):
     pass
-
-
-@dataclass
-class LocalUser:
-    email: str
-    profile: str
-    password: str
-
-
-@dataclass
-class LocalState:
-    """What `up` recorded: enough for `down`, `status` and the smoke suite to attach."""
-
-    workdir: str
-    started: str
-    gateway_url: str
-    model_domain: str
-    ports: dict[str, Any]
-    processes: dict[str, int]
-    users: list[LocalUser]
-    models: dict[str, dict[str, str]]  # namespace -> model name -> model directory
-    mnist_samples: str
-    mnist_source: str
-    hello_output: str = ""
-    versions: dict[str, str] = field(default_factory=dict)
-    # The artifact store: endpoint, root directory, each namespace's kfp-launcher ConfigMap and key.
-    object_store: dict[str, Any] = field(default_factory=dict)
-    runs: dict[str, str] = field(default_factory=dict)  # sample pipeline (iris, mnist) -> kfp.local run
-
-    @classmethod
-    def load(cls, path: Path) -> LocalState:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["users"] = [LocalUser(**u) for u in data["users"]]
-        return cls(**data)
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(self), fh, indent=2)
-        tmp.replace(path)
-
-    def secrets(self) -> list[str]:
-        keys = self.object_store.get("keys", {}).values()
-        return [u.password for u in self.users] + [k["secretkey"] for k in keys]
 
 
 class LocalTarget:
@@ -114,11 +70,7 @@ class LocalTarget:
 
     def running_state(self) -> LocalState | None:
         """The recorded state if every recorded process is still alive, else None."""
-        if not self.state_path.exists():
-            return None
-        state = LocalState.load(self.state_path)
-        alive = all(pid_alive(p) and self._ours(p) for p in state.processes.values())
-        return state if alive else None
+        return running_state(self.workdir)
 
     def up(self, *, detach: bool = False) -> LocalState:
         """Start everything; on any failure stop what was started and raise with the logs' tails."""
@@ -154,13 +106,7 @@ class LocalTarget:
         return stopped
 
     def _ours(self, pid: int) -> bool:
-        """Whether `pid` still runs a command of this target: every one names its working directory
-        (a recorded pid may have been reused by an unrelated process since)."""
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            return False
-        return str(self.workdir) in cmdline
+        return runs_here(pid, self.workdir)
 
     def status(self) -> dict[str, str]:
         if not self.state_path.exists():

@@ -24,7 +24,7 @@ from infra.manifests.derive import component_map_for, selected_paths
 from infra.manifests.objects import Obj, Rendered
 from infra.patches import apply_patches
 from infra.paths import cache_root
-from infra.run import CommandError, run
+from smoke_tests.run import CommandError, run
 
 KUSTOMIZE_TIMEOUT_S = 600
 # Upstream's example orders kinds this way; we keep it so a `full` render matches it object for

@@ -18,7 +18,7 @@ import yaml
 from infra.config import PROJECT, StackConfig, parse_stack_config
 from infra.errors import UserError
 from infra.paths import REPO_ROOT
-from infra.run import CommandError, run
+from smoke_tests.run import CommandError, run
 
 if TYPE_CHECKING:
     from infra.manifests.objects import Rendered

@@ -29,11 +29,11 @@ from pathlib import Path
 from infra.nodeimage.kindsrc import KindSources, kind_sources, module_dir
 from infra.nodeimage.pins import NODE_TOOLS, NodeImagePins, load_pins
 from infra.nodeimage.steps import StepLog, digest, file_digest, nodeimage_dir
-from infra.run import CommandError, run
 from infra.runtime import shim
 from infra.toolchain import install as installer
 from infra.toolchain import store
-from infra.wait import wait_until
+from smoke_tests.run import CommandError, run
+from smoke_tests.wait import wait_until
 
 Say = Callable[[str], None]
 KEY_LABEL = "io.kfstack.inputs"

@@ -17,10 +17,10 @@ from pathlib import Path
 from infra.nodeimage.build import Build, docker_cli, image_key, replacing
 from infra.nodeimage.recipes import HOST_CA, Recipe, RecipeError, context_dir, docker_build, load_recipes
 from infra.nodeimage.steps import digest, file_digest
-from infra.run import run
 from infra.toolchain import gobuild, store
 from infra.toolchain.model import ToolchainError, load_toolchain
 from infra.versions import load_versions
+from smoke_tests.run import run
 
 KFP_DIR = Path(__file__).resolve().parent.parent / "kfp"
 Files = Mapping[str, "Path | str"]  # context path -> a file to copy, or the text to write

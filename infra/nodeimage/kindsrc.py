@@ -10,8 +10,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.run import CommandError, run
 from infra.toolchain.gobuild import go_binary, go_env
+from smoke_tests.run import CommandError, run
 
 
 class KindSourceError(RuntimeError):

@@ -22,8 +22,8 @@ from typing import Any
 
 from infra.nodeimage.build import DOCKER_TIMEOUT, KEY_LABEL, Build, docker, docker_cli, image_key, replacing
 from infra.nodeimage.steps import digest, file_digest, nodeimage_dir
-from infra.run import CommandError, run
 from infra.versions import VERSIONS_FILE, load_versions
+from smoke_tests.run import CommandError, run
 
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 BASE_TAG = "kfstack/debian:{suite}"

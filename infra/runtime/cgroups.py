@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.errors import UserError
-from infra.run import run
+from smoke_tests.run import run
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUPS = Path("/proc/cgroups")

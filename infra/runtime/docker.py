@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from infra import paths
-from infra.process import pid_alive, spawn, stop_pid
-from infra.run import CommandError, run
 from infra.runtime import cgroups, host, shim
-from infra.wait import WaitTimeout, wait_until
+from smoke_tests.process import pid_alive, spawn, stop_pid
+from smoke_tests.run import CommandError, run
+from smoke_tests.wait import WaitTimeout, wait_until
 
 Say = Callable[[str], None]
 START_TIMEOUT_S = 90.0

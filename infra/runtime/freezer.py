@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.run import run
+from smoke_tests.run import run
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

@@ -11,8 +11,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.run import CommandError, run
 from infra.runtime import docker, shim
+from smoke_tests.run import CommandError, run
 
 PROBE_REPOSITORY = "kfstack/probe"
 

@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypedDict
 
-from infra.run import CommandError, run
 from infra.runtime import host
 from infra.runtime.docker import runtime_dir
+from smoke_tests.run import CommandError, run
 
 Say = Callable[[str], None]
 ENV = "KFSTACK_BLACKHOLE_ROUTES"  # "1" forces them on, "0" off; unset: on where CAP_SYS_RESOURCE is missing

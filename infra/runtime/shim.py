@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from infra import paths
-from infra.run import CommandError, run
 from infra.toolchain.gobuild import go_binary
+from smoke_tests.run import CommandError, run
 
 SOURCE_DIR = Path(__file__).resolve().parent / "runcshim"
 BINARY = "kfstack-runc-shim"

@@ -24,6 +24,7 @@ from infra.settings.fields import (
     listing,
     matches,
 )
+from smoke_tests.profiles import profile_name_for
 
 # The upstream example's credentials. They are public, so only dev stacks may use them.
 UPSTREAM_DEFAULT_PASSWORD = "12341234"
@@ -47,12 +48,6 @@ def dev_client_secret(stack: str) -> str:
     """A dev stack's OIDC client secret when none is set: stable per stack (so updates change
     nothing), not upstream's public one. Dev stacks only: anyone can derive it."""
     return hashlib.sha256(f"kubeflow-stacks/dev-oidc-client/{stack}".encode()).hexdigest()[:32]
-
-
-def profile_name_for(email: str) -> str:
-    """Upstream's naming: user@example.com owns the namespace kubeflow-user-example-com."""
-    local = re.sub(r"[^a-z0-9]+", "-", email.lower()).strip("-")
-    return f"kubeflow-{local}"[:63].rstrip("-")
 
 
 def _stable_user_id(email: str) -> str:

@@ -19,6 +19,7 @@ from pydantic.json_schema import GetJsonSchemaHandler, JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from infra.errors import UserError
+from smoke_tests.secret import Secret as PlainSecret
 
 PROJECT = "kubeflow-stacks"
 
@@ -29,27 +30,10 @@ def fail(fix: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError("config", fix, ctx or None)
 
 
-class Secret:
-    """A secret string: its repr and str never show the value, so it cannot leak into logs."""
+class Secret(PlainSecret):
+    """The smoke suite's secret string, as a settings value: validated, and a JSON Schema for editors."""
 
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret(****)"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+    __slots__ = ()
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
@@ -63,8 +47,8 @@ class Secret:
                            "required": ["secure"], "additionalProperties": False}]}
 
 
-def _secret(value: Any) -> Secret:
-    if isinstance(value, Secret):
+def _secret(value: Any) -> PlainSecret:
+    if isinstance(value, PlainSecret):
         return value
     if not isinstance(value, str) or not value:
         raise fail("must be a non-empty string", hide=True)
@@ -78,7 +62,7 @@ class Problem:
     fix: str
 
     def __str__(self) -> str:
-        shown = "****" if isinstance(self.value, Secret) or self.value == "****" else repr(self.value)
+        shown = "****" if isinstance(self.value, PlainSecret) or self.value == "****" else repr(self.value)
         return f"{PROJECT}:{self.key} = {shown}: {self.fix}"
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.run import run
-from infra.wait import WaitTimeout, wait_until
+from smoke_tests.run import run
+from smoke_tests.wait import WaitTimeout, wait_until
 
 NAMESPACE = "kfstack-smoke-job"
 NAME = "kfstack-smoke"

@@ -22,9 +22,10 @@ def run_for_stack(stack: str, *, image: str | None, pytest_args: Sequence[str], 
                   say: Callable[[str], None]) -> JobResult:
     """Run the suite's Job in the stack's cluster until it finishes; its results, not yet written."""
     from infra.toolchain import find_binary as binary
+    from infra.toolchain import tool_path
     from smoke_tests.stack_outputs import read_outputs_json, write_kubeconfig
 
-    outputs = read_outputs_json(stack)
+    outputs = read_outputs_json(stack, pulumi=str(tool_path("pulumi")))
     if not outputs.get("kubeconfig"):
         raise SmokeJobError(f"stack {stack} has no kubeconfig output; is it up (`pulumi up -s {stack}`)?")
     if not image:

@@ -18,12 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from infra.paths import REPO_ROOT
-from infra.process import spawn, stop_process
-from infra.run import CommandError, run
 from infra.toolchain import lock
 from infra.toolchain.model import ModuleRoute, SourceRoute, Tool, ToolchainError
 from infra.toolchain.progress import Progress, terminal
-from infra.wait import WaitTimeout, wait_until
+from smoke_tests.process import spawn, stop_process
+from smoke_tests.run import CommandError, run
+from smoke_tests.wait import WaitTimeout, wait_until
 
 GO_TIMEOUT = 1800.0  # one go command; a cold kube-apiserver build takes about 4 minutes on 2 cores
 LOG_TAIL_LINES = 30

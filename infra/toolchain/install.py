@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 from infra import paths
-from infra.run import CommandError, run
 from infra.toolchain import gobuild, lock, release, store
 from infra.toolchain.locate import tool_path, tools_env
 from infra.toolchain.model import ModuleRoute, Platform, Route, Tool, Toolchain, ToolchainError, load_toolchain
+from smoke_tests.run import CommandError, run
 
 RouteChoice = Literal["auto", "release", "module", "source"]
 SOURCES_ENV = "KFSTACK_TOOLCHAIN_SOURCES"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from infra.toolchain import store
 from infra.toolchain.model import Toolchain, ToolchainError, load_toolchain
+from smoke_tests.tools import ToolNotFoundError, override, override_variable
 
 # Every Pulumi command the project runs must use the plugins installed here, never download one,
 # and not stop to look for a newer CLI.
@@ -27,19 +28,11 @@ class ToolMissingError(ToolchainError):
     """A pinned tool is not installed; the message names the command that installs it."""
 
 
-def override_variable(binary: str) -> str:
-    """`kube-apiserver` -> `KFSTACK_BIN_KUBE_APISERVER`."""
-    return "KFSTACK_BIN_" + binary.upper().replace("-", "_").replace(".", "_")
-
-
 def _override(binary: str) -> Path | None:
-    value = os.environ.get(override_variable(binary))
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        raise ToolchainError(f"{override_variable(binary)}={value} is not an executable file")
-    return path
+    try:
+        return override(binary)
+    except ToolNotFoundError as exc:
+        raise ToolchainError(str(exc)) from None
 
 
 def tool_path(binary: str, toolchain: Toolchain | None = None) -> Path:

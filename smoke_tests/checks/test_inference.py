@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import Secret
 from smoke_tests.inference import PROTOCOLS, ModelEndpoint, predict, predictions
+from smoke_tests.secret import Secret
 
 pytestmark = pytest.mark.inference
 

@@ -11,9 +11,9 @@ import pytest
 import requests
 import yaml
 
-from infra.config import Secret
 from smoke_tests.inference import ModelEndpoint, predict
 from smoke_tests.login import new_http_session
+from smoke_tests.secret import Secret
 from smoke_tests.target import KFP, Target
 
 pytestmark = pytest.mark.isolation

@@ -1,6 +1,7 @@
-"""The stack's outputs, the contract between the Pulumi program and this suite: complete, and
-agreeing with each other (every user has a profile the stack made). Runs on any stack, simulated
-or not."""
+"""The stack's outputs, the contract between the Pulumi program and this suite: their shape is
+checked when they are read (`smoke_tests.contract`); these checks are what a schema cannot say:
+complete, and agreeing with each other (every user has a profile the stack made). Runs on any
+stack, simulated or not."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from infra.wait import wait_until
 from smoke_tests.login import new_http_session
+from smoke_tests.wait import wait_until
 
 pytestmark = pytest.mark.portforward
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from infra.wait import wait_until
 from smoke_tests.kube import (
     KUBEFLOW_NAMESPACES,
     WorkloadState,
@@ -17,6 +16,7 @@ from smoke_tests.kube import (
 )
 from smoke_tests.settings import SmokeSettings
 from smoke_tests.target import Target
+from smoke_tests.wait import wait_until
 
 pytestmark = pytest.mark.readiness
 

@@ -5,8 +5,10 @@ built with kfp and these packages): steps then run in it as they are, nothing in
 (`install_kfp_package=False`, no `packages_to_install`). Otherwise each step pip-installs kfp and
 its packages into `BASE_IMAGE`, as kfp does by default. The models it exports are
 loaded by the release's KServe sklearn server, which unpickles them with its own scikit-learn, so
-the steps install what that server runs: the release's `sklearn_server_packages` in
-`infra/versions.toml` (`--sklearn-requirement` replaces the scikit-learn entry). With `kfp.local`'s
+the steps install what that server runs: the stack's `pipelinePackages` output (the project writes
+the release's `sklearn_server_packages` from `infra/versions.toml`), or, for a target without stack
+outputs, `DEFAULT_PACKAGES` (Kubeflow v1.11.0's server; a test keeps it equal to the project's pin);
+`--sklearn-requirement` replaces the scikit-learn entry. With `kfp.local`'s
 subprocess runner the same pip command runs in the current environment, so the local target asks
 only for what is already installed there (`LOCAL_PACKAGES`: nothing is downloaded or changed), and
 its model servers load the models with that same scikit-learn.
@@ -15,11 +17,14 @@ its model servers load the models with that same scikit-learn.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 BASE_IMAGE = "python:3.11-slim"
 LOCAL_PACKAGES: tuple[str, ...] = ("scikit-learn", "joblib", "numpy")
+# What KServe's sklearn server (kserve/sklearnserver:v0.15.2, Kubeflow v1.11.0) loads models with.
+DEFAULT_PACKAGES: tuple[str, ...] = ("scikit-learn~=1.5.1", "joblib>=1.4,<2", "numpy<2")
 MODEL_FILE = "model.joblib"  # the file name KServe's sklearn server loads from a model directory
 # The two flowers KServe's own sklearn example sends; both are versicolor (class 1).
 IRIS_INSTANCES = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
@@ -63,19 +68,10 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
 
 
-def server_packages(release: str | None = None) -> list[str]:
-    """What the release's KServe sklearn server runs (the default release when unknown or None)."""
-    from infra.versions import load_versions
-
-    versions = load_versions()
-    tag = release if release in versions.releases else versions.default_release
-    return list(versions.release(tag).sklearn_server_packages)
-
-
-def packages(sklearn_requirement: str | None = None, *, release: str | None = None) -> list[str]:
-    """The steps' pip requirements on a cluster; `sklearn_requirement` (e.g. scikit-learn==1.5.2)
-    replaces the release's scikit-learn pin."""
-    pinned = server_packages(release)
+def packages(sklearn_requirement: str | None = None, *, pinned: Sequence[str] = ()) -> list[str]:
+    """The steps' pip requirements on a cluster: `pinned` (the stack's `pipelinePackages`), else
+    `DEFAULT_PACKAGES`; `sklearn_requirement` (e.g. scikit-learn==1.5.2) replaces the scikit-learn pin."""
+    pinned = list(pinned or DEFAULT_PACKAGES)
     if not sklearn_requirement:
         return pinned
     return [sklearn_requirement, *[p for p in pinned if _name(p) != "scikit-learn"]]

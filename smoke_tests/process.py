@@ -1,6 +1,6 @@
 """Long-running child processes (kubectl port-forward, Dex, oauth2-proxy, nginx, model servers).
 
-Short commands go through `infra.run.run`; processes that must keep running are started here, with
+Short commands go through `smoke_tests.run.run`; processes that must keep running are started here, with
 the environment merged into the current one (never replacing PATH) and their output in a log file
 or a pipe, and stopped politely before they are killed.
 """
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from infra.run import merged_env
+from smoke_tests.run import merged_env
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -88,7 +88,7 @@ def pid_alive(pid: int) -> bool:
 
 def stop_pid(pid: int, *, grace: float = 10.0) -> bool:
     """Stop a process this project started earlier (recorded in a state file) by its id only."""
-    from infra.wait import WaitTimeout, wait_until
+    from smoke_tests.wait import WaitTimeout, wait_until
 
     if not pid_alive(pid):
         return False
