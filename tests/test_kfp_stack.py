@@ -130,15 +130,76 @@ def test_the_api_server_identifies_tokens_itself_and_runs_call_it_through_the_ga
 def test_only_the_kubeflow_namespace_and_the_gateway_reach_the_api_server(kind_local: Rendered) -> None:
     (api,) = kind_local.find("NetworkPolicy", "kfstack-ml-pipeline", "kubeflow")
     assert api["spec"]["podSelector"] == {"matchLabels": {"app": "ml-pipeline"}}
-    sources = [(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], rule.get("ports"))
+    sources = [(peer["namespaceSelector"]["matchLabels"], rule.get("ports"))
                for rule in api["spec"]["ingress"] for peer in rule["from"]]
-    assert sources == [("kubeflow", None), (NAMESPACE, [{"port": 8888}, {"port": 8887}])]
+    assert sources == [({"kubernetes.io/metadata.name": "kubeflow"}, None),
+                       ({"kubernetes.io/metadata.name": NAMESPACE}, [{"port": 8888}, {"port": 8887}]),
+                       ({"app.kubernetes.io/part-of": "kubeflow-profile"}, [{"port": 8887}])]
     (database,) = kind_local.find("NetworkPolicy", "kfstack-mysql", "kubeflow")
     assert [p["namespaceSelector"]["matchLabels"] for r in database["spec"]["ingress"] for p in r["from"]] == [
         {"kubernetes.io/metadata.name": "kubeflow"}]
     pods = {(o["metadata"].get("namespace"), lbl) for o in kind_local.objects if o["kind"] == "Deployment"
             for lbl in [o["spec"]["template"]["metadata"].get("labels", {}).get("app")]}
     assert ("kubeflow", "ml-pipeline") in pods and ("kubeflow", "mysql") in pods  # the policies select real pods
+
+
+def _selects(selector: Obj, labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    return all((labels.get(e["key"]) in e["values"]) == (e["operator"] == "In")
+               for e in selector.get("matchExpressions", []))
+
+
+def _admitted(rendered: Rendered, namespace: str, pod_labels: dict[str, str], source: str | dict[str, str],
+              port: int) -> bool:
+    """NetworkPolicy's ingress rule for one connection: allowed when no policy selects the pod, or
+    some policy that selects it has a rule naming the source's namespace (or, by a pod selector, the
+    pod's own) and the port (or no ports)."""
+    policies = [p for p in rendered.find("NetworkPolicy", namespace=namespace)
+                if _selects(p["spec"]["podSelector"], pod_labels) and "Ingress" in p["spec"]["policyTypes"]]
+    labels = source if isinstance(source, dict) else {"kubernetes.io/metadata.name": source}
+
+    def peer_ok(peer: Obj) -> bool:
+        if "namespaceSelector" in peer:
+            return _selects(peer["namespaceSelector"], labels)
+        return labels["kubernetes.io/metadata.name"] == namespace  # a bare podSelector: its own namespace
+    return not policies or any(
+        any(peer_ok(peer) for peer in rule.get("from", [])) and (not rule.get("ports") or any(
+            p.get("port") == port for p in rule["ports"]))
+        for policy in policies for rule in policy["spec"].get("ingress", []))
+
+
+def test_a_profile_namespace_reaches_the_api_servers_grpc_port_only(kind_local: Rendered) -> None:
+    """A run's launcher (profile namespace) calls ml-pipeline's gRPC port directly; the REST port,
+    where a forged identity header would be read, stays closed to it and to any other namespace."""
+    (api,) = kind_local.find("Deployment", "ml-pipeline", "kubeflow")
+    labels = api["spec"]["template"]["metadata"]["labels"]
+    profile = {"kubernetes.io/metadata.name": "kubeflow-user-example-com",
+               "app.kubernetes.io/part-of": "kubeflow-profile"}
+
+    def admitted(source: dict[str, str], port: int) -> bool:
+        return _admitted(kind_local, "kubeflow", labels, source, port)
+    assert admitted(profile, 8887) and not admitted(profile, 8888)
+    other = {"kubernetes.io/metadata.name": "default"}
+    assert not admitted(other, 8887) and not admitted(other, 8888)
+    assert admitted({"kubernetes.io/metadata.name": "kubeflow"}, 8888)
+
+
+def test_the_profile_hook_reaches_every_port_of_the_store_it_calls(kind_local: Rendered) -> None:
+    """The hook makes each namespace's key on SeaweedFS's IAM port and sets its bucket rules on S3:
+    where NetworkPolicy is enforced (kind-local's agent), both must be admitted from its namespace."""
+    (hook,) = [c for o in kind_local.find("Deployment", "kubeflow-pipelines-profile-controller", "kubeflow")
+               for c in _containers(o)]
+    urls = [v for k, v in _env(hook).items() if k.endswith("ENDPOINT_URL")]
+    (service,) = kind_local.find("Service", "seaweedfs", "kubeflow")
+    targets = {p["port"]: p.get("targetPort", p["port"]) for p in service["spec"]["ports"]}
+    ports = {targets[int(u.strip().rsplit(":", 1)[1])] for u in urls}
+    assert ports == {8111, 8333}
+    (store,) = kind_local.find("Deployment", "seaweedfs", "kubeflow")
+    labels = store["spec"]["template"]["metadata"]["labels"]
+    assert {p: _admitted(kind_local, "kubeflow", labels, "kubeflow", p) for p in ports} == {8111: True, 8333: True}
+    # Still closed to a namespace that is not a profile's (upstream's own rule for S3).
+    assert not _admitted(kind_local, "kubeflow", labels, "kfstack-gateway", 8333)
 
 
 @pytest.mark.parametrize(("key", "name"), [("exclude", "pipelines/nope"), ("include", "pipelines/ui")])

@@ -576,11 +576,21 @@ def _network_policy_enforcers(api: client.ApiClient) -> list[str]:
 
 def test_a_forged_identity_header_to_the_api_server_is_refused(kind_stack: KindStack) -> None:
     """A pod of the user's namespace calls ml-pipeline directly with a forged `kubeflow-userid`:
-    the stack's NetworkPolicy admits only the kubeflow namespace and the gateway."""
+    the stack's NetworkPolicy admits only the kubeflow namespace and the gateway, and the
+    kube-network-policies agent the stack runs (the node's ptp network enforces none) drops it."""
     api = kind_stack.api()
-    if not _network_policy_enforcers(api):
+    enforcers = _network_policy_enforcers(api)
+    if not enforcers:
         pytest.skip("NOT RUN: this cluster's network does not enforce NetworkPolicy (the node image's static "
-                    "ptp CNI: kindnetd and its network-policy agent are not built here)")
+                    "ptp CNI, and no cluster.kind.networkPolicy enforcer)")
+    if enforcers == ["kube-network-policies"]:
+        from infra.clusters.netpolicy import enforcement_problem
+
+        agent = client.AppsV1Api(api).read_namespaced_daemon_set("kube-network-policies", "kube-system")
+        assert agent.status.number_ready == agent.status.desired_number_scheduled >= 1, agent.status
+        problem = enforcement_problem(node_containers(kind_stack.name)[0])
+        if problem:
+            pytest.skip(f"NOT RUN: this host cannot enforce NetworkPolicy: {problem}")
     url = f"http://ml-pipeline.kubeflow.svc.cluster.local:8888/apis/v2beta1/experiments?namespace={PROFILE_NAMESPACE}"
     report = pod_report(api, PROFILE_NAMESPACE, "kfstack-forge", RUNTIME_IMAGE, [FORGED_CALL, url, OWNER])
     assert "refused" in report, report

@@ -171,3 +171,17 @@ def test_a_run_id_that_reads_as_a_number_stays_a_string_for_kubectl() -> None:
     assert docs == job_objects(spec)
     assert all(isinstance(v, str) for d in docs for v in d["metadata"].get("labels", {}).values())
     assert '"5e123456"' in text
+
+
+def test_the_jobs_namespace_may_read_the_store_where_network_policy_is_enforced() -> None:
+    """Upstream's store policy admits only profile namespaces, kubeflow and Istio's; the Job's own
+    policy admits its namespace to the store's pods, labelled so that cleanup removes it."""
+    from infra.smokejob.job import LABELS, STORE_NAMESPACE
+
+    policy = _by_kind()["NetworkPolicy"]
+    assert policy["metadata"]["namespace"] == STORE_NAMESPACE == "kubeflow"
+    assert LABELS.items() <= policy["metadata"]["labels"].items()
+    (expression,) = policy["spec"]["podSelector"]["matchExpressions"]
+    assert expression["key"] == "app" and {"seaweedfs", "minio"} <= set(expression["values"])
+    assert policy["spec"]["ingress"] == [{"from": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}}]}]

@@ -44,7 +44,8 @@ def test_versions_file_declares_every_tool_the_project_needs() -> None:
     node_image_only = ["containerd", "cni-plugins", "crictl", "coredns", "local-path-provisioner"]
     component_images = ["kubeflow-profile-controller", "kubeflow-kfam", "cert-manager-controller",
                         "cert-manager-cainjector", "cert-manager-webhook", "kserve", "kube-rbac-proxy",
-                        "kfp-apiserver", "kfp-backend", "argo-workflows", "seaweedfs", "metacontroller"]
+                        "kfp-apiserver", "kfp-backend", "argo-workflows", "seaweedfs", "metacontroller",
+                        "kube-network-policies"]
     assert [t.name for t in tools.tools.values() if not t.default] == [*node_image_only, *component_images,
                                                                        "minikube"]
 
@@ -109,6 +110,7 @@ def test_provider_install_brings_pulumi_first() -> None:
     ({"module": {"packages": {"demo": "x/demo"}, "static": True, "cgo": True}}, "exclude each other"),
     ({"module": {"packages": {"demo": "x/demo"}, "cgo": "yes"}}, r"cgo must be true or false"),
     ({"module": {"packages": {"demo": "x/demo"}, "symlinks": {"a.go": "b.go"}}}, "set require"),
+    ({"module": {"packages": {"demo": "x/demo"}, "patches": ["fix.patch"]}}, "set require"),
     ({"module": {"packages": {"demo": "x/demo"}, "require": ["x {version}"], "symlinks": {"a.go": "../b.go"}}},
      "without \\.\\."),
 ])

@@ -223,12 +223,8 @@ def test_source_route_sets_cgo_and_tags_as_declared(tmp_path: Path, fake_go: Pat
     assert call["cgo"] == cgo
 
 
-def test_a_modules_symlinks_are_restored_in_a_copy_it_is_built_from(tmp_path: Path, fake_go: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Module zips leave symlinks out (Argo's signal_linux.go): the wrapper builds against a copy of
-    the module with each one back, and the module cache stays as it was."""
-    import json
-
+def _copied_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **route: Any) -> tuple[Tool, Path]:
+    """A module in a fake (read-only) module cache, and a tool whose wrapper builds against a copy."""
     cached = tmp_path / "modcache" / "demo@v1.2.3"
     (cached / "sig").mkdir(parents=True)
     (cached / "sig" / "signal_darwin.go").write_text("package sig\n")
@@ -237,13 +233,67 @@ def test_a_modules_symlinks_are_restored_in_a_copy_it_is_built_from(tmp_path: Pa
     monkeypatch.setenv("FAKE_GO_TREE", str(tmp_path / "tree.txt"))
     tool = parse_toolchain({"demo": {"version": "v1.2.3", "binaries": ["demo"], "module": {
         "require": ["example.com/demo {version}"], "packages": {"demo": "example.com/demo/cmd/demo"},
-        "symlinks": {"sig/signal_linux.go": "sig/signal_darwin.go"}}}}).get("demo")
+        **route}}}).get("demo")
+    return tool, cached
+
+
+def test_a_modules_symlinks_are_restored_in_a_copy_it_is_built_from(tmp_path: Path, fake_go: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Module zips leave symlinks out (Argo's signal_linux.go): the wrapper builds against a copy of
+    the module with each one back, and the module cache stays as it was."""
+    import json
+
+    tool, cached = _copied_demo(tmp_path, monkeypatch, symlinks={"sig/signal_linux.go": "sig/signal_darwin.go"})
     install.install_tool(tool, route="module", plat=LINUX, say=lambda line: None)
     calls = [json.loads(line)["argv"] for line in fake_go.read_text().splitlines()]
     assert ["mod", "edit", "-replace=example.com/demo=./module-with-links"] in calls
     tree = (tmp_path / "tree.txt").read_text().splitlines()
     assert {"module-with-links/sig/signal_linux.go", "module-with-links/sig/signal_darwin.go"} <= set(tree)
     assert sorted(p.name for p in (cached / "sig").iterdir()) == ["signal_darwin.go"]
+
+
+PATCH = """The project's change to demo, and why.
+
+--- a/sig/signal_darwin.go
++++ b/sig/signal_darwin.go
+@@ -1 +1,2 @@
+ package sig
++// patched
+--- a/sig/patched.go
++++ b/sig/patched.go
+@@ -0,0 +1 @@
++package sig
+"""
+
+
+def _patched_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patch: str) -> tuple[Tool, Path]:
+    (tmp_path / "demo.patch").write_text(patch)
+    return _copied_demo(tmp_path, monkeypatch, patches=[str(tmp_path / "demo.patch")])
+
+
+def test_a_modules_patches_are_applied_to_a_copy_and_a_changed_patch_rebuilds(
+        tmp_path: Path, fake_go: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kube-network-policies' kernel patch: the wrapper builds against a patched copy of the module (the
+    module cache untouched), and an install made with other patches (or none) is not taken as present."""
+    import json
+
+    tool, cached = _patched_demo(tmp_path, monkeypatch, PATCH)
+    install.install_tool(tool, route="module", plat=LINUX, say=lambda line: None)
+    calls = [json.loads(line)["argv"] for line in fake_go.read_text().splitlines()]
+    assert ["mod", "edit", "-replace=example.com/demo=./module-with-links"] in calls
+    assert "module-with-links/sig/patched.go" in (tmp_path / "tree.txt").read_text().splitlines()
+    assert sorted(p.name for p in (cached / "sig").iterdir()) == ["signal_darwin.go"]
+    assert store.installed_marker(tool) is not None
+    (tmp_path / "demo.patch").write_text(PATCH.replace("// patched", "// patched again"))
+    assert store.installed_marker(tool) is None
+
+
+def test_a_patch_that_does_not_apply_names_itself(tmp_path: Path, fake_go: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    tool, _ = _patched_demo(tmp_path, monkeypatch, PATCH.replace(" package sig\n+// patched", " package other\n+//"))
+    with pytest.raises(ToolchainError, match=r"demo\.patch does not apply"):
+        install.install_tool(tool, route="module", plat=LINUX, say=lambda line: None)
+    assert not store.home(tool).exists()
 
 
 def test_build_failure_names_command_exit_code_log_tail_and_log(tmp_path: Path, fake_go: Path,

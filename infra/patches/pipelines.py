@@ -13,9 +13,12 @@ RequestAuthentication). Without Istio:
 - the run's driver and launcher (profile namespaces) reach the API server's gRPC port, for the
   cache, through the gateway, which strips the header there too: the API server tells them to call
   `kfstack-ml-pipeline-runs`, a name for the gateway's gRPC port;
-- NetworkPolicies let only the kubeflow namespace and the gateway reach `ml-pipeline`, and only
-  the kubeflow namespace reach the database (Istio's `mysql` policy). They hold only where the
-  cluster's network enforces NetworkPolicy.
+- NetworkPolicies let only the kubeflow namespace and the gateway reach `ml-pipeline` (and the
+  profile namespaces its gRPC port, which a run's launcher calls directly: a header forged over
+  gRPC from a profile namespace is not stopped here, as Istio's policy would), and only
+  the kubeflow namespace reach the database (Istio's `mysql` policy) and the object store's IAM port.
+  They hold only where the cluster enforces NetworkPolicy (on kind-local, the kube-network-policies
+  agent: infra/patches/netpolicy.py).
 
 On any stack: the API server will not start without the visualization server's address, which
 Kubernetes puts in its environment from that Service; where a stack leaves the visualization
@@ -59,19 +62,33 @@ def _namespace(name: str) -> Obj:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
+STORE_APP = "seaweedfs"
+PROFILE_LABEL = "app.kubernetes.io/part-of"  # = kubeflow-profile on every profile's namespace
+
+
 def network_policies() -> list[Obj]:
     """Ingress to the API server from the kubeflow namespace and the gateway; to the database from
-    the kubeflow namespace only."""
+    the kubeflow namespace only; to the object store from the kubeflow namespace on every port."""
     meta = lambda name: {"name": name, "namespace": NAMESPACE, "labels": dict(LABELS)}  # noqa: E731
     api = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("kfstack-ml-pipeline"),
            "spec": {"podSelector": {"matchLabels": {"app": API}}, "policyTypes": ["Ingress"], "ingress": [
                {"from": [_namespace(NAMESPACE)]},
                {"from": [_namespace(standin.NAMESPACE)],
-                "ports": [{"port": API_HTTP_PORT}, {"port": API_GRPC_PORT}]}]}}
+                "ports": [{"port": API_HTTP_PORT}, {"port": API_GRPC_PORT}]},
+               # A run's launcher calls the gRPC port at ml-pipeline.kubeflow itself (the driver passes
+               # it no address): profile namespaces reach that port, never the REST one.
+               {"from": [{"namespaceSelector": {"matchLabels": {PROFILE_LABEL: "kubeflow-profile"}}}],
+                "ports": [{"port": API_GRPC_PORT}]}]}}
     database = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("kfstack-mysql"),
                 "spec": {"podSelector": {"matchLabels": {"app": "mysql"}}, "policyTypes": ["Ingress"],
                          "ingress": [{"from": [_namespace(NAMESPACE)]}]}}
-    return [api, database]
+    # Upstream's `seaweedfs` policy admits kubeflow's pods to the S3 port only; the profile hook calls
+    # the IAM port (8111) for each namespace's key, which upstream's default-allow-same-namespace
+    # (common/networkpolicies, not deployed with the stand-in gateway) admits. This admits that much.
+    store = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("kfstack-seaweedfs"),
+             "spec": {"podSelector": {"matchLabels": {"app": STORE_APP}}, "policyTypes": ["Ingress"],
+                      "ingress": [{"from": [_namespace(NAMESPACE)]}]}}
+    return [api, database, store]
 
 
 def runs_service() -> Obj:

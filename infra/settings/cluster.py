@@ -50,6 +50,7 @@ MinikubeRuntime = Literal["containerd", "docker", "cri-o"]
 MinikubeCni = Literal["auto", "bridge", "calico", "cilium", "flannel", "kindnet"]
 # Drivers whose node is a container on the host's runtime: minikube refuses more CPUs than it has.
 CONTAINER_DRIVERS = ("docker", "podman")
+NetworkPolicyEnforcer = Literal["cni", "kube-network-policies"]
 
 # kind's own defaults, set explicitly: the host's blackhole routes (infra/runtime/routes.py) and the
 # node image built here (its static CNI range lies in the pod subnet) must agree with the cluster.
@@ -108,6 +109,9 @@ class KindSettings(Section):
     extra_port_mappings: Annotated[tuple[PortMapping, ...], listing("must be a list of port mappings")] = ()
     # Local images `kind load`ed into the nodes after create (images built here, no registry).
     preload_images: PreloadImages = ()
+    # What enforces NetworkPolicy: the node's CNI (kind's kindnetd does), or, on a node image whose
+    # network enforces none (the static ptp one built here), kube-network-policies run by the stack.
+    network_policy: Annotated[NetworkPolicyEnforcer, BeforeValidator(_text)] = "cni"
 
 
 
@@ -230,7 +234,9 @@ class KindClusterConfig(LocalClusterConfig):
         return self.kind
 
     def props(self) -> dict[str, Any]:
-        return {**super().props(), "podSubnet": KIND_POD_SUBNET, "serviceSubnet": KIND_SERVICE_SUBNET}
+        # networkPolicy is the render's (it adds the agent's objects), not the cluster's lifecycle.
+        props = {k: v for k, v in super().props().items() if k != "networkPolicy"}
+        return {**props, "podSubnet": KIND_POD_SUBNET, "serviceSubnet": KIND_SERVICE_SUBNET}
 
 
 class MinikubeClusterConfig(LocalClusterConfig):

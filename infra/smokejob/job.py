@@ -70,8 +70,25 @@ def apply_text(objects: list[Obj]) -> str:
     return "".join(f"---\n{json.dumps(o, sort_keys=True)}\n" for o in objects)
 
 
+# The artifact store's pods (SeaweedFS since Kubeflow 1.10, MinIO before) and their namespace.
+STORE_NAMESPACE = "kubeflow"
+STORE_APPS = ["seaweedfs", "minio"]
+
+
+def store_policy(labels: Mapping[str, str]) -> Obj:
+    """Upstream's NetworkPolicy admits to the store only profile namespaces, kubeflow and Istio's: where
+    NetworkPolicy is enforced, the Job's namespace reads it (with a profile's own key) only by this
+    policy of its own, removed with the Job."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": f"{NAME}-store", "namespace": STORE_NAMESPACE, "labels": dict(labels)},
+            "spec": {"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": STORE_APPS}]},
+                     "policyTypes": ["Ingress"], "ingress": [{"from": [
+                         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}}]}]}}
+
+
 def job_objects(spec: JobSpec) -> list[Obj]:
-    """Namespace, ServiceAccount, ClusterRole and binding, outputs ConfigMap, password Secret, Job."""
+    """Namespace, ServiceAccount, ClusterRole and binding, outputs ConfigMap, password Secret, the
+    store's NetworkPolicy for the Job's namespace, Job."""
     labels = {**LABELS, RUN_LABEL: spec.run_id}
     meta = lambda name: {"name": name, "namespace": NAMESPACE, "labels": dict(labels)}  # noqa: E731
     cluster_name = f"{NAME}-{spec.run_id}"
@@ -98,6 +115,7 @@ def job_objects(spec: JobSpec) -> list[Obj]:
          "data": {Path(OUTPUTS_FILE).name: json.dumps(outputs, indent=2, sort_keys=True)}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": meta(NAME), "type": "Opaque",
          "stringData": dict(spec.environment)},
+        store_policy(labels),
         {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(NAME), "spec": {
             "backoffLimit": 0, "activeDeadlineSeconds": spec.deadline_s,
             "template": {"metadata": {"labels": dict(labels)}, "spec": {
@@ -192,6 +210,8 @@ class SmokeJob:
         selector = f"app.kubernetes.io/managed-by={LABELS['app.kubernetes.io/managed-by']}," \
                    f"app.kubernetes.io/name={NAME}"
         self._kubectl("delete", "clusterrolebinding,clusterrole", "-l", selector, "--ignore-not-found",
+                      "--wait=false", check=False)
+        self._kubectl("delete", "networkpolicy", "-n", STORE_NAMESPACE, "-l", selector, "--ignore-not-found",
                       "--wait=false", check=False)
         if not self.existing_namespace_is_foreign():
             self._kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", f"--wait={str(wait).lower()}",

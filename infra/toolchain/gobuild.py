@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from infra.paths import REPO_ROOT
 from infra.toolchain import lock
 from infra.toolchain.model import ModuleRoute, SourceRoute, Tool, ToolchainError
 from infra.toolchain.progress import Progress, terminal
@@ -295,7 +296,7 @@ def build_module(tool: Tool, bin_dir: Path, work: Path, log: BuildLog) -> None:
     env = go_env(route.gonosumdb, static=route.static, cgo=route.cgo, toolchain=tool.go_toolchain)
     requires = [tool.expand(req, commit=commit).replace(" ", "@") for req in route.require]
     log.run([go, "get", *requires], cwd=work, env=env, label=f"go get {' '.join(requires)}")
-    if route.symlinks:
+    if route.symlinks or route.patches:
         restore_symlinks(go, route, requires[0].split("@")[0], work, env, log)
     for binary, pkg in route.packages.items():
         log.run([go, "build", "-v", *tags, "-ldflags", flags, "-o", str(bin_dir / binary), pkg], cwd=work,
@@ -317,8 +318,16 @@ def restore_symlinks(go: str, route: ModuleRoute, module: str, work: Path, env: 
         if not (copy / target).is_file():
             raise ToolchainError(f"{module}: {target} (what {link} points to upstream) is not in the module")
         shutil.copyfile(copy / target, copy / link)
+    for patch in route.patches:
+        try:
+            # No fuzz: a patch that no longer fits upstream's lines exactly must be looked at again.
+            run(["patch", "-p1", "--forward", "--batch", "--fuzz=0", "-i", str(REPO_ROOT / patch)], cwd=copy,
+                timeout=60)
+        except CommandError as exc:
+            raise ToolchainError(f"{module}: {patch} does not apply:\n{(exc.stdout + exc.stderr)[-3000:]}") from None
     log.run([go, "mod", "edit", f"-replace={module}=./{copy.name}"], cwd=work, env=env,
-            label=f"go mod edit: {module} with {len(route.symlinks)} restored link(s)", timeout=60)
+            label=f"go mod edit: {module} with {len(route.symlinks)} restored link(s), "
+                  f"{len(route.patches)} patch(es)", timeout=60)
 
 
 def source_tree(tool: Tool, sources: Path | None) -> Path:

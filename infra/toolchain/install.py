@@ -145,7 +145,8 @@ def install_tool(tool: Tool, *, route: RouteChoice = "auto", sources: Path | Non
             store.write_marker(staging, store.Marker(
                 name=tool.name, version=tool.version, route=chosen, seconds=seconds,
                 installed_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), binaries=tool.binaries,
-                go_toolchain=tool.go_toolchain if chosen != "release" else ""))
+                go_toolchain=tool.go_toolchain if chosen != "release" else "",
+                patches=store.patches_digest(tool) if chosen == "module" else ""))
             store.publish(staging, store.home(tool))
         finally:
             shutil.rmtree(staging, ignore_errors=True)

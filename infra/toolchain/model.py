@@ -91,6 +91,9 @@ class ModuleRoute:
     # (Argo's signal_linux.go): link -> the file it points to, both from the module's root. The
     # build then uses a copy of that module with each link restored as a copy of its target.
     symlinks: Mapping[str, str] = field(default_factory=dict)
+    # Patches (unified diffs, paths from the repository root, `patch -p1` inside the module) applied to
+    # that same copy: changes the project makes to upstream, each file saying what and why.
+    patches: tuple[str, ...] = ()
 
     @property
     def needs_commit(self) -> bool:
@@ -273,19 +276,20 @@ def _release(table: Mapping[str, Any], where: str) -> ReleaseRoute:
 
 def _module(table: Mapping[str, Any], where: str) -> ModuleRoute:
     _check_keys(table, {"packages", "require", "replace", "go", "gonosumdb", "tag_repo", "commit", "static", "cgo",
-                        "tags", "symlinks"}, where)
+                        "tags", "symlinks", "patches"}, where)
     static, cgo = _cgo(table, where)
     route = ModuleRoute(packages=_mapping(table, "packages", where), require=_strings(table, "require", where),
                         replace=_strings(table, "replace", where), go=str(table.get("go", "1.24")),
                         gonosumdb=_strings(table, "gonosumdb", where), tag_repo=str(table.get("tag_repo", "")),
                         commit=str(table.get("commit", "")), static=static, cgo=cgo,
-                        tags=_strings(table, "tags", where), symlinks=_mapping(table, "symlinks", where))
+                        tags=_strings(table, "tags", where), symlinks=_mapping(table, "symlinks", where),
+                        patches=_strings(table, "patches", where))
     if not re.fullmatch(r"\d+\.\d+(\.\d+)?", route.go):
         raise ToolchainError(f"{where}.go {route.go!r} is not a Go version like 1.25.0")
     if route.commit and not re.fullmatch(r"[0-9a-f]{40}", route.commit):
         raise ToolchainError(f"{where}.commit must be a full 40-character git commit hash")
-    if route.symlinks and not route.require:
-        raise ToolchainError(f"{where}.symlinks restores files of the first required module: set require")
+    if (route.symlinks or route.patches) and not route.require:
+        raise ToolchainError(f"{where}.symlinks and .patches change the first required module: set require")
     if any(p.startswith("/") or ".." in p.split("/") for item in route.symlinks.items() for p in item):
         raise ToolchainError(f"{where}.symlinks paths must be relative to the module's root, without ..")
     if route.needs_commit and not (route.tag_repo or route.commit):

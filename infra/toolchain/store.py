@@ -8,6 +8,7 @@ built in a staging directory beside the final one and renamed into place, which 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,18 @@ class Marker:
     installed_at: str
     binaries: tuple[str, ...]
     go_toolchain: str = ""  # the Go release it was built with, when the tool pins one
+    patches: str = ""  # the digest of the patches a module build applied (module.patches)
+
+
+def patches_digest(tool: Tool) -> str:
+    """A digest of the patches the tool's module route applies ("" when it applies none)."""
+    patches = tool.module.patches if tool.module else ()
+    if not patches:
+        return ""
+    sha = hashlib.sha256()
+    for patch in patches:
+        sha.update(patch.encode() + b"\0" + (paths.REPO_ROOT / patch).read_bytes() + b"\0")
+    return sha.hexdigest()[:16]
 
 
 def home(tool: Tool) -> Path:
@@ -55,7 +68,8 @@ def read_marker(directory: Path) -> Marker | None:
         data = json.loads((directory / MARKER_NAME).read_text())
         return Marker(name=str(data["name"]), version=str(data["version"]), route=str(data["route"]),
                       seconds=float(data["seconds"]), installed_at=str(data["installed_at"]),
-                      binaries=tuple(data["binaries"]), go_toolchain=str(data.get("go_toolchain", "")))
+                      binaries=tuple(data["binaries"]), go_toolchain=str(data.get("go_toolchain", "")),
+                      patches=str(data.get("patches", "")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -67,6 +81,8 @@ def installed_marker(tool: Tool) -> Marker | None:
         return None
     if tool.go_toolchain and marker.route != "release" and marker.go_toolchain != tool.go_toolchain:
         return None  # built before the pin, or with another Go: rebuilt with the pinned one
+    if marker.route == "module" and marker.patches != patches_digest(tool):
+        return None  # built with other patches (or none): rebuilt with the pinned ones
     bins = bin_dir(tool)
     if not all(os.access(bins / b, os.X_OK) for b in tool.binaries):
         return None
