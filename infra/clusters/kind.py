@@ -16,8 +16,8 @@ import yaml
 
 from infra.clusters import kubelet
 from infra.clusters.base import Cluster, cluster_settings
-from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
-from infra.clusters.preload import Preloader, load_lacking
+from infra.clusters.local import ContainerNodesProvider, LocalClusterResource, note, whole
+from infra.clusters.preload import Preloader
 from infra.config import KindClusterConfig, StackConfig
 from infra.paths import clusters_dir
 from infra.runtime import cgroups, docker, freezer, routes
@@ -107,7 +107,7 @@ def delete_kind_cluster(name: str, delete: Callable[[], object]) -> None:
         delete()
 
 
-class KindClusterProvider(LocalClusterProvider):
+class KindClusterProvider(ContainerNodesProvider):
     kind = "kind"
     replace_keys = ("name", "nodeImage", "controlPlanes", "workers", "serviceAccountIssuer",
                     "serviceAccountSigningKeyFile", "extraPortMappings", "podSubnet", "serviceSubnet")
@@ -136,16 +136,8 @@ class KindClusterProvider(LocalClusterProvider):
         preloader.finish()
         return kubeconfig.read_text()
 
-    def _preload(self, props: dict[str, Any]) -> None:
-        """Load into the nodes the local images they lack (compared by image ID)."""
-        images = list(props.get("preloadImages") or [])
-        if images:
-            load_lacking(node_containers(props["name"]), images, note)
-
-    def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        """A changed image list loads the images (the only in-place change a kind cluster takes)."""
-        if old.get("preloadImages") != new.get("preloadImages"):
-            self._preload(new)
+    def node_containers(self, props: dict[str, Any]) -> list[str]:
+        return node_containers(props["name"])
 
     def delete_cluster(self, props: dict[str, Any]) -> None:
         delete_kind_cluster(props["name"], lambda: kind_cli(

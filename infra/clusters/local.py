@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
+from infra.clusters.preload import load_lacking
 from infra.errors import UserError
 from infra.paths import clusters_dir
 
@@ -156,6 +157,25 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
         if self.cluster_exists(props):
             self.delete_cluster(props)
         OwnershipRecord(self.workdir(props)).remove()
+
+
+class ContainerNodesProvider(LocalClusterProvider):
+    """A local cluster whose nodes are containers on the host's runtime (kind; minikube's docker
+    driver): the local images in `preloadImages` are loaded into them when they lack them (compared
+    by image ID), and a changed list is the one change such a cluster takes in place."""
+
+    @abc.abstractmethod
+    def node_containers(self, props: dict[str, Any]) -> list[str]:
+        """The cluster's node containers."""
+
+    def preload(self, props: dict[str, Any]) -> None:
+        images = list(props.get("preloadImages") or [])
+        if images:
+            load_lacking(self.node_containers(props), images, note)
+
+    def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if old.get("preloadImages") != new.get("preloadImages"):
+            self.preload(new)
 
 
 class LocalClusterResource(Resource):

@@ -22,8 +22,7 @@ import pulumi
 
 from infra.clusters import kubelet
 from infra.clusters.base import Cluster, cluster_settings
-from infra.clusters.local import LocalClusterProvider, LocalClusterResource, note, whole
-from infra.clusters.preload import load_lacking
+from infra.clusters.local import ContainerNodesProvider, LocalClusterResource, note, whole
 from infra.config import MinikubeClusterConfig, MinikubeSettings, StackConfig
 from infra.paths import clusters_dir
 from infra.runtime import cgroups, docker, routes
@@ -163,7 +162,7 @@ def profile_containers(name: str) -> list[str]:
     return proc.stdout.split() if proc.returncode == 0 else []
 
 
-class MinikubeClusterProvider(LocalClusterProvider):
+class MinikubeClusterProvider(ContainerNodesProvider):
     kind = "minikube"
     # minikube cannot resize a cluster or change its driver, version, image, runtime or CNI in place.
     replace_keys = ("name", "driver", "cpus", "memory", "disk", "kubernetesVersion", "baseImage",
@@ -194,19 +193,11 @@ class MinikubeClusterProvider(LocalClusterProvider):
             if not self.cluster_exists(props):
                 routes.release(_route_owner(props), say=note)
             raise
-        self._preload(props)  # after start: minikube restarts the node's containerd while it sets it up
+        self.preload(props)  # after start: minikube restarts the node's containerd while it sets it up
         return (_workdir(props) / "kubeconfig").read_text()
 
-    def _preload(self, props: dict[str, Any]) -> None:
-        """Load into the node the local images it lacks (compared by image ID), as for kind."""
-        images = list(props.get("preloadImages") or [])
-        if images:
-            load_lacking(profile_containers(props["name"]), images, note)
-
-    def update_cluster(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        """A changed image list loads the images (the only in-place change a minikube cluster takes)."""
-        if old.get("preloadImages") != new.get("preloadImages"):
-            self._preload(new)
+    def node_containers(self, props: dict[str, Any]) -> list[str]:
+        return profile_containers(props["name"])
 
     def delete_cluster(self, props: dict[str, Any]) -> None:
         _minikube(props, "delete", "--profile", props["name"])
