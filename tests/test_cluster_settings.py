@@ -53,3 +53,10 @@ def test_a_component_refuses_another_providers_section() -> None:
     assert isinstance(cluster_settings(cfg, SimClusterConfig), SimClusterConfig)
     with pytest.raises(TypeError, match="KindClusterConfig given a sim cluster"):
         cluster_settings(cfg, KindClusterConfig)
+
+
+def test_image_lists_built_in_code_are_taken_as_tuples_too() -> None:
+    """The settings hold tuples; a caller building them in code (the live tests) may pass one."""
+    from infra.config import MinikubeSettings
+
+    assert MinikubeSettings(preload_images=("kfstack/x:v1",)).preload_images == ("kfstack/x:v1",)

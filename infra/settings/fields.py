@@ -165,11 +165,12 @@ def _quantity(value: Any) -> str:
 
 
 def listing(fix: str, item: Callable[[Any], bool] = lambda _: True) -> BeforeValidator:
-    """A list (empty when unset); `fix` when it is no list or `item` refuses one of its items."""
+    """A list or tuple (empty when unset; the field holds a tuple): `fix` when it is neither or `item`
+    refuses one of its items."""
     def check(value: Any) -> Any:
         if not value:
             return []
-        if not isinstance(value, list) or not all(item(v) for v in value):
+        if not isinstance(value, (list, tuple)) or not all(item(v) for v in value):
             raise fail(fix)
         return value
     return BeforeValidator(check)
