@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.config import StackConfig
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MANIFESTS = REPO.parent / "shared" / "kubeflow-manifests" / "v1.11.0"
@@ -51,3 +54,18 @@ def require_toolchain(*tools: str) -> None:
             tool_path(tool)
     except ToolchainError as exc:
         pytest.skip(f"NOT RUN: needs the pinned toolchain: {exc}")
+
+
+def stack_file_config(path: Path) -> StackConfig:
+    """A shipped stack file's config, with the secrets a user sets (`auth` users and the OIDC
+    client secret) filled with the tests' fixed ones where the stack is not a dev stack."""
+    import yaml
+
+    from infra.config import parse_stack_config
+
+    raw = {k.split(":", 1)[1]: v for k, v in yaml.safe_load(path.read_text())["config"].items()}
+    secret_keys: set[str] = set()
+    if not raw.get("devStack"):
+        raw["auth"] = {**raw.get("auth", {}), "users": [ALICE], "oidcClient": {"secret": "s" * 24}}
+        secret_keys = {"auth"}
+    return parse_stack_config(path.name.split(".")[1], raw, secret_keys)

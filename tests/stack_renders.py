@@ -18,11 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from infra.config import parse_stack_config
 from infra.manifests.render import render
-from tests.helpers import ALICE, REPO
+from tests.helpers import REPO, stack_file_config
 
 RECORD = REPO / "tests" / "data" / "stack-renders.json"
 STACK_FILES = sorted((REPO / "stacks").glob("Pulumi.*.yaml"))
@@ -30,12 +27,7 @@ STACK_FILES = sorted((REPO / "stacks").glob("Pulumi.*.yaml"))
 
 def summary(path: Path, tree: Path) -> dict[str, Any]:
     """One stack file's render: its object count, the digest of the whole YAML, a digest per kind."""
-    raw = {k.split(":", 1)[1]: v for k, v in yaml.safe_load(path.read_text())["config"].items()}
-    secret_keys: set[str] = set()
-    if not raw.get("devStack"):  # a user sets these as Pulumi secrets
-        raw["auth"] = {**raw.get("auth", {}), "users": [ALICE], "oidcClient": {"secret": "s" * 24}}
-        secret_keys = {"auth"}
-    rendered = render(parse_stack_config(path.name.split(".")[1], raw, secret_keys), tree)
+    rendered = render(stack_file_config(path), tree)
     kinds: dict[str, Any] = defaultdict(hashlib.sha256)
     for obj in rendered.objects:
         kinds[obj["kind"]].update(json.dumps(obj, sort_keys=True).encode())

@@ -14,14 +14,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
-from infra.config import parse_stack_config
 from infra.manifests.objects import Rendered
 from infra.outputs import stack_outputs
 from smoke_tests.contract import CONTRACT_VERSION, SCHEMA, ContractError, check, problems
 from smoke_tests.stack_outputs import StackOutputs, load_stack_outputs
-from tests.helpers import ALICE, REPO
+from tests.helpers import REPO, stack_file_config
 
 STACK_FILES = sorted((REPO / "stacks").glob("Pulumi.*.yaml"))
 GOOD: dict[str, Any] = {"contractVersion": CONTRACT_VERSION,
@@ -34,12 +32,7 @@ def test_the_schema_is_a_valid_json_schema() -> None:
 
 
 def _outputs_of(path: Path) -> dict[str, Any]:
-    raw = {k.split(":", 1)[1]: v for k, v in yaml.safe_load(path.read_text())["config"].items()}
-    secret_keys: set[str] = set()
-    if not raw.get("devStack"):  # what a user sets as secrets (see test_config's stack-file test)
-        raw["auth"] = {**raw.get("auth", {}), "users": [ALICE], "oidcClient": {"secret": "s" * 24}}
-        secret_keys = {"auth"}
-    cfg = parse_stack_config(path.name.split(".")[1], raw, secret_keys)
+    cfg = stack_file_config(path)
     rendered = Rendered(objects=[{"kind": "Namespace"}], release=cfg.kubeflow.release,
                         components=["dex", "pipelines", "kserve"], tree=Path("."), adjustments=["an adjustment"])
     return stack_outputs(cfg, rendered)
