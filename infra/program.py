@@ -54,12 +54,13 @@ def build_stack(cfg: StackConfig, tree: Path) -> StackResources:
     """Render first (so bad input fails before any registration), then the cluster, then Kubeflow."""
     from infra.apply import KubeflowArgs, KubeflowDeployment
     from infra.clusters import provision_cluster
+    from infra.clusters.late_images import workload_images
     from infra.manifests.render import render
 
     rendered = render(cfg, tree)
     pulumi.log.info(f"rendered {len(rendered.objects)} objects of Kubeflow {rendered.release} "
                     f"({len(rendered.components)} components; adjustments: {', '.join(rendered.adjustments)})")
-    cluster = provision_cluster(cfg)
+    cluster = provision_cluster(cfg, workload_images=workload_images(rendered.objects))
     kubeflow = KubeflowDeployment(
         "kubeflow", KubeflowArgs(objects=rendered.objects, provider=cluster.k8s_provider,
                                  kubeconfig=cluster.kubeconfig, context=cluster.context,

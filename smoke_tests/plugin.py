@@ -20,6 +20,7 @@ from smoke_tests.fixtures.kfp import (  # noqa: F401
     hello_run,
     kfp_client,
     kfp_m2m_client,
+    kfp_runs,
     pipeline_run_factory,
 )
 from smoke_tests.fixtures.kube import k8s_object_factory, kube_api, namespace_factory  # noqa: F401

@@ -16,8 +16,9 @@ import yaml
 
 from infra.clusters import kubelet
 from infra.clusters.base import Cluster, cluster_settings
+from infra.clusters.late_images import LateImagesResource, labelled_containers
 from infra.clusters.local import ContainerNodesProvider, LocalClusterResource, note, whole
-from infra.clusters.preload import Preloader
+from infra.clusters.preload import Preloader, normalize
 from infra.config import KindClusterConfig, StackConfig
 from infra.paths import clusters_dir
 from infra.runtime import cgroups, docker, freezer, routes
@@ -88,9 +89,14 @@ def create_watching_kubelet(name: str, *args: str) -> str:
         diagnostics=_workdir(name) / "kubelet-journal.txt")
 
 
+def node_label(name: str) -> str:
+    """The label kind puts on each node container of cluster `name`."""
+    return f"io.x-k8s.kind.cluster={name}"
+
+
 def node_containers(name: str) -> list[str]:
-    """The ids of kind cluster `name`'s node containers (kind labels each with its cluster)."""
-    return run(["docker", "ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={name}"], timeout=60).stdout.split()
+    """The ids of kind cluster `name`'s node containers."""
+    return labelled_containers(node_label(name))
 
 
 def delete_kind_cluster(name: str, delete: Callable[[], object]) -> None:
@@ -120,9 +126,11 @@ class KindClusterProvider(ContainerNodesProvider):
         cgroups.ensure_node_cgroups(note, may_mount=docker.may_prepare_cgroups())  # before any node exists
         # The images go in while kubeadm starts the control plane (infra/clusters/preload.py); one
         # missing from the local daemon fails here, before any node or route exists.
+        # Images no workload runs (`lateImages`) go in beside the apply instead (infra/clusters/late_images.py).
+        late = set(props.get("lateImages") or [])
         preloader = Preloader(lambda: node_containers(props["name"]),
                               whole(props["controlPlanes"]) + whole(props["workers"]),
-                              list(props.get("preloadImages") or []), note).start()
+                              [i for i in props.get("preloadImages") or [] if i not in late], note).start()
         if routes.routes_wanted():  # before any node exists: no early packet may leave the host
             routes.hold(_route_owner(props), _ranges(props), say=note)
         try:
@@ -157,12 +165,29 @@ class KindClusterProvider(ContainerNodesProvider):
 
 
 class KindCluster(Cluster):
-    def __init__(self, name: str, config: KindClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    """`workload_images`: the images the render's workloads run (`late_images.workload_images`);
+    given, the preloaded images none of them runs are loaded beside the apply, not before it."""
+
+    def __init__(self, name: str, config: KindClusterConfig, opts: pulumi.ResourceOptions | None = None,
+                 workload_images: set[str] | None = None) -> None:
         super().__init__("kubeflow-stacks:clusters:KindCluster", name, None, opts)
-        self.cluster = LocalClusterResource(KindClusterProvider(), f"{name}-kind", config.props(),
+        props = config.props()
+        preload = list(props.get("preloadImages") or [])
+        late = [] if workload_images is None else [i for i in preload if normalize(i) not in workload_images]
+        if late:
+            props["lateImages"] = late
+        self.cluster = LocalClusterResource(KindClusterProvider(), f"{name}-kind", props,
                                             pulumi.ResourceOptions(parent=self), adopt=config.adopt)
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
+        self.late_images: LateImagesResource | None = None
+        if late:
+            # Not a child of this component: the apply depends on the component (and so on every
+            # child of it), and must not wait for these.
+            self.late_images = LateImagesResource(
+                f"{name}-late-images", node_label(config.name), late,
+                pulumi.ResourceOptions(depends_on=[self.cluster], deleted_with=self.cluster))
 
     @classmethod
-    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> KindCluster:
-        return cls(cfg.cluster.name, cluster_settings(cfg, KindClusterConfig), opts)
+    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None,
+                    workload_images: set[str] | None = None) -> KindCluster:
+        return cls(cfg.cluster.name, cluster_settings(cfg, KindClusterConfig), opts, workload_images)

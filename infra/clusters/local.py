@@ -23,7 +23,7 @@ from infra.paths import clusters_dir
 
 # Inputs that matter only when the cluster is created, and outputs create adds (a provider's
 # `extra_outputs`): changing them later changes nothing.
-CREATE_ONLY_KEYS = frozenset({"kubeconfig", "owner", "adopt", "skippedChecks"})
+CREATE_ONLY_KEYS = frozenset({"kubeconfig", "owner", "adopt", "skippedChecks", "lateImages"})
 
 
 class ClusterExistsError(UserError):

@@ -25,6 +25,7 @@ NAME = "kfstack-smoke"
 RUN_LABEL = "kubeflow-stacks/smoke-run"
 LABELS = {"app.kubernetes.io/managed-by": "kubeflow-stacks", "app.kubernetes.io/name": NAME}
 OUTPUTS_FILE = "/etc/kfstack-smoke/outputs.json"
+JOB_POLL_S = 2  # how often the wait for the Job reads its state (two kubectl calls)
 
 Obj = dict[str, Any]
 
@@ -200,7 +201,8 @@ class SmokeJob:
             return f"the suite's pod cannot start: {bad[0]}" if bad else None
 
         try:
-            return wait_until(finished, timeout=timeout, interval=5, what="the smoke Job to finish", fail_if=stuck)
+            return wait_until(finished, timeout=timeout, interval=JOB_POLL_S, what="the smoke Job to finish",
+                              fail_if=stuck)
         except WaitTimeout as exc:
             raise SmokeJobError(f"the smoke Job did not finish ({exc}); "
                                 f"`kubectl logs -n {NAMESPACE} job/{NAME}` shows how far it got") from None
