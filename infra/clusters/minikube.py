@@ -186,15 +186,15 @@ class MinikubeClusterProvider(ContainerNodesProvider):
         skipped = self.extra_outputs(props)["skippedChecks"]
         for reason in skipped:
             note(f"minikube {props['name']}: --force skips {reason}")
-        if routes.routes_wanted():  # before the node exists: no early packet may leave the host
-            routes.hold(_route_owner(props), [SERVICE_RANGE, POD_RANGE], say=note)
-        args = minikube_start_args(props, force=bool(skipped), local_preload=local_preload)
-        label = f"{PROFILE_LABEL}={props['name']}"
         # The images go in while kubeadm starts the control plane: once kubelet runs, minikube has
         # restarted the node's containerd for the last time (its runtime set-up and preload come
         # first). One missing from the local daemon fails here, before any node or route exists.
         preloader = Preloader(lambda: profile_containers(props["name"]), 1, list(props.get("preloadImages") or []),
                               note, ready=kubelet_started).start()
+        if routes.routes_wanted():  # before the node exists: no early packet may leave the host
+            routes.hold(_route_owner(props), [SERVICE_RANGE, POD_RANGE], say=note)
+        args = minikube_start_args(props, force=bool(skipped), local_preload=local_preload)
+        label = f"{PROFILE_LABEL}={props['name']}"
         try:
             kubelet.run_watching_kubelet(
                 [tool_path("minikube"), *args], timeout=CREATE_TIMEOUT_S, env=_env(props),
