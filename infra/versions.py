@@ -48,6 +48,9 @@ class Versions:
     minikube_base_image: str
     images: dict[str, str]
     tools: dict[str, dict[str, Any]]
+    # [component_images]: the upstream images built here, in the file's order (`kfstack nodeimage
+    # components`); a stack loads them all into its nodes with the set `componentImages`.
+    component_images: tuple[str, ...] = ()
 
     def release(self, tag: str) -> Release:
         try:
@@ -67,7 +70,8 @@ def load_versions(path: Path = VERSIONS_FILE) -> Versions:
                     releases=releases, kind_node_image=_pinned_image(data["kind"]),
                     minikube_base_image=_pinned_image(data["minikube"], "base_image"),
                     images=dict(data.get("images", {})),
-                    tools=dict(data.get("tools", {})))
+                    tools=dict(data.get("tools", {})),
+                    component_images=tuple(data.get("component_images", {})))
 
 
 def _pinned_image(section: dict[str, Any], key: str = "node_image") -> str:

@@ -65,3 +65,16 @@ def kicbase(container_runtime: docker.RuntimeState) -> str:
 
     return source_or_release(lambda: build_kicbase(say=_quiet).tag, load_versions().minikube_base_image,
                              "kicbase image")
+
+
+def minikube_leftovers(name: str) -> dict[str, list[str]]:
+    """What a deleted minikube profile must not leave: node containers, its network and volume, its routes."""
+    from infra.clusters.minikube import profile_containers
+    from infra.runtime import routes
+
+    def names(kind: str) -> list[str]:
+        out = run(["docker", kind, "ls", "--format", "{{.Name}}"], timeout=60).stdout.split()
+        return [n for n in out if n == name]
+
+    return {"containers": profile_containers(name), "networks": names("network"), "volumes": names("volume"),
+            "routes": routes.held_by(f"minikube:{name}")}

@@ -50,7 +50,7 @@ def test_render_of_a_stack_missing_secrets_names_the_keys(manifests_tree: Path):
 def test_render_of_an_unknown_stack_lists_the_stacks():
     result = kfstack("render", "--stack", "nope")
     assert result.returncode != 0
-    assert "stacks: aks, dev, eks, existing, gke, kind-local, minikube, sim" in result.stderr
+    assert "stacks: aks, dev, eks, existing, gke, kind-local, minikube, minikube-local, sim" in result.stderr
 
 
 def test_doctor_reports_each_check_with_a_fix():

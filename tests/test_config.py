@@ -165,7 +165,7 @@ def _stack_files() -> list[Path]:
 
 def test_every_expected_stack_exists():
     names = {p.name.split(".")[1] for p in _stack_files()}
-    assert names == {"dev", "minikube", "existing", "sim", "eks", "gke", "aks", "kind-local"}
+    assert names == {"dev", "minikube", "existing", "sim", "eks", "gke", "aks", "kind-local", "minikube-local"}
 
 
 @pytest.mark.parametrize("path", _stack_files(), ids=lambda p: p.name)

@@ -69,3 +69,28 @@ def test_an_image_missing_from_the_local_daemon_fails_before_any_node_is_looked_
     with pytest.raises(PreloadError, match=f"not in the local Docker daemon: {absent}"):
         Preloader(nodes=nodes, count=1, images=[absent], say=print).start()
     assert looked == []  # no thread started: the create never began
+
+
+def test_a_node_is_loaded_only_once_it_is_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    """minikube's node: its containerd answers early, but minikube restarts it until kubelet runs;
+    the load waits for `ready` (which raises CommandError until then), and then loads."""
+    from smoke_tests.run import CommandError
+
+    events: list[str] = []
+    monkeypatch.setattr(preload, "local_image_ids", lambda images: dict.fromkeys(images, A))
+    monkeypatch.setattr(preload, "node_image_ids", lambda node: {})
+
+    def load_lacking(nodes: list[str], images: list[str], say: object, wanted: object) -> list[str]:
+        events.append("load")
+        return []
+
+    monkeypatch.setattr(preload, "load_lacking", load_lacking)
+    checks = iter([False, False, True])
+
+    def ready(node: str) -> None:
+        events.append("ready?")
+        if not next(checks):
+            raise CommandError(["systemctl"], 3, "", "inactive")
+
+    Preloader(nodes=lambda: ["n1"], count=1, images=["kserve/x:v1"], say=print, ready=ready).start().finish()
+    assert events == ["ready?", "ready?", "ready?", "load"]

@@ -10,6 +10,7 @@ from typing import Any
 from infra.clusters.late_images import late_images, workload_images
 from infra.clusters.preload import normalize
 from infra.manifests.render import render
+from infra.settings.cluster import KindClusterConfig
 from tests.helpers import REPO, stack_file_config
 from tests.test_program_mocks import mocks  # noqa: F401 - a fixture
 
@@ -37,6 +38,7 @@ def test_only_images_no_pod_template_names_are_late() -> None:
 
 def test_kind_locals_workloads_find_every_image_they_run_preloaded_before_the_apply(manifests_tree: Path) -> None:
     cfg = stack_file_config(KIND_LOCAL)
+    assert isinstance(cfg.cluster, KindClusterConfig)
     rendered = render(cfg, manifests_tree)
     preload = list(cfg.cluster.props()["preloadImages"])
     late = late_images(preload, rendered.objects)

@@ -26,31 +26,27 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
-from xml.etree import ElementTree
 
 import pytest
 import requests
-import yaml
 from kubernetes import client
-from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 from pulumi import automation as auto
 
-from infra.automation import TempStack, temp_stack
+from infra.automation import temp_stack
 from infra.clusters.kind import node_containers
-from infra.config import PROJECT, parse_stack_config
+from infra.config import parse_stack_config
 from infra.manifests.render import render
 from infra.names import unique_name
 from infra.paths import REPO_ROOT
 from infra.runtime import docker, routes
 from smoke_tests.run import run
 from smoke_tests.wait import wait_until
+from tests import live_stack
 from tests.helpers import require_toolchain
 from tests.live_fixtures import container_runtime  # noqa: F401 - a fixture
 from tests.live_kfp import (
@@ -63,25 +59,12 @@ from tests.live_kfp import (
     secret_env,
     wait_for_run,
 )
+from tests.live_stack import LOCAL_DEPLOYMENTS, OWNER, PROFILE_NAMESPACE, RUNTIME_IMAGE, LiveStack
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 STACK_FILE = REPO_ROOT / "stacks" / "Pulumi.kind-local.yaml"
-PROFILE_NAMESPACE = "kubeflow-user-example-com"
 # What the stack runs, by namespace: Deployment -> ready replicas (upstream's counts).
-DEPLOYMENTS = {
-    "cert-manager": {"cert-manager": 1, "cert-manager-cainjector": 1, "cert-manager-webhook": 1},
-    "auth": {"dex": 1},
-    "oauth2-proxy": {"oauth2-proxy": 2},
-    "istio-system": {"cluster-jwks-proxy": 1},
-    "kubeflow": {"profiles-deployment": 1, "kserve-controller-manager": 1,
-                 "kserve-localmodel-controller-manager": 1,
-                 # Kubeflow Pipelines: what a v2 run needs (the stack leaves out the rest).
-                 "ml-pipeline": 1, "ml-pipeline-persistenceagent": 1, "workflow-controller": 1, "mysql": 1,
-                 "seaweedfs": 1, "metadata-grpc-deployment": 1, "kubeflow-pipelines-profile-controller": 1},
-    "kfstack-gateway": {"standin-gateway": 1},
-}
-OWNER = "user@example.com"
-RUNTIME_IMAGE = "kfstack/kfp-runtime:py3.11-kfp2.15.0"
+DEPLOYMENTS = {**LOCAL_DEPLOYMENTS, "istio-system": {"cluster-jwks-proxy": 1}}  # upstream's kind overlay
 
 
 def _quiet(_line: str) -> None:
@@ -90,21 +73,10 @@ def _quiet(_line: str) -> None:
 
 def stack_raw(cluster_name: str) -> dict[str, Any]:
     """The stack file's config, on a cluster name of this run's own."""
-    config = yaml.safe_load(STACK_FILE.read_text())["config"]
-    raw = {key.removeprefix(f"{PROJECT}:"): value for key, value in config.items()}
-    raw["cluster"]["name"] = cluster_name
-    return raw
+    return live_stack.stack_raw(STACK_FILE, cluster_name)
 
 
-@dataclass
-class KindStack:
-    ts: TempStack
-    name: str
-    raw: dict[str, Any]
-
-    def api(self) -> client.ApiClient:
-        kubeconfig = yaml.safe_load(self.ts.stack.outputs()["kubeconfig"].value)
-        return kube_config.new_client_from_config_dict(kubeconfig)
+KindStack = LiveStack
 
 
 @pytest.fixture(scope="module")
@@ -113,26 +85,15 @@ def kind_stack(container_runtime: docker.RuntimeState, manifests_tree: Path,  # 
     require_toolchain("kind", "pulumi", "kubectl", "kustomize")
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
         pytest.skip("NOT RUN: the node image's source route needs root and debootstrap")
-    from infra.nodeimage.build import NodeImageError, build_node_image
-    from infra.nodeimage.components import build_component_images
-    from infra.nodeimage.recipes import RecipeError
-    from infra.smokejob.image import build_suite_image
-    from infra.toolchain.model import ToolchainError
-    from smoke_tests.run import CommandError
+    from infra.nodeimage.build import build_node_image
 
     build_node_image(say=_quiet)
-    try:
-        build_component_images(say=_quiet)  # cached after ./scripts/setup; sources needed only to build
-    except (ToolchainError, NodeImageError) as exc:
-        pytest.skip(f"NOT RUN: the component images cannot be built here: {exc}")
+    live_stack.component_images_or_skip()
     base = tmp_path_factory.mktemp("kindstack")
     ts = temp_stack(base, prefix="kl", env={"KFSTACK_MANIFESTS": str(manifests_tree)})
     name = unique_name("kfkl")
-    stack = KindStack(ts, name, stack_raw(name))
-    # The in-cluster Job's image goes into the node while the cluster starts, beside the stack's own;
-    # where it cannot be built, the Job's test builds it itself and fails with the reason.
-    with contextlib.suppress(CommandError, NodeImageError, RecipeError):
-        stack.raw["cluster"]["kind"]["preloadImages"].append(build_suite_image(say=_quiet))
+    stack = LiveStack(ts, name, stack_raw(name))
+    live_stack.add_suite_image(stack.raw["cluster"]["kind"]["preloadImages"])
     ts.set_config(stack.raw)
     yield stack
     with contextlib.suppress(auto.CommandError):
@@ -157,23 +118,8 @@ def test_up_runs_the_upstream_profile_controller(kind_stack: KindStack) -> None:
 
 def test_every_pod_the_stack_made_is_ready(kind_stack: KindStack) -> None:
     api = kind_stack.api()
-    apps = client.AppsV1Api(api)
-    ready = {ns: {d.metadata.name: d.status.ready_replicas or 0 for d in apps.list_namespaced_deployment(ns).items}
-             for ns in DEPLOYMENTS}
-    assert ready == DEPLOYMENTS
-    core = client.CoreV1Api(api)
-
-    def all_ready() -> tuple[bool, Any]:
-        waiting = []
-        for pod in core.list_pod_for_all_namespaces().items:
-            if pod.status.phase == "Succeeded":
-                continue
-            conditions = {c.type: c.status for c in pod.status.conditions or []}
-            if conditions.get("Ready") != "True":
-                waiting.append(f"{pod.metadata.namespace}/{pod.metadata.name} ({pod.status.phase})")
-        return not waiting, waiting
-
-    wait_until(all_ready, timeout=120, interval=2, what="every pod of the cluster to be Ready")
+    assert live_stack.ready_replicas(api, list(DEPLOYMENTS)) == DEPLOYMENTS
+    live_stack.wait_every_pod_ready(api)
 
 
 def test_cert_manager_runs_injects_its_ca_and_its_webhook_validates(kind_stack: KindStack) -> None:
@@ -567,75 +513,11 @@ def test_a_forged_identity_header_through_the_gateway_is_not_an_identity(kind_st
     assert report.get("status") in (302, 401, 403) or "refused" in report, report
 
 
-def _network_policy_enforcers(api: client.ApiClient) -> list[str]:
-    """DaemonSets of the NetworkPolicy implementations a kind cluster may run."""
-    known = ("kindnet", "calico", "cilium", "kube-network-policies", "antrea", "weave")
-    return [d.metadata.name for d in client.AppsV1Api(api).list_namespaced_daemon_set("kube-system").items
-            if d.metadata.name.startswith(known)]
-
-
 def test_a_forged_identity_header_to_the_api_server_is_refused(kind_stack: KindStack) -> None:
     """A pod of the user's namespace calls ml-pipeline directly with a forged `kubeflow-userid`:
     the stack's NetworkPolicy admits only the kubeflow namespace and the gateway, and the
     kube-network-policies agent the stack runs (the node's ptp network enforces none) drops it."""
-    api = kind_stack.api()
-    enforcers = _network_policy_enforcers(api)
-    if not enforcers:
-        pytest.skip("NOT RUN: this cluster's network does not enforce NetworkPolicy (the node image's static "
-                    "ptp CNI, and no cluster.kind.networkPolicy enforcer)")
-    if enforcers == ["kube-network-policies"]:
-        from infra.clusters.netpolicy import enforcement_problem
-
-        agent = client.AppsV1Api(api).read_namespaced_daemon_set("kube-network-policies", "kube-system")
-        assert agent.status.number_ready == agent.status.desired_number_scheduled >= 1, agent.status
-        problem = enforcement_problem(node_containers(kind_stack.name)[0])
-        if problem:
-            pytest.skip(f"NOT RUN: this host cannot enforce NetworkPolicy: {problem}")
-    url = f"http://ml-pipeline.kubeflow.svc.cluster.local:8888/apis/v2beta1/experiments?namespace={PROFILE_NAMESPACE}"
-    report = pod_report(api, PROFILE_NAMESPACE, "kfstack-forge", RUNTIME_IMAGE, [FORGED_CALL, url, OWNER])
-    assert "refused" in report, report
-
-
-def _outcomes(junit: Path) -> dict[str, str]:
-    """Each check's outcome by its test's name (parametrized ids kept), whatever the JUnit family."""
-    outcomes = {}
-    for case in ElementTree.parse(junit).getroot().iter("testcase"):
-        found = [tag for tag in ("failure", "error", "skipped") if case.find(tag) is not None]
-        outcomes[case.get("name", "")] = {"failure": "failed"}.get(found[0], found[0]) if found else "passed"
-    return outcomes
-
-
-def _suite_environment(kind_stack: KindStack) -> dict[str, str]:
-    """The stack's users' passwords, as the smoke suite reads them."""
-    cfg = parse_stack_config(kind_stack.ts.name, kind_stack.raw, set())
-    passwords = {f"KFSTACK_PASSWORD_{i}": user.password.reveal() for i, user in enumerate(cfg.auth.users)
-                 if user.password}
-    # No internet here for the MNIST archive: scikit-learn's bundled digits, as the local target trains.
-    return {**passwords, "KFSTACK_MNIST_SOURCE": "digits"}
-
-
-def _must_pass(outcomes: dict[str, str], prefixes: tuple[str, ...]) -> None:
-    failed = {name: outcome for name, outcome in outcomes.items() if outcome in ("failed", "error")}
-    assert failed == {}, failed
-    for prefix in prefixes:
-        ran = {name: outcome for name, outcome in outcomes.items() if name.startswith(prefix)}
-        assert ran and set(ran.values()) == {"passed"}, (prefix, ran)
-
-
-# What the smoke suite proves on this stack, the pipeline and artifact-store checks on its real KFP.
-PIPELINE_CHECKS = ("test_experiment_create_and_delete", "test_hello_pipeline_succeeds",
-                   "test_machine_token_reads_the_run", "test_sample_pipeline_succeeds",
-                   "test_namespace_lists_its_pipeline_root", "test_namespace_key_cannot_list_another_namespace",
-                   "test_iris_run_exported_a_working_model", "test_foreign_token_is_forbidden_on_pipelines",
-                   "test_no_token_is_rejected_on_pipelines", "test_foreign_token_cannot_create_runs_in_the_namespace")
-PORT_FORWARD_CHECKS = (*PIPELINE_CHECKS, "test_every_workload_ready", "test_nothing_crash_looping",
-                       "test_every_webhook_has_endpoints",
-                       "test_gateway_answers_through_forward", "test_forward_restarts_after_kubectl_exits",
-                       "test_login_gives_a_session_the_dashboard_accepts", "test_wrong_password_gives_no_session",
-                       "test_no_session_is_sent_to_login", "test_model_predicts",
-                       "test_served_iris_is_the_trained_model",
-                       "test_owner_token_is_accepted", "test_foreign_token_is_forbidden_on_model",
-                       "test_no_token_is_rejected_on_model", "test_forged_token_is_rejected_on_model")
+    live_stack.forged_header_to_the_api_server_is_dropped(kind_stack.api(), node_containers(kind_stack.name)[0])
 
 
 def test_the_smoke_suite_passes_through_the_standin_gateway(kind_stack: KindStack, tmp_path: Path) -> None:
@@ -644,58 +526,18 @@ def test_the_smoke_suite_passes_through_the_standin_gateway(kind_stack: KindStac
     oauth2-proxy pods, the pipeline checks on the real KFP (iris and MNIST trained there and served by
     real KServe InferenceServices from their artifacts), another namespace's token refused at the
     gateway, readiness of every pod."""
-    outputs = {key: value.value for key, value in kind_stack.ts.stack.outputs().items()}
-    assert outputs["ingress"]["kind"].startswith("standin:"), outputs["ingress"]
-    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
-    os.chmod(tmp_path / "outputs.json", 0o600)  # holds the kubeconfig
-    junit = tmp_path / "smoke.xml"
-    env = {**os.environ, **_suite_environment(kind_stack)}
-    env.pop("KFSTACK_USER_PASSWORD", None)
-    result = run([sys.executable, "-m", "pytest", "smoke_tests", "--stack-outputs", str(tmp_path / "outputs.json"),
-                  f"--junitxml={junit}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider", "-q"],
-                 cwd=REPO_ROOT, env=env, timeout=1800, check=False)
-    _must_pass(_outcomes(junit), PORT_FORWARD_CHECKS)
-    assert result.returncode == 0, result.stdout[-3000:]
+    live_stack.suite_through_port_forward(kind_stack, tmp_path, live_stack.PORT_FORWARD_CHECKS)
 
 
 def test_the_smoke_suite_runs_as_an_in_cluster_job(kind_stack: KindStack, tmp_path: Path) -> None:
     """The suite's image built here, loaded into the stack's kind cluster, run as the project's Job
     (its ServiceAccount and least-write RBAC) against the gateway's Service by cluster DNS; the JUnit
     comes back through the Job's log. Nothing of the Job is left afterwards."""
-    from infra.clusters.preload import load_lacking
-    from infra.smokejob.image import build_suite_image
-    from infra.smokejob.job import NAMESPACE, JobSpec, SmokeJob, write_results
-    from infra.toolchain import tool_path
-
-    outputs = {key: value.value for key, value in kind_stack.ts.stack.outputs().items()}
-    image = build_suite_image(say=_quiet)
-    load_lacking(node_containers(kind_stack.name), [image], _quiet)  # preloaded by the fixture: a check by ID
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(outputs.pop("kubeconfig"))
-    job = SmokeJob(tool_path("kubectl"), kubeconfig, say=_quiet)
-    result = job.run(JobSpec(image=image, outputs=outputs, environment=_suite_environment(kind_stack)),
-                     timeout=1800)
-    written = write_results(result, tmp_path / "report")
-    assert "junit.xml" in result.files, result.log[-3000:]
-    _must_pass(_outcomes(tmp_path / "report" / "junit.xml"),
-               ("test_every_workload_ready", "test_login_gives_a_session_the_dashboard_accepts", "test_model_predicts",
-                "test_foreign_token_is_forbidden_on_model", "test_owner_token_is_accepted", *PIPELINE_CHECKS))
-    assert result.succeeded and written
-    core = client.CoreV1Api(kind_stack.api())
-
-    def namespace_gone() -> tuple[bool, Any]:
-        try:
-            return False, core.read_namespace(NAMESPACE).status.phase
-        except ApiException as exc:
-            return exc.status == 404, exc.status
-
-    wait_until(namespace_gone, timeout=300, interval=3, what=f"the Job's namespace {NAMESPACE} to go")
+    live_stack.suite_as_job(kind_stack, tmp_path, lambda: node_containers(kind_stack.name), live_stack.JOB_CHECKS)
 
 
 def test_second_up_changes_nothing(kind_stack: KindStack) -> None:
-    result = kind_stack.ts.stack.up(on_output=_quiet, parallel=64)
-    changes = result.summary.resource_changes or {}
-    assert {k: v for k, v in changes.items() if k != "same"} == {}, result.stdout
+    assert live_stack.up_changes(kind_stack) == {}
 
 
 def test_destroy_leaves_no_cluster_container_or_route(kind_stack: KindStack) -> None:

@@ -47,7 +47,7 @@ from infra.names import unique_name
 from infra.runtime import routes
 from smoke_tests.run import run
 from smoke_tests.wait import wait_until
-from tests.live_fixtures import container_runtime, kicbase  # noqa: F401 - fixtures
+from tests.live_fixtures import container_runtime, kicbase, minikube_leftovers  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 MEMORY = "3g"  # small: the machine is shared with kind clusters
@@ -69,16 +69,6 @@ def _tiny_image(ref: str) -> str:
     run(["docker", "import", "--change", f"LABEL kfstack.preload-test={ref}", "-", ref], input_text="\0" * 10240,
         timeout=60)
     return run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], timeout=60).stdout.strip()
-
-
-def _leftovers(name: str) -> dict[str, list[str]]:
-    """What a deleted profile must not leave: node containers, its network and volume, its routes."""
-    def names(kind: str) -> list[str]:
-        out = run(["docker", kind, "ls", "--format", "{{.Name}}"], timeout=60).stdout.split()
-        return [n for n in out if n == name]
-
-    return {"containers": profile_containers(name), "networks": names("network"), "volumes": names("volume"),
-            "routes": routes.held_by(f"minikube:{name}")}
 
 
 @dataclass
@@ -189,7 +179,7 @@ def test_destroy_leaves_no_profile_container_network_volume_or_route(live: Live)
     live.ts.stack.destroy(on_output=_quiet)
     assert not MinikubeClusterProvider().cluster_exists(live.props)
     assert not minikube_home(live.props).exists()  # its CA and keys went with it
-    assert _leftovers(live.name) == {"containers": [], "networks": [], "volumes": [], "routes": []}
+    assert minikube_leftovers(live.name) == {"containers": [], "networks": [], "volumes": [], "routes": []}
     for cidr in (SERVICE_RANGE, POD_RANGE):
         if added and not routes.holders(cidr):  # the last holder gone (another cluster may keep it)
             assert not routes.blackhole_present(cidr), cidr

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from infra.clusters.netpolicy import PROBE_RULES, nfqueue_problem
-from infra.config import ConfigError, parse_stack_config
+from infra.config import ConfigError, KindClusterConfig, parse_stack_config
 from infra.manifests.objects import Obj, Rendered
 from infra.manifests.render import render
 from infra.nodeimage.components import component_images
@@ -128,7 +128,8 @@ def test_kind_local_runs_the_agent_from_the_preloaded_image(kind_local: Rendered
     (daemonset,) = kind_local.find("DaemonSet", netpolicy.NAME, "kube-system")
     (container,) = daemonset["spec"]["template"]["spec"]["containers"]
     assert container["image"] == IMAGE and container["imagePullPolicy"] == "IfNotPresent"
-    assert IMAGE in stack_raw("kflocal")["cluster"]["kind"]["preloadImages"]
+    cluster = parse_stack_config("kind-local", stack_raw("kflocal"), set()).cluster
+    assert isinstance(cluster, KindClusterConfig) and IMAGE in cluster.kind.preload_images
     assert {("ClusterRole", netpolicy.NAME), ("ClusterRoleBinding", netpolicy.NAME),
             ("ServiceAccount", netpolicy.NAME)} <= {(o["kind"], o["metadata"]["name"]) for o in kind_local.objects}
     assert f"netpolicy:{netpolicy.NAME}" in kind_local.adjustments

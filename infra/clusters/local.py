@@ -71,6 +71,8 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
     kind: ClassVar[str]
     # Inputs whose change needs a new cluster (everything else is updated in place).
     replace_keys: ClassVar[tuple[str, ...]] = ()
+    # List inputs whose order means nothing: the same items in another order are no change.
+    unordered_keys: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def create_cluster(self, props: dict[str, Any]) -> str:
@@ -142,9 +144,15 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
             return ReadResult(None, {})
         return ReadResult(id_, props)
 
+    def _same(self, key: str, old: Any, new: Any) -> bool:
+        if key in self.unordered_keys and isinstance(old, list) and isinstance(new, list):
+            return sorted(map(str, old)) == sorted(map(str, new))
+        return bool(old == new)
+
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = sorted(k for k in set(olds) | set(news)
-                         if k not in CREATE_ONLY_KEYS and not k.startswith("__") and olds.get(k) != news.get(k))
+                         if k not in CREATE_ONLY_KEYS and not k.startswith("__")
+                         and not self._same(k, olds.get(k), news.get(k)))
         replaces = [k for k in changed if k in self.replace_keys]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
 
@@ -162,7 +170,10 @@ class LocalClusterProvider(ResourceProvider, abc.ABC):
 class ContainerNodesProvider(LocalClusterProvider):
     """A local cluster whose nodes are containers on the host's runtime (kind; minikube's docker
     driver): the local images in `preloadImages` are loaded into them when they lack them (compared
-    by image ID), and a changed list is the one change such a cluster takes in place."""
+    by image ID), and a changed list is the one change such a cluster takes in place (a reordered
+    one is none: the set `componentImages` lists them in versions.toml's order)."""
+
+    unordered_keys = ("preloadImages",)
 
     @abc.abstractmethod
     def node_containers(self, props: dict[str, Any]) -> list[str]:

@@ -23,6 +23,7 @@ import pulumi
 from infra.clusters import kubelet
 from infra.clusters.base import Cluster, cluster_settings
 from infra.clusters.local import ContainerNodesProvider, LocalClusterResource, note, whole
+from infra.clusters.preload import Preloader
 from infra.config import MinikubeClusterConfig, MinikubeSettings, StackConfig
 from infra.paths import clusters_dir
 from infra.runtime import cgroups, docker, routes
@@ -154,6 +155,11 @@ def _route_owner(props: dict[str, Any]) -> str:
     return f"minikube:{props['name']}"
 
 
+def kubelet_started(node: str) -> None:
+    """Raises CommandError until minikube has started kubelet in node container `node`."""
+    run(["docker", "exec", node, "systemctl", "is-active", "--quiet", "kubelet"], timeout=30)
+
+
 def profile_containers(name: str) -> list[str]:
     """Node containers of a minikube profile of this name, made from any home."""
     if docker.docker_cli() is None:
@@ -180,6 +186,11 @@ class MinikubeClusterProvider(ContainerNodesProvider):
         skipped = self.extra_outputs(props)["skippedChecks"]
         for reason in skipped:
             note(f"minikube {props['name']}: --force skips {reason}")
+        # The images go in while kubeadm starts the control plane: once kubelet runs, minikube has
+        # restarted the node's containerd for the last time (its runtime set-up and preload come
+        # first). One missing from the local daemon fails here, before any node or route exists.
+        preloader = Preloader(lambda: profile_containers(props["name"]), 1, list(props.get("preloadImages") or []),
+                              note, ready=kubelet_started).start()
         if routes.routes_wanted():  # before the node exists: no early packet may leave the host
             routes.hold(_route_owner(props), [SERVICE_RANGE, POD_RANGE], say=note)
         args = minikube_start_args(props, force=bool(skipped), local_preload=local_preload)
@@ -190,10 +201,11 @@ class MinikubeClusterProvider(ContainerNodesProvider):
                 nodes=lambda: kubelet.running_containers(label),
                 diagnostics=_workdir(props) / "kubelet-journal.txt")
         except Exception:
+            preloader.stop()
             if not self.cluster_exists(props):
                 routes.release(_route_owner(props), say=note)
             raise
-        self.preload(props)  # after start: minikube restarts the node's containerd while it sets it up
+        preloader.finish()
         return (_workdir(props) / "kubeconfig").read_text()
 
     def node_containers(self, props: dict[str, Any]) -> list[str]:

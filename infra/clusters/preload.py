@@ -141,12 +141,14 @@ class Preloader:
     """Loads images into a cluster's nodes beside its create: `start()` before `kind create
     cluster` (it fails there, before anything exists, when an image is not in the local daemon),
     `finish()` after it. The thread waits for `count` node containers (from `nodes()`) whose
-    containerd answers, then loads what each lacks."""
+    containerd answers (and, with `ready`, that raises CommandError until a node may take them),
+    then loads what each lacks."""
 
     nodes: Callable[[], list[str]]
     count: int
     images: Sequence[str]
     say: Callable[[str], None]
+    ready: Callable[[str], object] | None = None
     loads: list[NodeLoad] = field(default_factory=list)
     _wanted: dict[str, str] = field(default_factory=dict)
     _error: BaseException | None = None
@@ -156,7 +158,7 @@ class Preloader:
     def start(self) -> Preloader:
         if self.images:
             self._wanted = local_image_ids(self.images)
-            self._thread = threading.Thread(target=self._run, name="kind-preload", daemon=True)
+            self._thread = threading.Thread(target=self._run, name="preload", daemon=True)
             self._thread.start()
         return self
 
@@ -168,6 +170,8 @@ class Preloader:
             return False, found
         for node in found:
             node_image_ids(node)  # raises CommandError until the node runs and its containerd answers
+            if self.ready is not None:
+                self.ready(node)
         return True, found
 
     def _run(self) -> None:

@@ -1,10 +1,11 @@
-"""A NetworkPolicy enforcer for kind clusters whose node network enforces none.
+"""A NetworkPolicy enforcer for local clusters whose node network enforces none.
 
-The node image built here wires pods with a static ptp CNI (kindnetd cannot be built here), which
-ignores NetworkPolicy, so the policies the stack relies on (infra/patches/pipelines.py: only the
-kubeflow namespace and the gateway may call ml-pipeline with an identity header) would be inert.
-With `cluster.kind.networkPolicy: kube-network-policies` the stack runs that agent (the policy code
-kindnetd itself embeds) as a DaemonSet: on the node's network (hostNetwork), privileged with
+The kind node image built here wires pods with a static ptp CNI (kindnetd cannot be built here),
+and minikube's bridge CNI is no better: both ignore NetworkPolicy, so the policies the stack relies
+on (infra/patches/pipelines.py: only the kubeflow namespace and the gateway may call ml-pipeline
+with an identity header) would be inert. With `cluster.kind.networkPolicy` (or
+`cluster.minikube.networkPolicy`) set to kube-network-policies the stack runs that agent (the
+policy code kindnetd itself embeds) as a DaemonSet: on the node's network (hostNetwork), privileged with
 NET_ADMIN for its nftables table and nfqueue socket, and the host's NRI socket and network
 namespaces, from which it learns a new pod's address before the API server publishes it.
 
@@ -15,7 +16,7 @@ have the nftables `queue` expression (CONFIG_NFT_QUEUE); infra/clusters/netpolic
 
 from __future__ import annotations
 
-from infra.config import KindClusterConfig, StackConfig
+from infra.config import LocalClusterConfig, StackConfig
 from infra.manifests.objects import Obj, Rendered
 
 NAME = "kube-network-policies"
@@ -33,7 +34,7 @@ RULES: list[Obj] = [
 
 
 def wanted(cfg: StackConfig) -> bool:
-    return isinstance(cfg.cluster, KindClusterConfig) and cfg.cluster.kind.network_policy == NAME
+    return isinstance(cfg.cluster, LocalClusterConfig) and cfg.cluster.network_policy == NAME
 
 
 def enforcer_objects(image: str) -> list[Obj]:

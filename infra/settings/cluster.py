@@ -7,6 +7,7 @@ Each model is also its cluster component's input (infra/clusters/), and a local 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
@@ -67,9 +68,35 @@ def _tagged(image: Any) -> bool:
     return isinstance(image, str) and ":" in image.rsplit("/", 1)[-1]
 
 
+# Named sets a preload list may hold beside image references (a name has no tag, so no image is
+# mistaken for one): `componentImages` is every upstream image built here ([component_images] in
+# infra/versions.toml), so the stacks that run them (kind-local, minikube-local) list them once.
+IMAGE_SETS: dict[str, Callable[[], tuple[str, ...]]] = {
+    "componentImages": lambda: load_versions().component_images,
+}
+
+
+def _expand_sets(value: Any) -> Any:
+    """Each set name in the list replaced by its images, in order, each image once."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    expanded: list[Any] = []
+    for item in value:
+        for image in (IMAGE_SETS[item]() if isinstance(item, str) and item in IMAGE_SETS else (item,)):
+            if image not in expanded:
+                expanded.append(image)
+    return expanded
+
+
 # Local images loaded into a local cluster's nodes (only those a node lacks, by image ID).
 PreloadImages = Annotated[tuple[str, ...], listing(
-    "must be a list of image references with tags, such as ghcr.io/kubeflow/kubeflow/kfam:v1.10.0", item=_tagged)]
+    "must be a list of image references with tags, such as ghcr.io/kubeflow/kubeflow/kfam:v1.10.0, or "
+    f"the set{'s' if len(IMAGE_SETS) > 1 else ''} {', '.join(IMAGE_SETS)} (every image `kfstack nodeimage "
+    "components` builds)", item=_tagged), BeforeValidator(_expand_sets)]
+# What enforces NetworkPolicy: the node's CNI (kind's kindnetd does), or, where the cluster's
+# network enforces none (kind's static ptp network built here, minikube's bridge CNI), the
+# kube-network-policies agent the stack runs (infra/patches/netpolicy.py).
+NetworkPolicy = Annotated[NetworkPolicyEnforcer, BeforeValidator(_text)]
 
 # A port: at least 1 here, at most 65535 checked with both ports (the problem names the mapping).
 Port = Annotated[int, _whole(1), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})]
@@ -109,9 +136,7 @@ class KindSettings(Section):
     extra_port_mappings: Annotated[tuple[PortMapping, ...], listing("must be a list of port mappings")] = ()
     # Local images `kind load`ed into the nodes after create (images built here, no registry).
     preload_images: PreloadImages = ()
-    # What enforces NetworkPolicy: the node's CNI (kind's kindnetd does), or, on a node image whose
-    # network enforces none (the static ptp one built here), kube-network-policies run by the stack.
-    network_policy: Annotated[NetworkPolicyEnforcer, BeforeValidator(_text)] = "cni"
+    network_policy: NetworkPolicy = "cni"
 
 
 
@@ -136,6 +161,8 @@ class MinikubeSettings(Section):
     cni: Annotated[MinikubeCni, BeforeValidator(_text)] = "bridge"
     # Local images loaded into the node after start and when the list changes (images built here).
     preload_images: PreloadImages = ()
+    # minikube's bridge CNI enforces no NetworkPolicy (nor does kindnet); calico and cilium do.
+    network_policy: NetworkPolicy = "cni"
 
 
 class ExistingSettings(Section):
@@ -213,9 +240,16 @@ class LocalClusterConfig(ClusterBase):
         """The provider's own section (cluster.<provider>)."""
         raise NotImplementedError
 
+    @property
+    def network_policy(self) -> str:
+        """What enforces NetworkPolicy: the CNI, or an agent the stack runs (kube-network-policies)."""
+        return str(getattr(self.settings, "network_policy", "cni"))
+
     def props(self) -> dict[str, Any]:
-        """The inputs of the cluster's dynamic resource: its name and its provider's settings."""
-        return {"name": self.name, **self.settings.model_dump(mode="json", by_alias=True)}
+        """The inputs of the cluster's dynamic resource: its name and its provider's settings, but
+        networkPolicy: the render's (it adds the agent's objects), not the cluster's lifecycle."""
+        settings = self.settings.model_dump(mode="json", by_alias=True, exclude={"network_policy"})
+        return {"name": self.name, **settings}
 
 
 class RemoteClusterConfig(ClusterBase):
@@ -234,9 +268,7 @@ class KindClusterConfig(LocalClusterConfig):
         return self.kind
 
     def props(self) -> dict[str, Any]:
-        # networkPolicy is the render's (it adds the agent's objects), not the cluster's lifecycle.
-        props = {k: v for k, v in super().props().items() if k != "networkPolicy"}
-        return {**props, "podSubnet": KIND_POD_SUBNET, "serviceSubnet": KIND_SERVICE_SUBNET}
+        return {**super().props(), "podSubnet": KIND_POD_SUBNET, "serviceSubnet": KIND_SERVICE_SUBNET}
 
 
 class MinikubeClusterConfig(LocalClusterConfig):

@@ -7,12 +7,21 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from infra.settings.fields import Problem, Section, Text, _text, listing, mapping, matches
 
-ComponentSet = Literal["full", "core"]
+ComponentSet = Literal["full", "core", "local"]
 COMPONENT_SETS: tuple[str, ...] = get_args(ComponentSet)
+# `components: local`: the core set as it runs from images built on a machine that reaches no
+# registry (kind-local, minikube-local; the reasons are in stacks/Pulumi.kind-local.yaml): Istio's
+# CRDs for upstream's objects to apply, without what needs Envoy (Istio's proxy, Knative's
+# gateways), the Node dashboard, and the Pipelines parts a v2 run does not use. It is read as
+# `core` with these added to the stack's own include and exclude.
+LOCAL_INCLUDE = ("istio-crds",)
+LOCAL_EXCLUDE = ("istio", "kubeflow-istio-resources", "knative-serving", "centraldashboard",
+                 "pipelines/ui", "pipelines/metadata-envoy", "pipelines/metadata-writer", "pipelines/viewer",
+                 "pipelines/visualization", "pipelines/cache", "pipelines/scheduledworkflow")
 # KServe's modes the manifests can be set to: Serverless (upstream Kubeflow's default: Knative and
 # Istio) or RawDeployment (plain Deployments and Services, where Knative cannot run).
 KServeMode = Literal["Serverless", "RawDeployment"]
@@ -45,6 +54,17 @@ class KubeflowConfig(Section):
     include: _Components = ()
     exclude: _Components = ()
     kserve: KServeConfig = KServeConfig()
+
+    @model_validator(mode="after")
+    def _local_set(self) -> KubeflowConfig:
+        """`local` as `core` with its additions; what the stack itself includes is not excluded."""
+        if self.components == "local":
+            include = tuple(dict.fromkeys((*LOCAL_INCLUDE, *self.include)))
+            exclude = tuple(dict.fromkeys((*(e for e in LOCAL_EXCLUDE if e not in self.include), *self.exclude)))
+            object.__setattr__(self, "components", "core")
+            object.__setattr__(self, "include", include)
+            object.__setattr__(self, "exclude", exclude)
+        return self
 
     @property
     def kserve_deployment_mode(self) -> str | None:
