@@ -51,6 +51,17 @@ def predictions(protocol: str, body: dict[str, Any]) -> list[Any]:
     return list(body["outputs"][0]["data"])
 
 
+def model_status(endpoint: ModelEndpoint, *, token: str | None, timeout: float = 10.0) -> requests.Response:
+    """KServe's V1 model-ready call (`GET /v1/models/<name>`) through the gateway: 200 once the
+    server has loaded the model and the gateway can reach it."""
+    headers = {"Host": endpoint.host}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    http = new_http_session(endpoint.gateway_url)
+    return http.get(f"{endpoint.gateway_url}/v1/models/{endpoint.name}", headers=headers,
+                    allow_redirects=False, timeout=timeout)
+
+
 def predict(endpoint: ModelEndpoint, protocol: str, *, token: str | None,
             instances: list[list[float]] | None = None, timeout: float = 60.0) -> requests.Response:
     headers = {"Host": endpoint.host, "Content-Type": "application/json"}
