@@ -5,9 +5,8 @@ with kind-local's upstream components from the same images built here, preloaded
 the set `componentImages`, and NetworkPolicy enforced by kube-network-policies on minikube's bridge
 CNI. In order, on one stack with a cluster name of this run's own: up, and every pod Ready; a
 forged identity header from a profile's namespace dropped by the agent; the smoke suite's
-readiness, login, inference and isolation checks through port-forward, and as the in-cluster Job
-its readiness, login and isolation checks that need no served model (the CI budget: kind-local's
-module runs the whole suite both ways, pipeline checks too); a second up
+readiness, login, inference and isolation checks through port-forward and as the in-cluster Job
+(kind-local's module runs the whole suite both ways, pipeline checks too); a second up
 changes nothing; destroy leaves no profile, container, network, volume, route or home. Each step's
 time is printed (pytest -s). NOT RUN with the reason where no container runtime, minikube, kicbase
 or component image can be had, or the container runtime has fewer than the stack's 2 CPUs.
@@ -107,20 +106,13 @@ def test_the_smoke_suite_passes_through_port_forward(minikube_stack: LiveStack, 
     _timed("smoke suite through port-forward (readiness, login, inference, isolation)", started)
 
 
-# The Job's share, within the CI budget: readiness, login and isolation where no model is served.
-# Inference, and isolation on the served models, cost the sample pipelines' runs (about 2.5 minutes
-# a suite run here): they run through the port-forward above, and as a Job in kind-local's module.
-JOB_SELECTION = ("-m", "readiness or login or isolation", "-k", "not on_model and not owner_token")
-JOB_CHECKS = ("test_every_workload_ready", "test_login_gives_a_session_the_dashboard_accepts",
-              "test_foreign_token_is_forbidden_on_pipelines", "test_no_token_is_rejected_on_pipelines",
-              "test_foreign_token_cannot_create_runs_in_the_namespace")
-
-
 def test_the_smoke_suite_runs_as_an_in_cluster_job(minikube_stack: LiveStack, tmp_path: Path) -> None:
+    """The same four capabilities from inside the cluster: the project's Job against the gateway's
+    Service by cluster DNS (the sample pipelines run again, and their models are served again)."""
     started = time.monotonic()
     live_stack.suite_as_job(minikube_stack, tmp_path, lambda: profile_containers(minikube_stack.name),
-                            JOB_CHECKS, select=JOB_SELECTION)
-    _timed("smoke suite as the in-cluster Job (readiness, login, isolation without served models)", started)
+                            FOUR_CAPABILITY_CHECKS, select=("-m", FOUR_CAPABILITIES))
+    _timed("smoke suite as the in-cluster Job (readiness, login, inference, isolation)", started)
 
 
 def test_second_up_changes_nothing(minikube_stack: LiveStack) -> None:
