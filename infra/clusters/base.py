@@ -76,8 +76,9 @@ def cluster_settings(cfg: StackConfig, kind: type[T]) -> T:
 
 def provision_cluster(cfg: StackConfig, opts: pulumi.ResourceOptions | None = None,
                       workload_images: set[str] | None = None) -> Cluster:
-    """The stack's cluster. `workload_images`: what the render's workloads run, for a kind cluster
-    to load the other preloaded images beside the apply (infra/clusters/late_images.py)."""
+    """The stack's cluster. `workload_images`: what the render's workloads run. Every provider's
+    `from_config` takes it; kind loads the other preloaded images beside the apply
+    (infra/clusters/late_images.py), the others have nothing to load late."""
     module_name, class_name = MODULES[cfg.cluster.provider]
     try:
         module = importlib.import_module(module_name)
@@ -86,6 +87,4 @@ def provision_cluster(cfg: StackConfig, opts: pulumi.ResourceOptions | None = No
         hint = f" (install it with: pip install -e '.[{extra}]')" if extra else ""
         raise RuntimeError(f"cluster provider {cfg.cluster.provider!r} needs {exc.name}{hint}") from exc
     cls = getattr(module, class_name)
-    if cfg.cluster.provider == "kind" and workload_images is not None:
-        return cls.from_config(cfg, opts, workload_images)  # type: ignore[no-any-return]
-    return cls.from_config(cfg, opts)  # type: ignore[no-any-return]
+    return cls.from_config(cfg, opts, workload_images)  # type: ignore[no-any-return]

@@ -26,5 +26,6 @@ class ExistingCluster(Cluster):
         self._finish(name, path.read_text(), context=settings.context)
 
     @classmethod
-    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> ExistingCluster:
+    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None,
+                    workload_images: set[str] | None = None) -> ExistingCluster:
         return cls(cfg.cluster.name, cluster_settings(cfg, ExistingClusterConfig), opts)

@@ -43,7 +43,8 @@ class ManagedCluster(Cluster):
                                                           self.k8s_provider) if storage_class else None)
 
     @classmethod
-    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> ManagedCluster:
+    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None,
+                    workload_images: set[str] | None = None) -> ManagedCluster:
         cluster = cluster_settings(cfg, ManagedClusterConfig)
         storage_class = cfg.storage.default_class if cfg.storage.mode == "existing" else ""
         return cls(cfg.cluster.name, cluster.managed, storage_class, opts)

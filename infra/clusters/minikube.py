@@ -238,7 +238,8 @@ class MinikubeCluster(Cluster):
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
-    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> MinikubeCluster:
+    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None,
+                    workload_images: set[str] | None = None) -> MinikubeCluster:
         config = cluster_settings(cfg, MinikubeClusterConfig)
         problem = cpu_problem(config.minikube, runtime_cores(config.minikube.driver))
         if problem is not None:  # before anything is created

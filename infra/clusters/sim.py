@@ -93,5 +93,6 @@ class SimCluster(Cluster):
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
 
     @classmethod
-    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> SimCluster:
+    def from_config(cls, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None,
+                    workload_images: set[str] | None = None) -> SimCluster:
         return cls(cfg.cluster.name, cluster_settings(cfg, SimClusterConfig), opts)
