@@ -153,7 +153,7 @@ def quiet_registration_debug_logs() -> None:
     """Stop the Pulumi SDK sending four debug messages to the engine for every resource it registers.
 
     Each is a blocking gRPC call made on the program's event loop, so registrations wait on it: for
-    Kubeflow's ~565 resources that was about 2,300 calls and 2.7 to 3.5 s of a 10 to 13 s no-op
+    Kubeflow's ~565 resources that was about 2,300 calls and about 3 s of a 10 to 13 s no-op
     `pulumi up` (docs/benchmarks.md). The engine shows them only under `pulumi up --debug`;
     `KFSTACK_PULUMI_SDK_DEBUG` keeps them. Nothing registered, applied or stored changes, and
     errors still raise as before (only their debug copies go).
