@@ -16,7 +16,6 @@ belongs to, which the bench and conformance reports group their timelines by.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,10 +41,6 @@ BUILTIN_GROUPS = {
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
-# Set (to anything) to keep the Pulumi SDK's per-registration debug messages (`pulumi up --debug`).
-SDK_DEBUG_VARIABLE = "KFSTACK_PULUMI_SDK_DEBUG"
-# The SDK modules that log per registration ("registering resource", "beginning rpc ...").
-REGISTRATION_MODULES = ("pulumi.runtime.resource", "pulumi.runtime.rpc_manager")
 
 
 def phase_of(obj: Obj) -> str:
@@ -138,36 +133,6 @@ def with_field_manager(obj: Obj) -> Obj:
     return _annotated(obj, FIELD_MANAGER_ANNOTATION, FIELD_MANAGER)
 
 
-class _RegistrationLog:
-    """`pulumi.log` as the SDK's registration code sees it, minus `debug`."""
-
-    @staticmethod
-    def debug(*_args: Any, **_kwargs: Any) -> None:
-        return None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(pulumi.log, name)
-
-
-def quiet_registration_debug_logs() -> None:
-    """Stop the Pulumi SDK sending four debug messages to the engine for every resource it registers.
-
-    Each is a blocking gRPC call made on the program's event loop, so registrations wait on it: for
-    Kubeflow's ~565 resources that was about 2,300 calls and about 3 s of a 10 to 13 s no-op
-    `pulumi up` (docs/benchmarks.md). The engine shows them only under `pulumi up --debug`;
-    `KFSTACK_PULUMI_SDK_DEBUG` keeps them. Nothing registered, applied or stored changes, and
-    errors still raise as before (only their debug copies go).
-    """
-    import importlib
-
-    if os.environ.get(SDK_DEBUG_VARIABLE):
-        return
-    for module_name in REGISTRATION_MODULES:
-        module = importlib.import_module(module_name)
-        if not isinstance(getattr(module, "log", None), _RegistrationLog):
-            setattr(module, "log", _RegistrationLog())  # noqa: B010 (the SDK reads its module attribute)
-
-
 class KubeObject(pulumi.CustomResource):
     """Any Kubernetes object, applied by the Kubernetes provider as its own typed resource."""
 
@@ -207,7 +172,6 @@ class KubeflowDeployment(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: KubeflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        quiet_registration_debug_logs()
         super().__init__("kubeflow-stacks:kubeflow:KubeflowDeployment", name, None, opts)
         self.graph: Graph = derive(args.objects)
         self.objects: dict[str, KubeObject] = {}  # object key -> resource

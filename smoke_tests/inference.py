@@ -51,22 +51,22 @@ def predictions(protocol: str, body: dict[str, Any]) -> list[Any]:
     return list(body["outputs"][0]["data"])
 
 
+def _headers(endpoint: ModelEndpoint, token: str | None) -> dict[str, str]:
+    """The InferenceService's host, as Istio's gateway routes by it, and the bearer token if any."""
+    return {"Host": endpoint.host, **({"Authorization": f"Bearer {token}"} if token is not None else {})}
+
+
 def model_status(endpoint: ModelEndpoint, *, token: str | None, timeout: float = 10.0) -> requests.Response:
     """KServe's V1 model-ready call (`GET /v1/models/<name>`) through the gateway: 200 once the
     server has loaded the model and the gateway can reach it."""
-    headers = {"Host": endpoint.host}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
     http = new_http_session(endpoint.gateway_url)
-    return http.get(f"{endpoint.gateway_url}/v1/models/{endpoint.name}", headers=headers,
+    return http.get(f"{endpoint.gateway_url}/v1/models/{endpoint.name}", headers=_headers(endpoint, token),
                     allow_redirects=False, timeout=timeout)
 
 
 def predict(endpoint: ModelEndpoint, protocol: str, *, token: str | None,
             instances: list[list[float]] | None = None, timeout: float = 60.0) -> requests.Response:
-    headers = {"Host": endpoint.host, "Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
+    headers = {**_headers(endpoint, token), "Content-Type": "application/json"}
     http = new_http_session(endpoint.gateway_url)
     return http.post(endpoint.gateway_url + endpoint.path(protocol), headers=headers,
                      json=request_body(protocol, instances or endpoint.instances),

@@ -10,7 +10,8 @@ import pulumi.runtime.resource as registration
 import pulumi.runtime.rpc_manager as rpc_manager
 import pytest
 
-from infra.apply import SDK_DEBUG_VARIABLE, KubeObject, quiet_registration_debug_logs
+from infra.apply import KubeObject
+from infra.sdk_logs import SDK_DEBUG_VARIABLE, quiet_registration_debug_logs
 from tests.test_program_mocks import RecordingMocks, in_pulumi
 
 CONFIG_MAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "kubeflow"},
