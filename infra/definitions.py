@@ -8,7 +8,9 @@ Kubeflow v1.11.0 has about 100 CRDs, each making the document bigger: on the sim
 definitions phase took 56 of the deploy's 91 s (docs/benchmarks.md). Applied here, they take a few
 seconds, and the provider reads the schema once, after all of them exist.
 
-What is kept: a preview shows which definitions change (their bodies are the inputs); creates
+What is kept: a preview shows which definitions change (their bodies, by name, are the inputs;
+each packed, zlib and base64, a fifth of its JSON: the bodies were half of a full release's state,
+which every `pulumi up` reads and writes, a no-op too); creates
 adopt definitions that are already there (server-side apply, as after an interrupted update);
 `pulumi destroy` deletes them and waits until they are gone, last, after every object that uses
 them; an unreachable cluster on delete means there is nothing left to delete (as the Kubernetes
@@ -17,9 +19,11 @@ provider's `deleteUnreachable`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,11 +38,30 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 ESTABLISH_TIMEOUT_S = 300.0
 DELETE_TIMEOUT_S = 600.0
 APPLY_THREADS = 4
+PACKED = "zlib+base64:"
 
 
 def definition_bodies(objects: Sequence[Obj]) -> dict[str, str]:
     """CRD name -> its body as canonical JSON (a string, so no field or null is lost on the way)."""
     return {o["metadata"]["name"]: json.dumps(o, sort_keys=True, separators=(",", ":")) for o in objects}
+
+
+def pack(body: str) -> str:
+    """A body as the resource's input keeps it. Diffs compare digests of the unpacked bodies, so a
+    zlib that packs the same body differently changes nothing."""
+    return PACKED + base64.b64encode(zlib.compress(body.encode())).decode()
+
+
+def unpack(value: str) -> str:
+    """A body's JSON from its input (one stored before bodies were packed is its JSON already)."""
+    if not value.startswith(PACKED):
+        return value
+    return zlib.decompress(base64.b64decode(value[len(PACKED):])).decode()
+
+
+def bodies_of(props: dict[str, Any]) -> dict[str, str]:
+    """CRD name -> JSON body, from the resource's `definitions` input."""
+    return {name: unpack(value) for name, value in props["definitions"].items()}
 
 
 def digest(body: str) -> str:
@@ -148,23 +171,23 @@ class DefinitionsProvider(ResourceProvider):
 
     @staticmethod
     def _outs(props: dict[str, Any]) -> dict[str, Any]:
-        return {"digests": digests_of(props["definitions"]), "kubeconfig": props["kubeconfig"],
+        return {"digests": digests_of(bodies_of(props)), "kubeconfig": props["kubeconfig"],
                 "context": props.get("context")}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = self._client(props)
-        bodies: dict[str, str] = props["definitions"]
+        bodies = bodies_of(props)
         client.apply_all(list(bodies.values()))
         client.wait_established(list(bodies))
         return CreateResult("customresourcedefinitions", self._outs(props))
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return DiffResult(changes=digests_of(news["definitions"]) != olds.get("digests"), replaces=[])
+        return DiffResult(changes=digests_of(bodies_of(news)) != olds.get("digests"), replaces=[])
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self._client(news)
         old_digests: dict[str, str] = olds.get("digests") or {}
-        bodies: dict[str, str] = news["definitions"]
+        bodies = bodies_of(news)
         changed = [n for n, d in digests_of(bodies).items() if old_digests.get(n) != d]
         client.apply_all([bodies[n] for n in changed])
         removed = sorted(set(old_digests) - set(bodies))
@@ -199,7 +222,8 @@ class CustomResourceDefinitions(Resource):
 
     def __init__(self, name: str, objects: Sequence[Obj], kubeconfig: pulumi.Input[str], context: str | None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {"definitions": definition_bodies(objects), "kubeconfig": pulumi.Output.secret(kubeconfig),
+        packed = {name: pack(body) for name, body in definition_bodies(objects).items()}
+        props = {"definitions": packed, "kubeconfig": pulumi.Output.secret(kubeconfig),
                  "context": context, "digests": None}
         super().__init__(DefinitionsProvider(), name, props, pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))
