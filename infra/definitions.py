@@ -59,6 +59,11 @@ def unpack(value: str) -> str:
     return zlib.decompress(base64.b64decode(value[len(PACKED):])).decode()
 
 
+def packed_definitions(objects: Sequence[Obj]) -> dict[str, str]:
+    """CRD name -> packed body: the resource's `definitions` input."""
+    return {name: pack(body) for name, body in definition_bodies(objects).items()}
+
+
 def bodies_of(props: dict[str, Any]) -> dict[str, str]:
     """CRD name -> JSON body, from the resource's `definitions` input."""
     return {name: unpack(value) for name, value in props["definitions"].items()}
@@ -222,8 +227,7 @@ class CustomResourceDefinitions(Resource):
 
     def __init__(self, name: str, objects: Sequence[Obj], kubeconfig: pulumi.Input[str], context: str | None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        packed = {name: pack(body) for name, body in definition_bodies(objects).items()}
-        props = {"definitions": packed, "kubeconfig": pulumi.Output.secret(kubeconfig),
+        props = {"definitions": packed_definitions(objects), "kubeconfig": pulumi.Output.secret(kubeconfig),
                  "context": context, "digests": None}
         super().__init__(DefinitionsProvider(), name, props, pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))

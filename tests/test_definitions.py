@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from infra.definitions import FIELD_MANAGER, DefinitionsProvider, _unreachable, definition_bodies
+from infra.definitions import FIELD_MANAGER, DefinitionsProvider, _unreachable, packed_definitions
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def crd(plural: str, kind: str, *, extra_field: str | None = None) -> dict[str, 
 
 
 def props(kubeconfig: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"definitions": definition_bodies(objects), "kubeconfig": kubeconfig, "context": None}
+    return {"definitions": packed_definitions(objects), "kubeconfig": kubeconfig, "context": None}
 
 
 def live(api: client.ApiClient) -> dict[str, Any]:
