@@ -26,6 +26,7 @@ from smoke_tests.run import CommandError
 
 TAIL_INTERVAL_S = 0.02
 UP_TIMEOUT_S = 1800.0
+DEBUG_FLAGS_VARIABLE = "PULUMI_DEBUG_COMMANDS"
 
 
 def up_command(stack: TempStack, *extra: str) -> list[str]:
@@ -92,6 +93,7 @@ def timed_up(stack: TempStack, on_event: Callable[[Any], None] | None = None,
         if on_event is not None:
             log = Path(tmp) / "events.jsonl"
             extra = ["--event-log", str(log)]
+            env[DEBUG_FLAGS_VARIABLE] = "true"  # the CLI takes --event-log only with it (as the Automation API sets)
             reader = EventLogReader(log, on_event)
             reader.start()
         argv = up_command(stack, *extra)
