@@ -8,7 +8,9 @@ Kubeflow v1.11.0 has about 100 CRDs, each making the document bigger: on the sim
 definitions phase took 56 of the deploy's 91 s (docs/benchmarks.md). Applied here, they take a few
 seconds, and the provider reads the schema once, after all of them exist.
 
-What is kept: a preview shows which definitions change (their bodies are the inputs); creates
+What is kept: a preview shows which definitions change (their bodies, by name, are the inputs;
+each packed, zlib and base64, a fifth of its JSON: the bodies were half of a full release's state,
+which every `pulumi up` reads and writes, a no-op too); creates
 adopt definitions that are already there (server-side apply, as after an interrupted update);
 `pulumi destroy` deletes them and waits until they are gone, last, after every object that uses
 them; an unreachable cluster on delete means there is nothing left to delete (as the Kubernetes
@@ -17,9 +19,12 @@ provider's `deleteUnreachable`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import threading
 import time
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,11 +39,39 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 ESTABLISH_TIMEOUT_S = 300.0
 DELETE_TIMEOUT_S = 600.0
 APPLY_THREADS = 4
+PACKED = "zlib+base64:"
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # what client-go reads
+WARM_INTERVAL_S = 1.0
+WARM_UNCHANGED_READS = 3
+WARM_LIMIT_S = 60.0
 
 
 def definition_bodies(objects: Sequence[Obj]) -> dict[str, str]:
     """CRD name -> its body as canonical JSON (a string, so no field or null is lost on the way)."""
     return {o["metadata"]["name"]: json.dumps(o, sort_keys=True, separators=(",", ":")) for o in objects}
+
+
+def pack(body: str) -> str:
+    """A body as the resource's input keeps it. Diffs compare digests of the unpacked bodies, so a
+    zlib that packs the same body differently changes nothing."""
+    return PACKED + base64.b64encode(zlib.compress(body.encode())).decode()
+
+
+def unpack(value: str) -> str:
+    """A body's JSON from its input (one stored before bodies were packed is its JSON already)."""
+    if not value.startswith(PACKED):
+        return value
+    return zlib.decompress(base64.b64decode(value[len(PACKED):])).decode()
+
+
+def packed_definitions(objects: Sequence[Obj]) -> dict[str, str]:
+    """CRD name -> packed body: the resource's `definitions` input."""
+    return {name: pack(body) for name, body in definition_bodies(objects).items()}
+
+
+def bodies_of(props: dict[str, Any]) -> dict[str, str]:
+    """CRD name -> JSON body, from the resource's `definitions` input."""
+    return {name: unpack(value) for name, value in props["definitions"].items()}
 
 
 def digest(body: str) -> str:
@@ -58,6 +91,8 @@ class DefinitionsClient:
 
         self.api = config.new_client_from_config_dict(yaml.safe_load(kubeconfig), context=context or None)
         self.api.configuration.connection_pool_maxsize = APPLY_THREADS
+        self.schema_bytes: int | None = None  # the size of the document warm_schema last read
+        self.schema_reads = 0  # how many times it read a new one
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.api.call_api(path, method, auth_settings=["BearerToken"], response_type="object",
@@ -118,6 +153,44 @@ class DefinitionsClient:
             finally:
                 stream.release_conn()
 
+    def warm_schema(self) -> threading.Thread:
+        """Read the OpenAPI document in the background until it stops changing, so the API server
+        has rebuilt it before the next `pulumi up` asks.
+
+        New CRDs make the document stale; the server rebuilds it lazily, on the next request, and
+        its CRD controller goes on updating it for a few seconds after the CRDs are established.
+        The next request was the Kubernetes provider's first check of the next `pulumi up`, which
+        every other check waits on: on the sim cluster with the release's 70 CRDs, the protobuf
+        document client-go asks for took 2.6 s to read right after they were established, 0.4 s
+        once more when the last updates came in, then 0.006 s. So: read it as client-go does, then
+        ask again each second whether it changed (`If-None-Match`: a 304 costs nothing) until it
+        has stayed the same for a few reads. Best effort: a failure only leaves the rebuild to
+        that check."""
+        def fetch() -> None:
+            from kubernetes.client.exceptions import ApiException
+
+            etag, unchanged = None, 0
+            deadline = time.monotonic() + WARM_LIMIT_S
+            while unchanged < WARM_UNCHANGED_READS and time.monotonic() < deadline:
+                headers = {"Accept": OPENAPI_V2_PROTOBUF, **({"If-None-Match": etag} if etag else {})}
+                try:
+                    response = self._call("GET", "/openapi/v2", header_params=headers, _preload_content=False)
+                    self.schema_bytes = len(response.read())
+                    self.schema_reads += 1
+                    etag, unchanged = response.headers.get("ETag"), 0
+                    response.release_conn()
+                except ApiException as exc:
+                    if exc.status != 304:
+                        return
+                    unchanged += 1
+                except Exception:  # unreachable: nothing depends on it
+                    return
+                time.sleep(WARM_INTERVAL_S)
+
+        thread = threading.Thread(target=fetch, name="openapi-warm", daemon=True)
+        thread.start()
+        return thread
+
     def wait_gone(self, names: Sequence[str]) -> None:
         from smoke_tests.wait import wait_until
 
@@ -148,29 +221,32 @@ class DefinitionsProvider(ResourceProvider):
 
     @staticmethod
     def _outs(props: dict[str, Any]) -> dict[str, Any]:
-        return {"digests": digests_of(props["definitions"]), "kubeconfig": props["kubeconfig"],
+        return {"digests": digests_of(bodies_of(props)), "kubeconfig": props["kubeconfig"],
                 "context": props.get("context")}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = self._client(props)
-        bodies: dict[str, str] = props["definitions"]
+        bodies = bodies_of(props)
         client.apply_all(list(bodies.values()))
         client.wait_established(list(bodies))
+        client.warm_schema()
         return CreateResult("customresourcedefinitions", self._outs(props))
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return DiffResult(changes=digests_of(news["definitions"]) != olds.get("digests"), replaces=[])
+        return DiffResult(changes=digests_of(bodies_of(news)) != olds.get("digests"), replaces=[])
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self._client(news)
         old_digests: dict[str, str] = olds.get("digests") or {}
-        bodies: dict[str, str] = news["definitions"]
+        bodies = bodies_of(news)
         changed = [n for n, d in digests_of(bodies).items() if old_digests.get(n) != d]
         client.apply_all([bodies[n] for n in changed])
         removed = sorted(set(old_digests) - set(bodies))
         for name in removed:
             client.delete(name)
         client.wait_established(changed)
+        if changed:
+            client.warm_schema()
         client.wait_gone(removed)
         return UpdateResult(self._outs(news))
 
@@ -199,7 +275,7 @@ class CustomResourceDefinitions(Resource):
 
     def __init__(self, name: str, objects: Sequence[Obj], kubeconfig: pulumi.Input[str], context: str | None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {"definitions": definition_bodies(objects), "kubeconfig": pulumi.Output.secret(kubeconfig),
+        props = {"definitions": packed_definitions(objects), "kubeconfig": pulumi.Output.secret(kubeconfig),
                  "context": context, "digests": None}
         super().__init__(DefinitionsProvider(), name, props, pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))

@@ -75,10 +75,11 @@ def run_program() -> None:
     from infra.errors import UserError
     from infra.manifests.source import resolve_tree
     from infra.outputs import export_outputs
-    from infra.sdk_logs import quiet_registration_debug_logs
+    from infra.sdk_logs import quiet_registration_debug_logs, skip_registration_stack_traces
     from infra.toolchain.model import ToolchainError
 
     quiet_registration_debug_logs()
+    skip_registration_stack_traces()
     try:
         cfg = read_stack_config()
         tree = resolve_tree(cfg.kubeflow.release, cfg.kubeflow.manifests_path)

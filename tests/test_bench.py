@@ -101,3 +101,25 @@ def test_verdicts_hold_each_run_to_the_issue_goals() -> None:
     assert missed[0].endswith("= 0.71x (goal <= 0.7x: NOT met)")
     assert missed[1].endswith("(goal <= 5s: NOT met)")
     assert verdicts({"pulumi-up-kubeflow": 14.0}) == []  # upstream skipped: no ratio
+
+
+def test_a_refused_first_pass_is_summed_up_by_kind() -> None:
+    """What kubectl prints when custom resources go in before their CRDs are established."""
+    from infra.bench.deploy import first_pass_failures
+
+    stderr = "\n".join([
+        'Warning: unrecognized format "int64"',
+        'error: resource mapping not found for name: "selfsigned" namespace: "kubeflow" from "u.yaml": no matches '
+        'for kind "Issuer" in version "cert-manager.io/v1"',
+        "ensure CRDs are installed first",
+        'error: resource mapping not found for name: "serving-cert" namespace: "kubeflow" from "u.yaml": no matches '
+        'for kind "Certificate" in version "cert-manager.io/v1"',
+        'error: resource mapping not found for name: "katib" namespace: "kubeflow" from "u.yaml": no matches '
+        'for kind "Issuer" in version "cert-manager.io/v1"',
+        'Error from server (InternalError): error when creating "u.yaml": Internal error occurred: timeout',
+    ])
+    refused = first_pass_failures(stderr)
+    assert refused["objects"] == 4
+    assert refused["kinds"] == {"Certificate": 1, "Issuer": 2, "other": 1}
+    assert refused["first"][0].startswith("error: resource mapping not found")
+    assert first_pass_failures("") == {"objects": 0, "kinds": {}, "first": []}

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from infra.definitions import FIELD_MANAGER, DefinitionsProvider, _unreachable, definition_bodies
+from infra.definitions import FIELD_MANAGER, DefinitionsProvider, _unreachable, definition_bodies, packed_definitions
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def crd(plural: str, kind: str, *, extra_field: str | None = None) -> dict[str, 
 
 
 def props(kubeconfig: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"definitions": definition_bodies(objects), "kubeconfig": kubeconfig, "context": None}
+    return {"definitions": packed_definitions(objects), "kubeconfig": kubeconfig, "context": None}
 
 
 def live(api: client.ApiClient) -> dict[str, Any]:
@@ -98,11 +98,44 @@ def test_definitions_lifecycle(sim_kubeconfig: Path) -> None:
     assert live(api) == {}
 
 
+def test_the_schema_is_read_after_the_definitions_are_established(sim_kubeconfig: Path) -> None:
+    """The warm-up reads the OpenAPI document with the new kinds in it (so the server rebuilt it),
+    stops once it no longer changes, and only ends when the cluster is out of reach."""
+    from infra.definitions import DefinitionsClient
+
+    kubeconfig = sim_kubeconfig.read_text()
+    client_ = DefinitionsClient(kubeconfig, None)
+    client_.warm_schema().join(60)
+    before = client_.schema_bytes
+    assert before
+    # A document that has settled is read once; after that the server only answers "not modified".
+    steady = DefinitionsClient(kubeconfig, None)
+    warm = steady.warm_schema()
+    warm.join(60)
+    assert not warm.is_alive() and steady.schema_reads == 1
+    names = [f"sprockets.{GROUP}"]
+    client_.apply_all(list(definition_bodies([crd("sprockets", "Sprocket")]).values()))
+    try:
+        client_.wait_established(names)
+        client_.warm_schema().join(60)
+        assert client_.schema_bytes and client_.schema_bytes > before
+    finally:
+        client_.delete(names[0])
+        client_.wait_gone(names)
+
+    out_of_reach = DefinitionsClient(GONE, None)
+    warm = out_of_reach.warm_schema()
+    warm.join(60)
+    assert not warm.is_alive() and out_of_reach.schema_bytes is None
+
+
+GONE = ("apiVersion: v1\nkind: Config\ncurrent-context: gone\nclusters:\n- name: gone\n  cluster:\n"
+        "    server: https://127.0.0.1:1\ncontexts:\n- name: gone\n  context: {cluster: gone, user: gone}\n"
+        "users:\n- name: gone\n  user: {token: x}\n")
+
+
 def test_delete_on_a_cluster_that_is_gone_is_not_an_error() -> None:
-    gone = ("apiVersion: v1\nkind: Config\ncurrent-context: gone\nclusters:\n- name: gone\n  cluster:\n"
-            "    server: https://127.0.0.1:1\ncontexts:\n- name: gone\n  context: {cluster: gone, user: gone}\n"
-            "users:\n- name: gone\n  user: {token: x}\n")
-    props = {"digests": {f"widgets.{GROUP}": "0"}, "kubeconfig": gone, "context": None}
+    props = {"digests": {f"widgets.{GROUP}": "0"}, "kubeconfig": GONE, "context": None}
     provider = DefinitionsProvider()
     # The cluster really is out of reach: a direct call fails with a connection error...
     with pytest.raises(Exception) as info:

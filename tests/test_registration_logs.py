@@ -1,5 +1,6 @@
-"""T0: the program does not make the Pulumi SDK send a debug message to the engine per registration
-(each is a blocking call on the program's event loop; docs/benchmarks.md, the no-op profile)."""
+"""T0: the program does not make the Pulumi SDK send a debug message per registration (each a blocking
+call on the program's event loop), nor a stack trace (captured twice, then stored in the state);
+docs/benchmarks.md, the no-op profile."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pulumi.runtime.rpc_manager as rpc_manager
 import pytest
 
 from infra.apply import KubeObject
-from infra.sdk_logs import SDK_DEBUG_VARIABLE, quiet_registration_debug_logs
+from infra.sdk_logs import SDK_DEBUG_VARIABLE, quiet_registration_debug_logs, skip_registration_stack_traces
 from tests.test_program_mocks import RecordingMocks, in_pulumi
 
 CONFIG_MAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "kubeflow"},
@@ -54,3 +55,45 @@ def test_the_variable_keeps_the_sdk_debug_messages(sdk_log: pytest.LogCaptureFix
     monkeypatch.setenv(SDK_DEBUG_VARIABLE, "1")
     quiet_registration_debug_logs()
     assert any(m.startswith("registering resource") for m in _register_and_read(sdk_log))
+
+
+@pytest.fixture
+def sent_traces(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of stack frames each RegisterResource request carried, under mocks, with the
+    SDK's stack capture as it ships (restored after the test)."""
+    from pulumi.runtime.mocks import MockMonitor
+
+    monkeypatch.setattr(registration, "_get_stack_trace", ORIGINAL_STACK_TRACE)
+    monkeypatch.delenv(SDK_DEBUG_VARIABLE, raising=False)
+    frames: list[int] = []
+    register = MockMonitor.RegisterResource
+
+    def recording(self: MockMonitor, request: object) -> object:
+        if request.type != "pulumi:pulumi:Stack":  # type: ignore[attr-defined]
+            frames.append(len(request.stackTrace.frames))  # type: ignore[attr-defined]
+        return register(self, request)
+
+    monkeypatch.setattr(MockMonitor, "RegisterResource", recording)
+    pulumi.runtime.set_mocks(RecordingMocks(), project="kubeflow-stacks", stack="test", preview=False)
+    return frames
+
+
+ORIGINAL_STACK_TRACE = registration._get_stack_trace
+
+
+def test_the_sdk_sends_a_stack_trace_per_registration_by_default(sent_traces: list[int]) -> None:
+    in_pulumi(lambda: KubeObject("kubeflow/c", CONFIG_MAP))
+    assert sent_traces and all(n > 0 for n in sent_traces)
+
+
+def test_registrations_go_without_a_stack_trace_once_skipped(sent_traces: list[int]) -> None:
+    skip_registration_stack_traces()
+    in_pulumi(lambda: KubeObject("kubeflow/c", CONFIG_MAP))
+    assert sent_traces and all(n == 0 for n in sent_traces)
+
+
+def test_the_variable_keeps_the_stack_traces(sent_traces: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SDK_DEBUG_VARIABLE, "1")
+    skip_registration_stack_traces()
+    in_pulumi(lambda: KubeObject("kubeflow/c", CONFIG_MAP))
+    assert sent_traces and all(n > 0 for n in sent_traces)

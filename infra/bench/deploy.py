@@ -10,8 +10,11 @@ writes JSON.
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any
 import yaml
 
 from infra.automation import UP_PARALLEL
+from infra.bench.cli import timed_up
 from infra.bench.critical import Link, critical_path, describe
 from infra.bench.timeline import Timeline
 from infra.dependencies import Graph, derive
@@ -28,6 +32,7 @@ from infra.doctor import machine
 UPSTREAM_RETRY_SLEEP_S = 20
 UPSTREAM_MAX_PASSES = 30
 AVAILABLE_TIMEOUT_S = 900
+NO_MATCH = re.compile(r'no matches for kind "([^"]+)"')
 
 
 def timed(label: str, fn: Callable[[], Any], results: dict[str, Any]) -> Any:
@@ -56,8 +61,28 @@ def render_times(cfg_raw: dict[str, Any], manifests: Path, results: dict[str, An
     return timed("render-warm", lambda: render(cfg, manifests), results).objects
 
 
+def first_pass_failures(stderr: str) -> dict[str, Any]:
+    """What kubectl refused in a failed pass: how many objects, by kind where it says (a custom
+    resource sent before its CRD was established is "no matches for kind"), and the first lines."""
+    lines = [line for line in stderr.splitlines() if line.startswith(("error:", "Error from server"))]
+    kinds: dict[str, int] = {}
+    for line in lines:
+        found = NO_MATCH.search(line)
+        kind = found.group(1) if found else "other"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return {"objects": len(lines), "kinds": dict(sorted(kinds.items())), "first": lines[:3]}
+
+
 def upstream_apply(objects: list[dict[str, Any]], workdir: Path, results: dict[str, Any]) -> None:
-    """Upstream's loop on a fresh sim cluster: apply until it succeeds, then wait for Deployments."""
+    """Upstream's loop on a fresh sim cluster: apply until it succeeds, then wait for Deployments.
+
+    Besides the loop's own figures, its first pass is followed to the end: a `kubectl wait` for
+    every Deployment starts the moment the first pass ends and runs beside the loop. When the
+    first pass succeeds, that is upstream's clean single pass. When it fails (custom resources sent
+    before their CRDs were established), every object but the refused ones went in, so the time
+    until its Deployments are available is what a clean pass would at least take; the next pass,
+    20 s later on a cluster that already has almost everything, is not a single pass from empty.
+    """
     from infra.clusters.sim import SimClusterProvider
     from infra.toolchain import tool_path
     from smoke_tests.run import CommandError, run
@@ -71,6 +96,10 @@ def upstream_apply(objects: list[dict[str, Any]], workdir: Path, results: dict[s
     manifest = workdir / "upstream.yaml"
     manifest.write_text(yaml.safe_dump_all(objects))
     kubectl = [str(tool_path("kubectl")), "--kubeconfig", str(kubeconfig)]
+    wait_available = [*kubectl, "wait", "--for=condition=Available", "deployment", "--all", "--all-namespaces",
+                      f"--timeout={AVAILABLE_TIMEOUT_S}s"]
+    first_pass_waiter: subprocess.Popen[str] | None = None
+    stamper: threading.Thread | None = None
     try:
         t0 = time.monotonic()
         passes = 0
@@ -79,24 +108,51 @@ def upstream_apply(objects: list[dict[str, Any]], workdir: Path, results: dict[s
             pass_start = time.monotonic()
             try:
                 run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(manifest)], timeout=900)
+                failed = None
+            except CommandError as exc:
+                failed = exc
+            if passes == 1:
+                results["upstream-first-pass-applied"] = round(time.monotonic() - t0, 1)
+                results["upstream-first-pass-ok"] = failed is None
+                if failed is not None:
+                    results["upstream-first-pass-refused"] = first_pass_failures(failed.stderr)
+                first_pass_waiter = subprocess.Popen(wait_available, stdout=subprocess.DEVNULL,
+                                                     stderr=subprocess.PIPE, text=True)
+                stamper = threading.Thread(target=_stamp_exit, args=(first_pass_waiter, t0, results), daemon=True)
+                stamper.start()
+            if failed is None:
                 break
-            except CommandError:
-                if passes >= UPSTREAM_MAX_PASSES:
-                    raise
-                time.sleep(UPSTREAM_RETRY_SLEEP_S)
+            if passes >= UPSTREAM_MAX_PASSES:
+                raise failed
+            time.sleep(UPSTREAM_RETRY_SLEEP_S)
         results["upstream-applied"] = round(time.monotonic() - t0, 1)
         results["upstream-passes"] = passes
-        run([*kubectl, "wait", "--for=condition=Available", "deployment", "--all", "--all-namespaces",
-             f"--timeout={AVAILABLE_TIMEOUT_S}s"], timeout=AVAILABLE_TIMEOUT_S + 30)
+        run(wait_available, timeout=AVAILABLE_TIMEOUT_S + 30)
         results["upstream-available"] = round(time.monotonic() - t0, 1)
-        # From the start of the pass that succeeded: a clean single pass when it was the first; after
-        # a failed pass, shorter than a clean one (most objects exist), so a stricter yardstick.
-        results["upstream-single-pass"] = round(time.monotonic() - pass_start, 1)
+        results["upstream-last-pass"] = round(time.monotonic() - pass_start, 1)
+        assert first_pass_waiter is not None and stamper is not None
+        stamper.join(timeout=AVAILABLE_TIMEOUT_S + 30)
+        if first_pass_waiter.returncode != 0:
+            raise CommandError(wait_available, first_pass_waiter.returncode, "", first_pass_waiter.stderr.read()
+                               if first_pass_waiter.stderr else "")
+        first = results["upstream-first-pass-available"]
+        results["upstream-single-pass"] = first
+        # Whether the first pass's Deployments were all available before the second pass began
+        # (otherwise the second pass's load slowed them, and the yardstick is the more lenient).
+        results["upstream-first-pass-overlapped"] = passes > 1 and \
+            first > results["upstream-first-pass-applied"] + UPSTREAM_RETRY_SLEEP_S
         t1 = time.monotonic()
         run([*kubectl, "delete", "--ignore-not-found", "--wait=false", "-f", str(manifest)], timeout=900)
         results["upstream-delete"] = round(time.monotonic() - t1, 1)
     finally:
+        if first_pass_waiter is not None and first_pass_waiter.poll() is None:
+            first_pass_waiter.kill()
         provider.delete_cluster(props)
+
+
+def _stamp_exit(proc: subprocess.Popen[str], t0: float, results: dict[str, Any]) -> None:
+    proc.wait()
+    results["upstream-first-pass-available"] = round(time.monotonic() - t0, 1)
 
 
 def record_timeline(timeline: Timeline, results: dict[str, Any], graph: Graph | None = None) -> None:
@@ -140,20 +196,24 @@ def deploy_bench(manifests: Path, *, skip_upstream: bool = False) -> dict[str, A
         try:
             timeline = Timeline()
 
-            def up() -> Any:
+            def up() -> float:
                 timeline.start()
-                return ts.stack.up(parallel=UP_PARALLEL, on_event=timeline)
+                return timed_up(ts, on_event=timeline)
 
             timed("pulumi-up", up, results)
             record_timeline(timeline, results, derive(objects))
+            # The no-op as a user runs it (no event log); then once more with the engine's events,
+            # for when its first step began and its last ended.
+            timed("pulumi-up-noop", lambda: timed_up(ts), results)
             noop = Timeline()
 
-            def up_noop() -> Any:
+            def up_noop_with_events() -> float:
                 noop.start()
-                return ts.stack.up(parallel=UP_PARALLEL, on_event=noop)
+                return timed_up(ts, on_event=noop)
 
-            timed("pulumi-up-noop", up_noop, results)
+            timed("pulumi-up-noop-with-events", up_noop_with_events, results)
             results["pulumi-up-noop-steps"] = step_span(noop)
+            results["state-bytes"] = len(ts.state_file_text())
         finally:
             timed("pulumi-destroy", lambda: ts.stack.destroy(parallel=UP_PARALLEL), results)
             ts.stack.workspace.remove_stack(ts.name, force=True)
@@ -174,7 +234,7 @@ def verdicts(r: dict[str, Any]) -> list[str]:
     kubeflow, single = r.get("pulumi-up-kubeflow"), r.get("upstream-single-pass")
     if kubeflow is not None and single:
         ratio = kubeflow / single
-        lines.append(f"\n(a) Kubeflow / (b) single pass with Deployments available: {kubeflow:.1f}s / {single:.1f}s "
+        lines.append(f"\n(a) Kubeflow / (b) first pass with Deployments available: {kubeflow:.1f}s / {single:.1f}s "
                      f"= {ratio:.2f}x (goal <= {RATIO_GOAL}x: {'met' if ratio <= RATIO_GOAL else 'NOT met'})")
     noop = r.get("pulumi-up-noop")
     if noop is not None:
@@ -183,25 +243,37 @@ def verdicts(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def first_pass_label(r: dict[str, Any]) -> str:
+    if r.get("upstream-first-pass-ok", True):
+        return "    first pass ok: a clean single pass"
+    refused = r.get("upstream-first-pass-refused") or {}
+    kinds = ", ".join(f"{k} {n}" for k, n in (refused.get("kinds") or {}).items())
+    return f"    first pass refused {refused.get('objects', '?')} objects ({kinds})"
+
+
 def print_table(r: dict[str, Any]) -> None:
-    base = r.get("upstream-available")
+    base = r.get("upstream-single-pass")
     rows = [("(a) pulumi up, full release (with the cluster)", r.get("pulumi-up")),
             ("    of which the sim cluster", r.get("pulumi-up-cluster")),
             ("    of which Kubeflow, once the cluster is ready", r.get("pulumi-up-kubeflow")),
-            ("(b) upstream apply loop, all applied", r.get("upstream-applied")),
-            ("(b) upstream apply loop, Deployments available", base),
-            ("    from the start of the pass that succeeded", r.get("upstream-single-pass")),
+            ("(b) upstream, first pass applied", r.get("upstream-first-pass-applied")),
+            (first_pass_label(r), None),
+            ("(b) upstream, first pass: Deployments available", base),
+            (f"(b) upstream loop ({r.get('upstream-passes')} passes), all applied", r.get("upstream-applied")),
+            ("(b) upstream loop, Deployments available", r.get("upstream-available")),
             ("(c) no-op pulumi up", r.get("pulumi-up-noop")),
+            ("    the same with the engine's event log", r.get("pulumi-up-noop-with-events")),
             ("(d) pulumi destroy", r.get("pulumi-destroy")),
             ("    upstream kubectl delete", r.get("upstream-delete")),
             ("(e) render, cold", r.get("render-cold")),
             ("(e) render, warm", r.get("render-warm"))]
-    print(f"\nmachine: {r['machine']}; objects: {r.get('objects')}; upstream passes: {r.get('upstream-passes')}")
-    print(f"{'measure':<50} {'seconds':>8} {'vs (b)':>8}")
+    print(f"\nmachine: {r['machine']}; objects: {r.get('objects')}; state after (a): "
+          f"{(r.get('state-bytes') or 0) / 1e6:.1f} MB")
+    print(f"{'measure':<56} {'seconds':>8} {'vs (b)':>8}")
     for label, value in rows:
         ratio = f"{value / base:.2f}x" if value is not None and base else "-"
-        shown = f"{value:.1f}" if value is not None else "-"
-        print(f"{label:<50} {shown:>8} {ratio:>8}")
+        shown = f"{value:.1f}" if value is not None else ""
+        print(f"{label:<56} {shown:>8} {ratio if value is not None else '':>8}")
     for line in verdicts(r):
         print(line)
     phases = r.get("pulumi-up-phases") or {}
@@ -212,3 +284,12 @@ def print_table(r: dict[str, Any]) -> None:
         print("\n(a) critical path (seconds since `pulumi up` began):")
         for line in describe(chain):
             print("    " + line)
+        total = r.get("pulumi-up")
+        if total is not None:
+            print(f"    {chain[-1].finished:6.1f} -> {total:6.1f}s  {total - chain[-1].finished:5.1f}s  "
+                  "the engine's end: summary, state written, the CLI exits")
+    steps = r.get("pulumi-up-noop-steps") or {}
+    if steps:
+        exited = r.get("pulumi-up-noop-with-events", 0)
+        print(f"\n(c) with the event log: first step began {steps['first-began']:.1f}s, last ended "
+              f"{steps['last-ended']:.1f}s, exit {exited:.1f}s ({steps['steps']} steps)")

@@ -60,7 +60,7 @@ class References:
     def kustomization(self, path: str) -> dict[str, Any]:
         if path not in self._read:
             found = kustomization_file(self.tree, path)
-            data = yaml.safe_load(found.read_text(encoding="utf-8")) if found else None
+            data = yaml.load(found.read_text(encoding="utf-8"), Loader=_LOADER) if found else None
             self._read[path] = data if isinstance(data, dict) else {}
         return self._read[path]
 
