@@ -41,6 +41,7 @@ DELETE_TIMEOUT_S = 600.0
 APPLY_THREADS = 4
 PACKED = "zlib+base64:"
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # what client-go reads
+WARM_DELAY_S = 4.0  # after the CRDs' establishment: the objects that waited for them are in by then
 WARM_INTERVAL_S = 1.0
 WARM_UNCHANGED_READS = 3
 WARM_LIMIT_S = 60.0
@@ -153,7 +154,7 @@ class DefinitionsClient:
             finally:
                 stream.release_conn()
 
-    def warm_schema(self) -> threading.Thread:
+    def warm_schema(self, delay: float = WARM_DELAY_S) -> threading.Thread:
         """Read the OpenAPI document in the background until it stops changing, so the API server
         has rebuilt it before the next `pulumi up` asks.
 
@@ -162,13 +163,15 @@ class DefinitionsClient:
         The next request was the Kubernetes provider's first check of the next `pulumi up`, which
         every other check waits on: on the sim cluster with the release's 70 CRDs, the protobuf
         document client-go asks for took 2.6 s to read right after they were established, 0.4 s
-        once more when the last updates came in, then 0.006 s. So: read it as client-go does, then
-        ask again each second whether it changed (`If-None-Match`: a 304 costs nothing) until it
-        has stayed the same for a few reads. Best effort: a failure only leaves the rebuild to
-        that check."""
+        once more when the last updates came in, then 0.006 s. So: wait `delay` (read at once, the
+        2.6 s of API server work slowed the custom resources the update creates right after the
+        CRDs by about 0.5 s each), read it as client-go does, then ask each second whether it
+        changed (`If-None-Match`: a 304 costs nothing) until it has stayed the same for a few
+        reads. Best effort: a failure only leaves the rebuild to that check."""
         def fetch() -> None:
             from kubernetes.client.exceptions import ApiException
 
+            time.sleep(delay)
             etag, unchanged = None, 0
             deadline = time.monotonic() + WARM_LIMIT_S
             while unchanged < WARM_UNCHANGED_READS and time.monotonic() < deadline:

@@ -105,26 +105,26 @@ def test_the_schema_is_read_after_the_definitions_are_established(sim_kubeconfig
 
     kubeconfig = sim_kubeconfig.read_text()
     client_ = DefinitionsClient(kubeconfig, None)
-    client_.warm_schema().join(60)
+    client_.warm_schema(delay=0).join(60)
     before = client_.schema_bytes
     assert before
     # A document that has settled is read once; after that the server only answers "not modified".
     steady = DefinitionsClient(kubeconfig, None)
-    warm = steady.warm_schema()
+    warm = steady.warm_schema(delay=0)
     warm.join(60)
     assert not warm.is_alive() and steady.schema_reads == 1
     names = [f"sprockets.{GROUP}"]
     client_.apply_all(list(definition_bodies([crd("sprockets", "Sprocket")]).values()))
     try:
         client_.wait_established(names)
-        client_.warm_schema().join(60)
+        client_.warm_schema(delay=0).join(60)
         assert client_.schema_bytes and client_.schema_bytes > before
     finally:
         client_.delete(names[0])
         client_.wait_gone(names)
 
     out_of_reach = DefinitionsClient(GONE, None)
-    warm = out_of_reach.warm_schema()
+    warm = out_of_reach.warm_schema(delay=0)
     warm.join(60)
     assert not warm.is_alive() and out_of_reach.schema_bytes is None
 
