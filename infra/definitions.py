@@ -23,6 +23,8 @@ import base64
 import contextlib
 import hashlib
 import json
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -282,12 +284,36 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, (MaxRetryError, NewConnectionError, ConnectionError))
 
 
-def warm_in_background(props: dict[str, Any]) -> None:
-    """The OpenAPI warm-up in a process that outlives this provider (infra/schema_warm.py)."""
-    from infra.schema_warm import spawn
+def spawn_warm_up(kubeconfig: str, context: str | None, delay: float = WARM_DELAY_S) -> subprocess.Popen[bytes]:
+    """Start `warm_schema` in a process of its own and return at once: nothing waits for it.
 
+    On a thread of the dynamic provider, the warm-up died with the provider when the update ended,
+    and an update that ends seconds after the CRDs are established (the workloads no longer wait
+    for them) ended before the rebuild: the next `pulumi up` paid for it. The process runs in a new
+    session, its output discarded, bounded by the warm-up's own limit (`WARM_LIMIT_S` after
+    `delay`); it reads the kubeconfig from its standard input, never from its arguments or
+    environment, which other users of the machine can read."""
+    proc = subprocess.Popen([sys.executable, "-c", "from infra.definitions import warm_from_stdin; warm_from_stdin()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps({"kubeconfig": kubeconfig, "context": context, "delay": delay}).encode())
+    proc.stdin.close()
+    return proc
+
+
+def warm_from_stdin() -> None:
+    """The process `spawn_warm_up` starts: {"kubeconfig", "context", "delay"} as JSON on standard
+    input; exits 0 once it read the document, 1 when it could not."""
+    request = json.load(sys.stdin)
+    client = DefinitionsClient(request["kubeconfig"], request.get("context"))
+    client.warm_schema(delay=float(request.get("delay", WARM_DELAY_S))).join()
+    sys.exit(0 if client.schema_reads else 1)
+
+
+def warm_in_background(props: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):  # best effort, as the warm-up itself
-        spawn(props["kubeconfig"], props.get("context"))
+        spawn_warm_up(props["kubeconfig"], props.get("context"))
 
 
 class DefinitionsProvider(ResourceProvider):

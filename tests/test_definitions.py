@@ -165,12 +165,12 @@ def test_an_api_error_on_delete_is_raised(sim_kubeconfig: Path) -> None:
 
 
 def test_the_warm_up_runs_in_a_process_of_its_own(sim_kubeconfig: Path) -> None:
-    """The provider's warm-up outlives the provider (infra/schema_warm.py): a process in a session
+    """The provider's warm-up outlives the provider (`spawn_warm_up`): a process in a session
     of its own, given the kubeconfig on its standard input (not in its arguments), that reads the
     document and ends; one that cannot reach the cluster ends too, having read nothing."""
     import os
 
-    from infra.schema_warm import spawn
+    from infra.definitions import spawn_warm_up as spawn
 
     kubeconfig = sim_kubeconfig.read_text()
     detached = spawn(GONE, None, delay=3.0)
