@@ -20,11 +20,8 @@ provider's `deleteUnreachable`).
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
-import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -47,7 +44,7 @@ OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobu
 # Aggregated discovery (Kubernetes 1.26 and later; plain JSON, the group list, from older servers)
 DISCOVERY_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
 SERVED_POLL_S = 0.25
-WARM_DELAY_S = 2.0  # after the CRDs' establishment: the custom resources that waited for them are in by then
+WARM_DELAY_S = 4.0  # after the CRDs' establishment: the objects that waited for them are in by then
 WARM_INTERVAL_S = 1.0
 WARM_UNCHANGED_READS = 3
 WARM_LIMIT_S = 60.0
@@ -284,38 +281,6 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, (MaxRetryError, NewConnectionError, ConnectionError))
 
 
-def spawn_warm_up(kubeconfig: str, context: str | None, delay: float = WARM_DELAY_S) -> subprocess.Popen[bytes]:
-    """Start `warm_schema` in a process of its own and return at once: nothing waits for it.
-
-    On a thread of the dynamic provider, the warm-up died with the provider when the update ended,
-    and an update that ends seconds after the CRDs are established (the workloads no longer wait
-    for them) ended before the rebuild: the next `pulumi up` paid for it. The process runs in a new
-    session, its output discarded, bounded by the warm-up's own limit (`WARM_LIMIT_S` after
-    `delay`); it reads the kubeconfig from its standard input, never from its arguments or
-    environment, which other users of the machine can read."""
-    proc = subprocess.Popen([sys.executable, "-c", "from infra.definitions import warm_from_stdin; warm_from_stdin()"],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    assert proc.stdin is not None
-    proc.stdin.write(json.dumps({"kubeconfig": kubeconfig, "context": context, "delay": delay}).encode())
-    proc.stdin.close()
-    return proc
-
-
-def warm_from_stdin() -> None:
-    """The process `spawn_warm_up` starts: {"kubeconfig", "context", "delay"} as JSON on standard
-    input; exits 0 once it read the document, 1 when it could not."""
-    request = json.load(sys.stdin)
-    client = DefinitionsClient(request["kubeconfig"], request.get("context"))
-    client.warm_schema(delay=float(request.get("delay", WARM_DELAY_S))).join()
-    sys.exit(0 if client.schema_reads else 1)
-
-
-def warm_in_background(props: dict[str, Any]) -> None:
-    with contextlib.suppress(OSError):  # best effort, as the warm-up itself
-        spawn_warm_up(props["kubeconfig"], props.get("context"))
-
-
 class DefinitionsProvider(ResourceProvider):
     """Outputs keep each definition's digest (not its body): enough to diff, small in the state."""
 
@@ -332,7 +297,7 @@ class DefinitionsProvider(ResourceProvider):
         bodies = bodies_of(props)
         client.apply_all(list(bodies.values()))
         client.wait_established(bodies)
-        warm_in_background(props)
+        client.warm_schema()
         return CreateResult("customresourcedefinitions", self._outs(props))
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -349,7 +314,7 @@ class DefinitionsProvider(ResourceProvider):
             client.delete(name)
         client.wait_established({n: bodies[n] for n in changed})
         if changed:
-            warm_in_background(news)
+            client.warm_schema()
         client.wait_gone(removed)
         return UpdateResult(self._outs(news))
 

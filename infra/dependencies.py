@@ -14,16 +14,9 @@ names or what acts on it, and Pulumi's own awaits keep "depends on" meaning "is 
   DaemonSet): an injected pod's `istio-validation` init container waits for the CNI plugin.
 - rbac: a workload needs the (Cluster)RoleBindings that grant its ServiceAccount, each binding its
   role (a controller that starts without its rights crash-loops into back-off).
-- crd: a custom resource needs its CRD. The CRDs are one resource that awaits all of them served
-  (infra/definitions.py), so they are one node here, CRDS. A workload does not wait for the CRDs
-  its roles name: its pods start beside their establishment, as in upstream's own install, and
-  the controllers do not need them at start (controller-runtime's sources and client-go's
-  informers wait for a kind to be served, and a pod's readiness does not depend on it). Waiting
-  for them once held 34 of the release's 48 Deployments until the CRDs' 10 s were over, then
-  sent all 34 to the controller manager at once (docs/benchmarks.md). The controllers that look
-  a kind up once at start and leave it out when it is missing (KServe for Knative's and Istio's,
-  Katib for its trial kinds) mount a cert-manager Certificate's Secret, and a Certificate is a
-  custom resource: they start after the CRDs through it (a T1 test checks that they do).
+- crd: a custom resource needs its CRD; so does a workload whose roles name a CRD's API group (a
+  controller watching a kind that is not served yet fails to start). The CRDs are one resource
+  that awaits all of them established (infra/definitions.py), so they are one node here, CRDS.
 - webhook: an object that a webhook intercepts (rules, scope, namespace and object selectors,
   evaluated as the API server does for a CREATE) needs that webhook server's admission gate
   (infra/admission.py), which needs the server's webhook configurations. A pod template whose pods
@@ -310,6 +303,7 @@ class Index:
                 key = object_key(obj)
                 self.objects[key] = obj
                 self.by_name[(obj["kind"], self.namespace(obj), obj["metadata"]["name"])] = key
+        self.custom_groups = {group for group, _ in self.custom_kinds}
         self.plurals = {kind: c["spec"]["names"]["plural"] for kind, c in self.custom_kinds.items()}
         self.namespace_labels = {o["metadata"]["name"]: {**labels_of(o), NAMESPACE_NAME_LABEL: o["metadata"]["name"]}
                                  for o in objects if o["kind"] == "Namespace"}
@@ -351,6 +345,18 @@ class Index:
     def pod_request(self, obj: Obj, template: Obj) -> Request:
         ns = self.namespace(obj)
         return Request("", "pods", ns, (template.get("metadata") or {}).get("labels") or {}, self.ns_labels(ns))
+
+    def role_rules(self, role: Obj, seen: frozenset[str] = frozenset()) -> list[Obj]:
+        """A role's rules, an aggregated ClusterRole's gathered from the roles its selectors match."""
+        rules = list(role.get("rules") or [])
+        if is_aggregated_role(role):
+            name = role["metadata"]["name"]
+            for other in self.objects.values():
+                if other["kind"] == "ClusterRole" and other["metadata"]["name"] not in seen | {name} \
+                        and name in aggregating_roles(other, self.aggregators):
+                    rules += self.role_rules(other, seen | {name})
+        return rules
+
 
 def is_aggregated_role(obj: Obj) -> bool:
     return obj["kind"] == "ClusterRole" and bool(obj.get("aggregationRule"))
@@ -407,8 +413,15 @@ def _rbac_needs(obj: Obj, ix: Index) -> Iterator[Need]:
         return
     spec = template.get("spec") or {}
     account = (ix.namespace(obj), spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+    touches_crds = False
     for binding_key in ix.bindings.get(account, []):
         yield binding_key, "rbac"
+        role = _bound_role(ix.objects[binding_key], ix)
+        if role is not None:
+            groups = {g for rule in ix.role_rules(ix.objects[role]) for g in rule.get("apiGroups") or []}
+            touches_crds = touches_crds or "*" in groups or bool(groups & ix.custom_groups)
+    if touches_crds and ix.crds:
+        yield CRDS, "crd"
 
 
 def _bound_role(binding: Obj, ix: Index) -> str | None:

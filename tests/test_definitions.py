@@ -163,20 +163,3 @@ def test_an_api_error_on_delete_is_raised(sim_kubeconfig: Path) -> None:
             "digests": {f"widgets.{GROUP}": "0"}, "kubeconfig": forged, "context": None})
     assert info.value.status == 401  # the API server does not know the token: authentication fails
 
-
-def test_the_warm_up_runs_in_a_process_of_its_own(sim_kubeconfig: Path) -> None:
-    """The provider's warm-up outlives the provider (`spawn_warm_up`): a process in a session
-    of its own, given the kubeconfig on its standard input (not in its arguments), that reads the
-    document and ends; one that cannot reach the cluster ends too, having read nothing."""
-    import os
-
-    from infra.definitions import spawn_warm_up as spawn
-
-    kubeconfig = sim_kubeconfig.read_text()
-    detached = spawn(GONE, None, delay=3.0)
-    assert os.getsid(detached.pid) == detached.pid != os.getsid(0)
-    with open(f"/proc/{detached.pid}/cmdline", "rb") as cmdline:
-        assert b"token" not in cmdline.read()
-    assert detached.wait(60) == 1
-
-    assert spawn(kubeconfig, None, delay=0).wait(90) == 0

@@ -235,16 +235,10 @@ def test_the_apply_graph_keeps_the_orderings_components_need(manifests_tree):
     after("Deployment", "ml-pipeline", ("MutatingWebhookConfiguration", "istio-sidecar-injector"),
           ("Deployment", "istiod"), ("DaemonSet", "istio-cni-node"))
     after("Profile", "kubeflow-alice-example-org", ("Deployment", "profiles-deployment"))
-    # KServe's controller looks Knative's and Istio's kinds up once when it starts, Katib's its
-    # trial kinds: they start after the definitions, through the Certificate whose Secret they mount.
-    for name, certificate in (("kserve-controller-manager", "serving-cert"),
-                              ("katib-controller", "katib-webhook-cert")):
-        assert CRDS in graph.reachable(node("Certificate", certificate)), certificate
-        assert node("Certificate", certificate) in graph.reachable(node("Deployment", name)), name
-    # The other workloads start beside the definitions' establishment (seconds), controllers that
-    # watch custom kinds among them (their sources wait until a kind is served).
-    for name in ("oauth2-proxy", "katib-mysql", "metadata-envoy-deployment", "istiod", "workflow-controller",
-                 "ml-pipeline", "notebook-controller-deployment", "cert-manager"):
+    # KServe's controller looks for Knative's kinds when it starts: it waits for the definitions.
+    assert CRDS in graph.reachable(node("Deployment", "kserve-controller-manager"))
+    # What needs no definitions does not wait for them (they take seconds to be established).
+    for name in ("oauth2-proxy", "katib-mysql", "metadata-envoy-deployment"):
         assert CRDS not in graph.reachable(node("Deployment", name)), name
     assert all(graph.needs[object_key(n)] == {} for n in rendered.find("Namespace"))
 
