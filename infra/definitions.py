@@ -140,16 +140,13 @@ class DefinitionsClient:
         Kubernetes 1.26) is watched as before."""
         from kubernetes.client.exceptions import ApiException
 
-        from smoke_tests.wait import WaitTimeout
+        from smoke_tests.wait import wait_until
 
         wanted = served_resources(bodies.values())
-        if not wanted:
-            return
-        deadline = time.monotonic() + ESTABLISH_TIMEOUT_S
-        etag: str | None = None
-        attempts = 0
-        while True:
-            attempts += 1
+        etag: str | None = None  # the last document's, for "not modified"
+
+        def check() -> tuple[bool, list[str]]:
+            nonlocal etag
             headers = {"Accept": DISCOVERY_ACCEPT, **({"If-None-Match": etag} if etag else {})}
             try:
                 response = self._call("GET", "/apis", header_params=headers, _preload_content=False)
@@ -162,14 +159,14 @@ class DefinitionsClient:
                 response.release_conn()
                 if document.get("kind") != "APIGroupDiscoveryList":
                     self.watch_established(list(bodies))
-                    return
-                wanted -= discovered_resources(document)
-                if not wanted:
-                    return
-            if time.monotonic() >= deadline:
-                raise WaitTimeout("CustomResourceDefinitions served", ESTABLISH_TIMEOUT_S, attempts,
-                                  sorted({f"{p}.{g}/{v}" for g, v, p in wanted}), None)
-            time.sleep(SERVED_POLL_S)
+                    wanted.clear()
+                else:
+                    wanted.difference_update(discovered_resources(document))
+            return not wanted, sorted(f"{p}.{g}/{v}" for g, v, p in wanted)
+
+        if wanted:
+            wait_until(check, timeout=ESTABLISH_TIMEOUT_S, interval=SERVED_POLL_S,
+                       what="CustomResourceDefinitions served", retry_on=())
 
     def watch_established(self, names: Sequence[str]) -> None:
         """Watch the CRDs (current state first, then changes) until each named one is established.

@@ -162,4 +162,3 @@ def test_an_api_error_on_delete_is_raised(sim_kubeconfig: Path) -> None:
         DefinitionsProvider().delete("customresourcedefinitions", {
             "digests": {f"widgets.{GROUP}": "0"}, "kubeconfig": forged, "context": None})
     assert info.value.status == 401  # the API server does not know the token: authentication fails
-
