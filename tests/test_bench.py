@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from pulumi.automation import EngineEvent, OpType, ResourcePreEvent, ResOutputsEvent, StepEventMetadata
 
+from infra.bench.available import all_available_at, expected_deployments
 from infra.bench.deploy import record_timeline
 from infra.bench.timeline import Timeline
 
@@ -123,3 +124,19 @@ def test_a_refused_first_pass_is_summed_up_by_kind() -> None:
     assert refused["kinds"] == {"Certificate": 1, "Issuer": 2, "other": 1}
     assert refused["first"][0].startswith("error: resource mapping not found")
     assert first_pass_failures("") == {"objects": 0, "kinds": {}, "first": []}
+
+
+def test_the_watch_stamps_the_first_moment_every_deployment_is_available_at_once() -> None:
+    expected = expected_deployments([
+        {"kind": "Deployment", "metadata": {"namespace": "kubeflow", "name": "ml-pipeline"}},
+        {"kind": "Deployment", "metadata": {"namespace": "auth", "name": "dex"}},
+        {"kind": "Service", "metadata": {"namespace": "auth", "name": "dex"}}])
+    assert expected == {"kubeflow/ml-pipeline", "auth/dex"}
+    lines = [(1.0, "kubeflow   ml-pipeline   <none>\n"), (2.0, "auth   dex   False\n"),
+             (3.0, "kubeflow   ml-pipeline   True\n"),
+             (4.0, "kubeflow   ml-pipeline   False\n"),  # dropped back: not yet all at once
+             (5.0, "auth   dex   True\n"), (6.0, "kubeflow   ml-pipeline   True\n"),
+             (7.0, "auth   dex   True\n")]
+    assert all_available_at(lines, expected) == 6.0
+    assert all_available_at(lines[:5], expected) is None
+    assert all_available_at([(1.0, "garbled\n"), *lines], expected) == 6.0

@@ -166,6 +166,13 @@ def test_static_storage_binds_a_volume_per_claim(manifests_tree: Path):
     [sc] = rendered.find("StorageClass")
     assert sc["metadata"]["name"] == "kf-static"
     assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    # Applied in the render's order (`kfstack render | kubectl apply -f -`, the bench's upstream
+    # loop), a claim before its class stays Pending until the volume controller's resync.
+    position = {(o["kind"], o["metadata"]["name"]): i for i, o in enumerate(rendered.objects)}
+    for claim in rendered.find("PersistentVolumeClaim"):
+        name = claim["metadata"]["name"]
+        assert position[("StorageClass", "kf-static")] < position[("PersistentVolumeClaim", name)]
+        assert position[("PersistentVolume", f"kubeflow-{name}")] < position[("PersistentVolumeClaim", name)]
 
 
 def test_nfs_provisioner_is_default_class(manifests_tree: Path):

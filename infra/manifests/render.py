@@ -38,6 +38,26 @@ LEGACY_ORDER_FIRST = [
 LEGACY_ORDER_LAST = ["ValidatingWebhookConfiguration"]
 
 
+def legacy_rank(kind: str) -> int:
+    """Where kustomize's legacy sort puts a kind: the first list, then every other kind, then the last."""
+    if kind in LEGACY_ORDER_FIRST:
+        return LEGACY_ORDER_FIRST.index(kind)
+    if kind in LEGACY_ORDER_LAST:
+        return len(LEGACY_ORDER_FIRST) + 1 + LEGACY_ORDER_LAST.index(kind)
+    return len(LEGACY_ORDER_FIRST)
+
+
+def into_legacy_order(objects: list[Obj]) -> None:
+    """Put the patches' added objects where kustomize would have, keeping kustomize's order otherwise.
+
+    The patches append objects after kustomize's sort: a storage class, one volume per claim, the
+    provisioners. Applied in that order (`kfstack render | kubectl apply -f -`, or upstream's loop
+    in `kfstack bench deploy`), a claim goes in before its class and volume, its provisioning fails
+    and it stays Pending until the volume controller's next resync, up to 15 s later.
+    """
+    objects.sort(key=lambda obj: legacy_rank(obj["kind"]))
+
+
 class RenderError(UserError):
     """kustomize refused the selected paths of a manifests tree."""
 
@@ -123,4 +143,5 @@ def render(cfg: StackConfig, tree: Path, *, cache: bool = True) -> Rendered:
     rendered = Rendered(objects=objects, release=cfg.kubeflow.release, components=selected, tree=tree,
                         left_out=cmap.left_out(cfg.kubeflow))
     apply_patches(rendered, cfg)
+    into_legacy_order(rendered.objects)
     return rendered
