@@ -181,8 +181,8 @@ class KindCluster(Cluster):
         self._finish(name, self.cluster.kubeconfig, depends_on=[self.cluster], deleted_with=self.cluster)
         self.late_images: LateImagesResource | None = None
         if late:
-            # Not a child of this component: the apply depends on the component (and so on every
-            # child of it), and must not wait for these.
+            # Not a child of this component: a dependency on the component waits for every child,
+            # and nothing must wait for these (the apply waits for the cluster through its provider).
             self.late_images = LateImagesResource(
                 f"{name}-late-images", node_label(config.name), late,
                 pulumi.ResourceOptions(depends_on=[self.cluster], deleted_with=self.cluster))
