@@ -44,6 +44,11 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 ESTABLISH_TIMEOUT_S = 300.0
 DELETE_TIMEOUT_S = 600.0
 APPLY_THREADS = 4
+# Answers of an API server too busy to finish in time (a 504 after its request timeout, seen when a
+# 2-core machine ran a kind cluster beside a sim one): a server-side apply is idempotent, so it is
+# sent again, after 1, 2, 4 and 8 s.
+BUSY_STATUSES = frozenset({429, 500, 503, 504})
+APPLY_ATTEMPTS = 5
 PACKED = "zlib+base64:"
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # what client-go reads
 # Aggregated discovery (Kubernetes 1.26 and later; plain JSON, the group list, from older servers)
@@ -108,10 +113,20 @@ class DefinitionsClient:
                                  _return_http_data_only=True, **kwargs)
 
     def apply(self, body: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
         obj = json.loads(body)
-        self._call("PATCH", f"{CRD_PATH}/{obj['metadata']['name']}", body=obj,
-                   query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-                   header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"})
+        for attempt in range(APPLY_ATTEMPTS):
+            try:
+                self._call("PATCH", f"{CRD_PATH}/{obj['metadata']['name']}", body=obj,
+                           query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+                           header_params={"Content-Type": "application/apply-patch+yaml",
+                                          "Accept": "application/json"})
+                return
+            except ApiException as exc:
+                if exc.status not in BUSY_STATUSES or attempt == APPLY_ATTEMPTS - 1:
+                    raise
+                time.sleep(2 ** attempt)
 
     def apply_all(self, bodies: Sequence[str]) -> None:
         with ThreadPoolExecutor(APPLY_THREADS) as pool:

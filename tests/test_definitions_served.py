@@ -106,3 +106,33 @@ def test_nothing_to_wait_for_asks_nothing() -> None:
     server = ScriptedServer([document()])
     server.wait_established({})
     assert server.asked == []
+
+
+class BusyServer(DefinitionsClient):
+    """Answers each apply with the given statuses first (an ApiException each), then accepts it."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses, self.applied = statuses, 0
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        assert method == "PATCH" and kwargs["query_params"] == [("fieldManager", "kubeflow-stacks"), ("force", "true")]
+        self.applied += 1
+        if self.statuses:
+            raise ApiException(status=self.statuses.pop(0))
+        return {}
+
+
+def test_an_apply_the_server_was_too_busy_for_is_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(definitions.time, "sleep", lambda _: None)
+    [body] = definition_bodies([crd("widgets", [("v1", True)])]).values()
+    server = BusyServer([504, 503])
+    server.apply(body)
+    assert server.applied == 3
+    refused = BusyServer([422])  # the definition itself refused: no retry
+    with pytest.raises(ApiException):
+        refused.apply(body)
+    assert refused.applied == 1
+    overloaded = BusyServer([504] * definitions.APPLY_ATTEMPTS)
+    with pytest.raises(ApiException):
+        overloaded.apply(body)
+    assert overloaded.applied == definitions.APPLY_ATTEMPTS
