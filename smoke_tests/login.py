@@ -17,6 +17,8 @@ from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
+import requests.adapters
+from urllib3.util.retry import Retry
 
 SESSION_COOKIES = ("oauth2_proxy_kubeflow", "authservice_session")
 FLOW_COOKIES = {"oauth2-proxy": ("oauth2_proxy_kubeflow",), "authservice": ("authservice_session",)}
@@ -159,11 +161,22 @@ def _field_values(form: Form, extra: dict[str, str]) -> dict[str, str]:
     return values
 
 
+# A GET sent on a kept-alive connection that the far end (a port-forward, the gateway) closed
+# just before is answered by nothing ("Remote end closed connection without response"): sent
+# again on a new connection, as browsers do. Only idempotent methods; a form POST is never resent.
+IDEMPOTENT_RETRIES = Retry(total=2, connect=2, read=2, status=0, redirect=0, backoff_factor=0.2,
+                           allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}), raise_on_status=False)
+
+
 def new_http_session(base_url: str) -> requests.Session:
-    """A session that ignores proxy variables for loopback targets (a port-forward or the local target)."""
+    """A session that ignores proxy variables for loopback targets (a port-forward or the local
+    target) and sends an idempotent request again when a kept-alive connection was dropped."""
     http = requests.Session()
     if urlsplit(base_url).hostname in ("127.0.0.1", "localhost", "::1"):
         http.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(max_retries=IDEMPOTENT_RETRIES)
+    http.mount("http://", adapter)
+    http.mount("https://", adapter)
     return http
 
 

@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
-from smoke_tests.login import BadCredentials, LoginFailed, Page, id_token, login
+from smoke_tests.login import BadCredentials, LoginFailed, Page, id_token, login, new_http_session
 
 EMAIL = "user@example.com"
 PASSWORD = "right-password-1"
@@ -235,3 +236,48 @@ def test_declared_flow_must_match_the_session_cookie(fake_gateway: tuple[str, Be
         login(url, EMAIL, PASSWORD, session_cookies=FLOW_COOKIES["oauth2-proxy"])
     assert failure.value.reason == ("no session cookie (oauth2_proxy_kubeflow) after login; "
                                     "cookies: ['authservice_session']")
+
+
+class DropsKeptAliveConnections(BaseHTTPRequestHandler):
+    """Answers the first request on each connection, keeps it open, then drops it unanswered at the
+    next request (a port-forward or gateway that closed an idle connection); counts POSTs."""
+
+    protocol_version = "HTTP/1.1"
+    posts = 0
+
+    def _answer_once(self) -> None:
+        if getattr(self, "answered", False):
+            self.close_connection = True
+            return
+        self.answered = True
+        body = b"ok"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer_once()
+
+    def do_POST(self) -> None:
+        type(self).posts += 1
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer_once()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_get_on_a_dropped_kept_alive_connection_is_sent_again_and_a_post_is_not() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DropsKeptAliveConnections)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        http = new_http_session(base)
+        assert http.get(base + "/", timeout=10).status_code == 200
+        assert http.get(base + "/", timeout=10).status_code == 200  # dropped, then sent on a new connection
+        with pytest.raises(requests.ConnectionError):
+            http.post(base + "/form", data={"a": "1"}, timeout=10)  # dropped too: not sent again
+        assert DropsKeptAliveConnections.posts == 1
+    finally:
+        server.shutdown()
