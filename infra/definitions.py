@@ -15,11 +15,6 @@ adopt definitions that are already there (server-side apply, as after an interru
 `pulumi destroy` deletes them and waits until they are gone, last, after every object that uses
 them; an unreachable cluster on delete means there is nothing left to delete (as the Kubernetes
 provider's `deleteUnreachable`).
-
-cert-manager's CRDs also go through a second, smaller resource of their own
-(`EarlyDefinitionsProvider`), applied and awaited in a second or two while the full one takes ten or
-more: the Issuers and Certificates then wait for that one only (infra/dependencies.py). The full
-resource still applies and owns them; the early one never deletes.
 """
 
 from __future__ import annotations
