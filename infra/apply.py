@@ -24,7 +24,7 @@ import pulumi
 
 from infra.admission import AdmissionGate
 from infra.definitions import FIELD_MANAGER, CustomResourceDefinitions
-from infra.dependencies import CRDS, EARLY_CRDS, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part
+from infra.dependencies import CRDS, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part
 from infra.manifests.objects import Obj, group_of
 
 PHASES = ("base", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
@@ -183,15 +183,11 @@ class KubeflowDeployment(pulumi.ComponentResource):
         made: dict[str, pulumi.Resource] = {}
         for node in self.graph.order():
             after = pulumi.ResourceOptions(depends_on=[made[dep] for dep in self.graph.needs.get(node, {})])
-            if node in (CRDS, EARLY_CRDS):
+            if node == CRDS:
                 # CRDs need nothing but the cluster (their kubeconfig input): applied from the start.
-                definitions = CustomResourceDefinitions(
-                    definitions_name(name, node), self.graph.crds if node == CRDS else self.graph.early_crds,
-                    args.kubeconfig, args.context,
-                    pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with), early=node == EARLY_CRDS)
-                made[node] = definitions
-                if node == CRDS:
-                    self.definitions = definitions
+                made[node] = self.definitions = CustomResourceDefinitions(
+                    f"{name}-crds", self.graph.crds, args.kubeconfig, args.context,
+                    pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with))
             elif node in self.graph.gates:
                 gate = self.graph.gates[node]
                 made[node] = self.gates[gate.server] = AdmissionGate(
@@ -204,11 +200,6 @@ class KubeflowDeployment(pulumi.ComponentResource):
                     resource_name(obj), with_field_manager(with_awaits(obj)),
                     pulumi.ResourceOptions.merge(object_opts, after))
         self.register_outputs({"objectCount": len(args.objects), "dependencyCount": self.graph.edge_count()})
-
-
-def definitions_name(name: str, node: str) -> str:
-    """The resource name of a CRD node (CRDS or EARLY_CRDS) of the component `name`."""
-    return f"{name}-crds" if node == CRDS else f"{name}-crds-cert-manager"
 
 
 def gate_slug(server: str) -> str:

@@ -348,44 +348,14 @@ class DefinitionsProvider(ResourceProvider):
                 raise
 
 
-class EarlyDefinitionsProvider(DefinitionsProvider):
-    """A few CRDs applied and awaited ahead of the rest, which the full resource applies too.
-
-    The full resource owns them: it deletes them on destroy and when a release drops them. This one
-    never deletes (its delete and a removal do nothing), so adding or removing it loses nothing. It
-    does not warm the OpenAPI document either: the full resource does that once all CRDs are in.
-    """
-
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        client = self._client(props)
-        bodies = bodies_of(props)
-        client.apply_all(list(bodies.values()))
-        client.wait_established(bodies)
-        return CreateResult("customresourcedefinitions-early", self._outs(props))
-
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        client = self._client(news)
-        old_digests: dict[str, str] = olds.get("digests") or {}
-        bodies = bodies_of(news)
-        changed = {n: b for n, b in bodies.items() if old_digests.get(n) != digest(b)}
-        client.apply_all(list(changed.values()))
-        client.wait_established(changed)
-        return UpdateResult(self._outs(news))
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        return None
-
-
 class CustomResourceDefinitions(Resource):
-    """CRDs of a render as one resource (all of them, or with `early`, a few ahead of the rest);
-    `kubeconfig` is a secret input and output."""
+    """All CRDs of a render, as one resource; `kubeconfig` is a secret input and output."""
 
     digests: pulumi.Output[dict[str, str]]
 
     def __init__(self, name: str, objects: Sequence[Obj], kubeconfig: pulumi.Input[str], context: str | None,
-                 opts: pulumi.ResourceOptions | None = None, *, early: bool = False) -> None:
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         props = {"definitions": packed_definitions(objects), "kubeconfig": pulumi.Output.secret(kubeconfig),
                  "context": context, "digests": None}
-        provider = EarlyDefinitionsProvider() if early else DefinitionsProvider()
-        super().__init__(provider, name, props, pulumi.ResourceOptions.merge(
+        super().__init__(DefinitionsProvider(), name, props, pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))

@@ -17,11 +17,6 @@ names or what acts on it, and Pulumi's own awaits keep "depends on" meaning "is 
 - crd: a custom resource needs its CRD; so does a workload whose roles name a CRD's API group (a
   controller watching a kind that is not served yet fails to start). The CRDs are one resource
   that awaits all of them established (infra/definitions.py), so they are one node here, CRDS.
-  cert-manager's groups (EARLY_GROUPS) also have a node of their own, EARLY_CRDS: a resource that
-  applies just their CRDs and awaits them, a second or two, while CRDS takes ten or more. What
-  needs only those groups (Issuers, Certificates, cert-manager's own controllers) needs only it,
-  so the certificates that most controllers mount are issued while the other CRDs are
-  established, not after.
 - webhook: an object that a webhook intercepts (rules, scope, namespace and object selectors,
   evaluated as the API server does for a CREATE) needs that webhook server's admission gate
   (infra/admission.py), which needs the server's webhook configurations. A pod template whose pods
@@ -41,11 +36,10 @@ names or what acts on it, and Pulumi's own awaits keep "depends on" meaning "is 
   (`kustomize.component`, as Kubeflow's components label CRD and controller alike), so a removal
   deletes it while its controller can still remove its finalizers (a Profile's, for one).
 
-Every dependency is an object of the same render, or one of three kinds of aggregate node: CRDS,
-EARLY_CRDS and one admission gate per webhook server. That keeps the edges linear in the number
-of objects: each object gets a handful, never one per object of some other set (depending on a
-phase's component once made every object depend on every object of the phase before, and a 20 MB
-state).
+Every dependency is an object of the same render, or one of two kinds of aggregate node: CRDS and
+one admission gate per webhook server. That keeps the edges linear in the number of objects: each
+object gets a handful, never one per object of some other set (depending on a phase's component
+once made every object depend on every object of the phase before, and a 20 MB state).
 
 Everything here is a pure function of the rendered objects; the apply registers the graph's
 nodes in `Graph.order()` with each node's `needs` as its `depends_on`.
@@ -65,8 +59,6 @@ from infra.manifests.objects import group_of, object_key
 Obj = dict[str, Any]
 
 CRDS = "customresourcedefinitions"
-EARLY_CRDS = "customresourcedefinitions:cert-manager"
-EARLY_GROUPS = frozenset({"cert-manager.io", "acme.cert-manager.io"})
 GATE_PREFIX = "admission:"
 PROBE_LIMIT = 50  # a gate probes one object of each kind first, then others, up to this many
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
@@ -112,13 +104,11 @@ class Graph:
 
     objects: dict[str, Obj]  # every object of the render but the CRDs, by key, in render order
     crds: list[Obj]
-    early_crds: list[Obj] = field(default_factory=list)  # the CRDs of EARLY_GROUPS (also in `crds`)
     gates: dict[str, Gate] = field(default_factory=dict)
     needs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def nodes(self) -> list[str]:
-        return [*([EARLY_CRDS] if self.early_crds else []), *([CRDS] if self.crds else []), *self.objects,
-                *self.gates]
+        return [*([CRDS] if self.crds else []), *self.objects, *self.gates]
 
     def edge_count(self) -> int:
         return sum(len(deps) for deps in self.needs.values())
@@ -306,7 +296,6 @@ class Index:
     def __init__(self, objects: Sequence[Obj]) -> None:
         self.crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
         self.custom_kinds = {(c["spec"]["group"], c["spec"]["names"]["kind"]): c for c in self.crds}
-        self.early_crds = [c for c in self.crds if c["spec"]["group"] in EARLY_GROUPS]
         self.by_name: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> key
         self.objects: dict[str, Obj] = {}
         for obj in objects:
@@ -331,10 +320,6 @@ class Index:
                         account = (subject.get("namespace") or self.namespace(obj), subject["name"])
                         self.bindings[account].append(key)
         self.aggregators = {o["metadata"]["name"]: o for o in self.objects.values() if is_aggregated_role(o)}
-
-    def crd_node(self, groups: set[str]) -> str:
-        """The CRD node that establishes every one of these custom API groups."""
-        return EARLY_CRDS if self.early_crds and groups <= EARLY_GROUPS else CRDS
 
     def namespace(self, obj: Obj) -> str:
         """An object's namespace; "" for a cluster-scoped kind, whatever its metadata says (kustomize
@@ -408,7 +393,7 @@ def _namespace_needs(obj: Obj, ix: Index) -> Iterator[Need]:
 
 def _crd_needs(obj: Obj, ix: Index) -> Iterator[Need]:
     if (group_of(obj), obj["kind"]) in ix.custom_kinds:
-        yield ix.crd_node({group_of(obj)}), "crd"
+        yield CRDS, "crd"
 
 
 def _pod_needs(obj: Obj, ix: Index) -> Iterator[Need]:
@@ -428,15 +413,15 @@ def _rbac_needs(obj: Obj, ix: Index) -> Iterator[Need]:
         return
     spec = template.get("spec") or {}
     account = (ix.namespace(obj), spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
-    touched: set[str] = set()  # the custom API groups its roles name
+    touches_crds = False
     for binding_key in ix.bindings.get(account, []):
         yield binding_key, "rbac"
         role = _bound_role(ix.objects[binding_key], ix)
         if role is not None:
             groups = {g for rule in ix.role_rules(ix.objects[role]) for g in rule.get("apiGroups") or []}
-            touched |= ix.custom_groups if "*" in groups else groups & ix.custom_groups
-    if touched:
-        yield ix.crd_node(touched), "crd"
+            touches_crds = touches_crds or "*" in groups or bool(groups & ix.custom_groups)
+    if touches_crds and ix.crds:
+        yield CRDS, "crd"
 
 
 def _bound_role(binding: Obj, ix: Index) -> str | None:
@@ -615,7 +600,7 @@ def probes_of(objects: Iterable[Obj]) -> list[Obj]:
 def derive(objects: Sequence[Obj]) -> Graph:
     """The dependency graph of a render (see the module docstring for each rule)."""
     ix = Index(objects)
-    graph = Graph(objects=dict(ix.objects), crds=list(ix.crds), early_crds=list(ix.early_crds))
+    graph = Graph(objects=dict(ix.objects), crds=list(ix.crds))
     needs: dict[str, dict[str, str]] = {key: {} for key in ix.objects}
 
     def add(node: str, dep: str | None, rule: str) -> None:
@@ -648,7 +633,7 @@ def derive(objects: Sequence[Obj]) -> Graph:
         for probe in probes:  # a dry-run in a namespace that does not exist yet is refused before any webhook
             add(gate.node, ix.key("Namespace", "", ix.namespace(probe)), "namespace")
             if (group_of(probe), probe["kind"]) in ix.custom_kinds:
-                add(gate.node, ix.crd_node({group_of(probe)}), "crd")
+                add(gate.node, CRDS, "crd")
         before_gate = _closure(needs, [gate.node])  # a Namespace the gate's probes need is not held back by it
         for key in intercepted:
             if key not in before_gate:

@@ -16,7 +16,7 @@ import pytest
 
 from infra.apply import WAIT_FOR_ANNOTATION, WEBHOOK_KINDS, WORKLOAD_KINDS, with_awaits
 from infra.config import parse_stack_config
-from infra.dependencies import CRDS, EARLY_CRDS, GATE_PREFIX, Graph, derive, pod_references, pod_template
+from infra.dependencies import CRDS, GATE_PREFIX, Graph, derive, pod_references, pod_template
 from infra.manifests.objects import Rendered, object_key
 from infra.manifests.render import render
 from tests.helpers import base_raw
@@ -150,21 +150,6 @@ def test_cert_managers_issuers_wait_for_its_served_webhook(kind_render: Rendered
             assert gate in graph.needs[object_key(certificate)]
 
 
-def test_cert_managers_chain_waits_for_its_own_crds_only(kind_render: Rendered, graph: Graph) -> None:
-    """Issuers, Certificates, cert-manager's controllers and its webhook's gate need cert-manager's
-    CRDs (EARLY_CRDS), not the release's other CRDs: certificates are issued while those are
-    established."""
-    gate = GATE_PREFIX + "cert-manager/cert-manager-webhook"
-    chain = [object_key(o) for o in kind_render.objects if o["apiVersion"].startswith("cert-manager.io/")]
-    chain += [key_of(kind_render, "Deployment", name, "cert-manager")
-              for name in ("cert-manager", "cert-manager-cainjector", "cert-manager-webhook")]
-    assert len(chain) > 10
-    for node in [*chain, gate]:
-        assert CRDS not in graph.reachable(node), node
-    assert all(EARLY_CRDS in graph.reachable(node) for node in chain if "Deployment:" not in node)
-    assert {c["spec"]["group"] for c in graph.early_crds} == {"cert-manager.io", "acme.cert-manager.io"}
-
-
 def test_what_a_webhook_intercepts_waits_for_its_ca_and_its_server(kind_render: Rendered, graph: Graph) -> None:
     """Every object a webhook intercepts waits (through its server's gate, or directly for pods) for
     that webhook's configuration, whose CA is in the render or awaited, and for the workloads
@@ -213,8 +198,6 @@ def test_the_graph_of_the_whole_release(stack: str, request: pytest.FixtureReque
     strangers = {(node, dep) for node, deps in graph.needs.items() for dep in deps if dep not in nodes}
     assert strangers == set()
     assert (CRDS in nodes) == bool(graph.crds) and all(g.startswith(GATE_PREFIX) for g in graph.gates)
-    assert (EARLY_CRDS in nodes) == bool(graph.early_crds) and set(map(object_key, graph.early_crds)) <= \
-        set(map(object_key, graph.crds))
     unmet = []
     for obj in objects:
         template = pod_template(obj)

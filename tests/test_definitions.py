@@ -12,14 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from infra.definitions import (
-    FIELD_MANAGER,
-    DefinitionsProvider,
-    EarlyDefinitionsProvider,
-    _unreachable,
-    definition_bodies,
-    packed_definitions,
-)
+from infra.definitions import FIELD_MANAGER, DefinitionsProvider, _unreachable, definition_bodies, packed_definitions
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -102,31 +95,6 @@ def test_definitions_lifecycle(sim_kubeconfig: Path) -> None:
     assert again.outs is not None and again.outs["digests"] == outs["digests"]
 
     provider.delete(created.id, outs)
-    assert live(api) == {}
-
-
-def test_the_early_definitions_apply_and_await_but_never_delete(sim_kubeconfig: Path) -> None:
-    """The full resource owns what the early one applies ahead of it: the early one's removal of a
-    definition, and its delete, leave the definitions to the full resource."""
-    kubeconfig = sim_kubeconfig.read_text()
-    api = kube_config.new_client_from_config(str(sim_kubeconfig))
-    early, full = EarlyDefinitionsProvider(), DefinitionsProvider()
-    widgets, gadgets = crd("widgets", "Widget"), crd("gadgets", "Gadget")
-    created = early.create(props(kubeconfig, [widgets]))
-    found = live(api)
-    assert set(found) == {f"widgets.{GROUP}"}
-    assert any(c.type == "Established" and c.status == "True" for c in found[f"widgets.{GROUP}"].status.conditions)
-    assert created.outs is not None
-    # The full resource applies the same definition beside it, as the same field manager.
-    whole = full.create(props(kubeconfig, [widgets, gadgets]))
-    assert whole.outs is not None
-    changed = crd("widgets", "Widget", extra_field="colour")
-    outs = early.update(created.id, created.outs, props(kubeconfig, [changed])).outs
-    assert outs is not None and spec_fields(live(api)[f"widgets.{GROUP}"]) == {"size", "colour"}
-    early.update(created.id, outs, props(kubeconfig, []))  # dropped from the early set: not deleted
-    early.delete(created.id, outs)
-    assert set(live(api)) == {f"widgets.{GROUP}", f"gadgets.{GROUP}"}
-    full.delete(whole.id, whole.outs)
     assert live(api) == {}
 
 

@@ -10,7 +10,6 @@ import pytest
 
 from infra.dependencies import (
     CRDS,
-    EARLY_CRDS,
     GATE_PREFIX,
     PROBE_LIMIT,
     DependencyCycle,
@@ -193,35 +192,6 @@ def test_crd_rule_custom_resources_wait_for_the_definitions() -> None:
     assert needs(graph, unknown) == {}
     assert graph.crds == [widgets] and key(widgets) not in graph.objects
     assert graph.order()[0] == CRDS
-
-
-def test_crd_rule_cert_managers_groups_wait_only_for_their_own_definitions() -> None:
-    certificates = crd("cert-manager.io", "Certificate", "certificates")
-    widgets = crd("example.org", "Widget", "widgets")
-    certificate = obj("cert-manager.io/v1", "Certificate", "c", "a", spec={"secretName": "c-tls"})
-    widget = obj("example.org/v1", "Widget", "w", "a")
-
-    def controller(name: str, groups: list[str]) -> list[Obj]:
-        role = obj("rbac.authorization.k8s.io/v1", "ClusterRole", name, rules=[rule(groups, ["*"], ["watch"])])
-        binding = obj("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", name,
-                      roleRef={"kind": "ClusterRole", "name": name},
-                      subjects=[{"kind": "ServiceAccount", "name": name, "namespace": "a"}])
-        return [role, binding, deployment(name, "a", {"serviceAccountName": name})]
-
-    issuing, mixed, everything = controller("issuing", ["cert-manager.io", ""]), \
-        controller("mixed", ["cert-manager.io", "example.org"]), controller("everything", ["*"])
-    graph = derive([certificates, widgets, certificate, widget, *issuing, *mixed, *everything])
-    assert graph.early_crds == [certificates] and graph.crds == [certificates, widgets]
-    assert needs(graph, certificate) == {EARLY_CRDS: "crd"}
-    assert needs(graph, widget) == {CRDS: "crd"}
-    assert needs(graph, issuing[2])[EARLY_CRDS] == "crd" and CRDS not in needs(graph, issuing[2])
-    assert needs(graph, mixed[2])[CRDS] == "crd" and EARLY_CRDS not in needs(graph, mixed[2])
-    assert needs(graph, everything[2])[CRDS] == "crd" and EARLY_CRDS not in needs(graph, everything[2])
-    assert graph.order()[:2] == [EARLY_CRDS, CRDS]
-    # Without cert-manager's CRDs in the render there is no early node: its groups' objects need
-    # nothing (their CRD is not in the render), everything else as before.
-    alone = derive([widgets, widget, certificate])
-    assert alone.early_crds == [] and EARLY_CRDS not in alone.nodes() and needs(alone, certificate) == {}
 
 
 def test_rbac_rule_a_workload_waits_for_its_rights_and_a_controller_for_its_kinds() -> None:

@@ -11,9 +11,9 @@ import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.apply import definitions_name, resource_name, type_token
+from infra.apply import resource_name, type_token
 from infra.config import ConfigError, parse_stack_config
-from infra.dependencies import CRDS, EARLY_CRDS, derive
+from infra.dependencies import CRDS, derive
 from infra.manifests.objects import object_key
 from tests.helpers import base_raw
 
@@ -163,15 +163,11 @@ def test_kubeflow_objects_share_one_parent_and_are_registered_after_what_they_ne
     parents = {u.split("::")[2].split("$")[-2] for u in urns}
     assert parents == {"kubeflow-stacks:kubeflow:KubeflowDeployment"}, parents
     k8s_objects = [r for r in mocks.registered if r.typ.startswith("kubernetes:")]
-    # CRDs are one resource (infra/definitions.py), cert-manager's also one of their own, ahead of
-    # the rest; every other object is its own.
-    by_name = {r.name: r for r in mocks.registered if "definitions" in r.inputs}
-    assert set(by_name) == {"kubeflow-crds", "kubeflow-crds-cert-manager"}
+    # CRDs are one resource (infra/definitions.py); every other object is its own.
+    [crds] = [r for r in mocks.registered if "definitions" in r.inputs]
     rendered_crds = {o["metadata"]["name"] for o in stack.rendered.find("CustomResourceDefinition")}
     assert len(rendered_crds) > 50
-    assert set(by_name["kubeflow-crds"].inputs["definitions"]) == rendered_crds
-    assert set(by_name["kubeflow-crds-cert-manager"].inputs["definitions"]) == {
-        name for name in rendered_crds if name.endswith(("cert-manager.io",))}
+    assert set(crds.inputs["definitions"]) == rendered_crds
     assert not [r for r in k8s_objects if r.typ.endswith(":CustomResourceDefinition")]
     assert len(k8s_objects) + len(rendered_crds) == len(stack.rendered.objects)
     assert set(stack.kubeflow.objects) == {object_key(o) for o in stack.rendered.objects} - \
@@ -187,8 +183,8 @@ def test_kubeflow_objects_share_one_parent_and_are_registered_after_what_they_ne
     registered = {(r.typ, r.name): i for i, r in enumerate(mocks.registered)}
 
     def position(node: str) -> int:
-        if node in (CRDS, EARLY_CRDS):
-            return registered[("pulumi-python:dynamic:Resource", definitions_name("kubeflow", node))]
+        if node == CRDS:
+            return registered[("pulumi-python:dynamic:Resource", "kubeflow-crds")]
         obj = graph.objects[node]
         return registered[(type_token(obj), resource_name(obj))]
 

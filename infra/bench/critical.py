@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.apply import definitions_name, gate_slug, resource_name, type_token
+from infra.apply import gate_slug, resource_name, type_token
 from infra.bench.timeline import urn_type_and_name
-from infra.dependencies import CRDS, EARLY_CRDS, Graph
+from infra.dependencies import CRDS, Graph
 
 CLUSTER_NODE = "cluster"
 
 
 @dataclass(frozen=True)
 class Link:
-    node: str  # a graph node (object key, CRDS, EARLY_CRDS, a gate) or CLUSTER_NODE
+    node: str  # a graph node (object key, CRDS, a gate) or CLUSTER_NODE
     started: float  # seconds since the update began
     finished: float
 
@@ -31,8 +31,8 @@ class Link:
 
 def step_of(node: str, graph: Graph, name: str = "kubeflow") -> tuple[str, str]:
     """The engine's (type, name) of a graph node, as infra/apply.py registers it under `name`."""
-    if node in (CRDS, EARLY_CRDS):
-        return ("pulumi-python:dynamic:Resource", definitions_name(name, node))
+    if node == CRDS:
+        return ("pulumi-python:dynamic:Resource", f"{name}-crds")
     if node in graph.gates:
         return ("pulumi-python:dynamic:Resource", f"{name}-admission-{gate_slug(graph.gates[node].server)}")
     obj = graph.objects[node]
