@@ -10,6 +10,7 @@ writes JSON.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import tempfile
@@ -23,6 +24,7 @@ import yaml
 from infra.automation import UP_PARALLEL
 from infra.bench.available import AvailabilityWatch, expected_deployments
 from infra.bench.cli import timed_up
+from infra.bench.cpu import SAMPLE_INTERVAL_S, CpuMeter
 from infra.bench.critical import Link, critical_path, describe
 from infra.bench.timeline import Timeline
 from infra.dependencies import Graph, derive
@@ -72,7 +74,8 @@ def first_pass_failures(stderr: str) -> dict[str, Any]:
     return {"objects": len(lines), "kinds": dict(sorted(kinds.items())), "first": lines[:3]}
 
 
-def upstream_apply(objects: list[dict[str, Any]], workdir: Path, results: dict[str, Any]) -> None:
+def upstream_apply(objects: list[dict[str, Any]], workdir: Path, results: dict[str, Any],
+                   meter: CpuMeter | None = None) -> None:
     """Upstream's loop on a fresh sim cluster: apply until it succeeds, then wait for Deployments.
 
     Besides the loop's own figures, its first pass is followed to the end: a watch on the
@@ -133,6 +136,8 @@ def upstream_apply(objects: list[dict[str, Any]], workdir: Path, results: dict[s
         results["upstream-deployments-available-seen"] = seen
         first = results["upstream-first-pass-available"] = max(seen, results["upstream-first-pass-applied"])
         results["upstream-single-pass"] = first
+        if meter is not None:
+            results["cpu-upstream-single-pass"] = meter.between(t0, t0 + first).as_dict()
         # Whether the first pass's Deployments were all available before the second pass began
         # (otherwise the second pass's load slowed them, and the yardstick is the more lenient).
         results["upstream-first-pass-overlapped"] = passes > 1 and \
@@ -171,9 +176,21 @@ def step_span(timeline: Timeline) -> dict[str, float]:
 
 def deploy_bench(manifests: Path, *, skip_upstream: bool = False) -> dict[str, Any]:
     """Run (a) to (e) on `manifests` (a tree with `common/`); the figures, keyed by measure."""
+    results: dict[str, Any] = {"machine": machine(), "cpus": len(os.sched_getaffinity(0))}
+    meter = CpuMeter().start()
+    try:
+        _measure(manifests, results, meter, skip_upstream=skip_upstream)
+    finally:
+        meter.stop()
+    if results.get("pulumi-up-kubeflow") is not None and results.get("upstream-single-pass"):
+        results["ratio-kubeflow-to-upstream-single-pass"] = round(
+            results["pulumi-up-kubeflow"] / results["upstream-single-pass"], 2)
+    return results
+
+
+def _measure(manifests: Path, results: dict[str, Any], meter: CpuMeter, *, skip_upstream: bool) -> None:
     from infra.automation import temp_stack
 
-    results: dict[str, Any] = {"machine": machine()}
     with tempfile.TemporaryDirectory(prefix="kfstack-bench-") as tmp:
         work = Path(tmp)
         ts = temp_stack(work, prefix="bench")
@@ -182,20 +199,28 @@ def deploy_bench(manifests: Path, *, skip_upstream: bool = False) -> dict[str, A
         objects = render_times(raw, manifests, results)
         results["objects"] = len(objects)
         if not skip_upstream:
-            upstream_apply(objects, work, results)
+            upstream_apply(objects, work, results, meter)
         ts.set_config(raw)
         try:
             timeline = Timeline()
+            began: list[float] = []
 
             def up() -> float:
                 timeline.start()
+                began.append(time.monotonic())
                 return timed_up(ts, on_event=timeline)
 
             timed("pulumi-up", up, results)
             record_timeline(timeline, results, derive(objects))
+            if results.get("pulumi-up-cluster") is not None:
+                results["cpu-pulumi-up-kubeflow"] = meter.between(
+                    began[0] + results["pulumi-up-cluster"], began[0] + results["pulumi-up"]).as_dict()
             # The no-op as a user runs it (no event log); then once more with the engine's events,
             # for when its first step began and its last ended.
+            noop_began = time.monotonic()
             timed("pulumi-up-noop", lambda: timed_up(ts), results)
+            results["cpu-pulumi-up-noop"] = meter.between(
+                noop_began, noop_began + results["pulumi-up-noop"]).as_dict()
             noop = Timeline()
 
             def up_noop_with_events() -> float:
@@ -208,10 +233,6 @@ def deploy_bench(manifests: Path, *, skip_upstream: bool = False) -> dict[str, A
         finally:
             timed("pulumi-destroy", lambda: ts.stack.destroy(parallel=UP_PARALLEL), results)
             ts.stack.workspace.remove_stack(ts.name, force=True)
-    if results.get("pulumi-up-kubeflow") is not None and results.get("upstream-single-pass"):
-        results["ratio-kubeflow-to-upstream-single-pass"] = round(
-            results["pulumi-up-kubeflow"] / results["upstream-single-pass"], 2)
-    return results
 
 
 RATIO_GOAL = 0.7
@@ -231,6 +252,27 @@ def verdicts(r: dict[str, Any]) -> list[str]:
     if noop is not None:
         lines.append(f"(c) no-op pulumi up: {noop:.1f}s (goal <= {NOOP_GOAL_S:.0f}s: "
                      f"{'met' if noop <= NOOP_GOAL_S else 'NOT met'})")
+    return lines
+
+
+def cpu_lines(r: dict[str, Any]) -> list[str]:
+    """Each span's CPU seconds, who spent them, and the floor they set: on this machine's CPUs no
+    schedule of the same work ends sooner, whatever it waits for."""
+    cpus, single = r.get("cpus") or 1, r.get("upstream-single-pass")
+    lines = []
+    for key, label in (("cpu-pulumi-up-kubeflow", "(a) Kubeflow, once the cluster is ready"),
+                       ("cpu-upstream-single-pass", "(b) upstream, first pass: Deployments available"),
+                       ("cpu-pulumi-up-noop", "(c) no-op pulumi up")):
+        usage = r.get(key)
+        if not usage:
+            continue
+        seconds = usage["cpu-seconds"]
+        floor = seconds / cpus
+        vs = f" = {floor / single:.2f}x of (b)" if single else ""
+        lines.append(f"{label}: {seconds:.1f} CPU-s in {usage['wall-seconds']:.1f}s; on {cpus} CPUs "
+                     f"nothing ends before {floor:.1f}s{vs}")
+        groups = ", ".join(f"{name} {s:.1f}" for name, s in usage["by-group"].items())
+        lines.append(f"    {groups}")
     return lines
 
 
@@ -267,6 +309,12 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{label:<56} {shown:>8} {ratio if value is not None else '':>8}")
     for line in verdicts(r):
         print(line)
+    cpu = cpu_lines(r)
+    if cpu:
+        print("\nCPU seconds (every process of the machine; by process, sampled every "
+              f"{SAMPLE_INTERVAL_S}s):")
+        for line in cpu:
+            print("    " + line)
     phases = r.get("pulumi-up-phases") or {}
     if phases:
         print("\n(a) by part: " + ", ".join(f"{k.removeprefix('phase:')} {v:.1f}s" for k, v in phases.items()))
