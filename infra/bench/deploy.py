@@ -1,11 +1,6 @@
-"""The deploy benchmark (`kfstack bench deploy`): Pulumi against the upstream apply loop, on fresh
-simulated clusters.
+"""The deploy benchmark: Pulumi against the upstream apply loop, on fresh simulated clusters.
 
-Measures, in one run: (a) `pulumi up` of the full release; (b) upstream's method, the rendered
-objects applied with `kubectl apply --server-side --force-conflicts`, repeated with a 20 s sleep
-until it succeeds, then waited on until every Deployment is available; (c) a no-op `pulumi up`;
-(d) `pulumi destroy`; (e) render, cold and warm. Prints a table with ratios against (b) and
-writes JSON.
+What it measures and prints is `kfstack bench deploy --help` (infra/commands/bench.py).
 """
 
 from __future__ import annotations
