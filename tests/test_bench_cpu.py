@@ -29,15 +29,17 @@ def test_processes_are_grouped_by_name_and_python_ones_by_what_they_run() -> Non
     assert process_group("sshd", []) == OTHER
 
 
-def test_usage_is_read_at_the_snapshots_nearest_to_the_span() -> None:
+def test_usage_is_interpolated_between_the_snapshots_around_each_end() -> None:
     snapshots = [Snapshot(10.0, 100.0, {}),
                  Snapshot(10.5, 101.0, {"API server": 0.8}),
                  Snapshot(11.0, 102.0, {"API server": 1.5, "etcd": 0.02}),
-                 Snapshot(11.5, 102.9, {"API server": 2.2, "etcd": 0.3})]
-    usage = usage_between(snapshots, 10.4, 11.6)  # nearest: 10.5 and 11.5
-    assert round(usage.seconds, 2) == 1.9 and usage.wall == 1.0
-    assert {k: round(v, 2) for k, v in usage.groups.items()} == {"API server": 1.4, "etcd": 0.3}
+                 Snapshot(11.5, 102.9, {"API server": 2.2, "etcd": 0.32})]
+    usage = usage_between(snapshots, 10.25, 11.25)
+    assert round(usage.seconds, 2) == 1.95 and usage.wall == 1.0  # 100.5 to 102.45
+    assert {k: round(v, 2) for k, v in usage.groups.items()} == {"API server": 1.45, "etcd": 0.17}
     assert usage.floor(2) == usage.seconds / 2
+    clipped = usage_between(snapshots, 9.0, 12.0)  # outside the samples: what they cover
+    assert round(clipped.seconds, 2) == 2.9 and clipped.wall == 1.5
     assert usage_between([], 0, 1).seconds == 0.0
 
 

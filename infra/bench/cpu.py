@@ -12,6 +12,7 @@ what it spent since the last one, so the groups add up to a little less than the
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -149,16 +150,29 @@ class CpuMeter:
         self._sample(first=False)
 
     def between(self, start: float, end: float) -> Usage:
-        """Usage from `start` to `end` (time.monotonic()), read at the samples nearest to each."""
+        """Usage from `start` to `end` (time.monotonic())."""
         return usage_between(self.snapshots, start, end)
 
 
+def _at(snapshots: list[Snapshot], t: float) -> tuple[float, dict[str, float]]:
+    """The machine's and each group's cumulative seconds at `t`, interpolated between the two
+    snapshots around it (the first or last one outside their span)."""
+    if t <= snapshots[0].at:
+        return snapshots[0].machine, snapshots[0].groups
+    for before, after in itertools.pairwise(snapshots):
+        if t <= after.at:
+            f = (t - before.at) / (after.at - before.at) if after.at > before.at else 1.0
+            groups = {g: before.groups.get(g, 0.0) + f * (after.groups.get(g, 0.0) - before.groups.get(g, 0.0))
+                      for g in after.groups}
+            return before.machine + f * (after.machine - before.machine), groups
+    return snapshots[-1].machine, snapshots[-1].groups
+
+
 def usage_between(snapshots: list[Snapshot], start: float, end: float) -> Usage:
-    """What the snapshots nearest to `start` and `end` say was spent between them."""
+    """What was spent from `start` to `end` (time.monotonic()), within the snapshots' span."""
     if not snapshots:
         return Usage(0.0, 0.0)
-    first = min(snapshots, key=lambda s: abs(s.at - start))
-    last = min(snapshots, key=lambda s: abs(s.at - end))
-    groups = {g: last.groups.get(g, 0.0) - first.groups.get(g, 0.0) for g in last.groups}
-    return Usage(max(0.0, last.machine - first.machine), max(0.0, last.at - first.at),
-                 {g: s for g, s in groups.items() if s > 0.05})
+    start, end = max(start, snapshots[0].at), min(end, snapshots[-1].at)
+    (m0, g0), (m1, g1) = _at(snapshots, start), _at(snapshots, end)
+    groups = {g: s - g0.get(g, 0.0) for g, s in g1.items()}
+    return Usage(max(0.0, m1 - m0), max(0.0, end - start), {g: s for g, s in groups.items() if s > 0.05})
