@@ -11,7 +11,7 @@ from infra.bench.deploy import cpu_lines
 
 # Spends at least 0.6 s of its own CPU, says so, then waits to be stopped (so the meter still sees
 # it when it stops: a process that exits between samples loses its last ticks).
-BURN = ("import sys, time\n"
+BURN = ("import time\n"
         "while time.process_time() < 0.6:\n"
         "    pass\n"
         "print('done', flush=True)\n"
@@ -37,7 +37,6 @@ def test_usage_is_interpolated_between_the_snapshots_around_each_end() -> None:
     usage = usage_between(snapshots, 10.25, 11.25)
     assert round(usage.seconds, 2) == 1.95 and usage.wall == 1.0  # 100.5 to 102.45
     assert {k: round(v, 2) for k, v in usage.groups.items()} == {"API server": 1.45, "etcd": 0.17}
-    assert usage.floor(2) == usage.seconds / 2
     clipped = usage_between(snapshots, 9.0, 12.0)  # outside the samples: what they cover
     assert round(clipped.seconds, 2) == 2.9 and clipped.wall == 1.5
     assert usage_between([], 0, 1).seconds == 0.0

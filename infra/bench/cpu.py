@@ -100,10 +100,6 @@ class Usage:
     wall: float
     groups: dict[str, float] = field(default_factory=dict)
 
-    def floor(self, cpus: int) -> float:
-        """The least wall time in which `cpus` CPUs can do this much work."""
-        return self.seconds / max(cpus, 1)
-
     def as_dict(self) -> dict[str, object]:
         return {"cpu-seconds": round(self.seconds, 1), "wall-seconds": round(self.wall, 1),
                 "by-group": {k: round(v, 1) for k, v in sorted(self.groups.items(), key=lambda kv: -kv[1])}}
@@ -115,7 +111,6 @@ class CpuMeter:
     def __init__(self, interval: float = SAMPLE_INTERVAL_S) -> None:
         self.interval = interval
         self.snapshots: list[Snapshot] = []
-        self._base: dict[int, float] = {}  # pid -> seconds it had spent when first seen
         self._last: dict[int, float] = {}  # pid -> seconds at the last sample
         self._group: dict[int, str] = {}
         self._spent: dict[str, float] = defaultdict(float)
@@ -126,8 +121,8 @@ class CpuMeter:
         for pid, name, spent in _processes():
             if pid not in self._group or spent < self._last.get(pid, 0.0):  # new, or a reused pid
                 self._group[pid] = process_group(name, _cmdline(pid))
-                self._base[pid] = spent if first else 0.0
-                self._last[pid] = self._base[pid]
+                # Seen at the start: only what it spends from now counts. Started since: all of it.
+                self._last[pid] = spent if first else 0.0
             self._spent[self._group[pid]] += spent - self._last[pid]
             self._last[pid] = spent
         self.snapshots.append(Snapshot(time.monotonic(), machine_busy_s(), dict(self._spent)))
