@@ -57,6 +57,18 @@ def test_the_meter_counts_a_busy_process_started_after_it() -> None:
     assert usage.seconds >= 0.55, usage
 
 
+def test_a_span_that_ends_now_is_read_to_its_end_not_to_the_last_sample() -> None:
+    meter = CpuMeter(interval=0.5).start()
+    try:
+        start = time.monotonic()
+        time.sleep(0.1)
+        end = time.monotonic()
+        usage = meter.between(start, end)  # the last sample was taken before `start`
+    finally:
+        meter.stop()
+    assert round(usage.wall, 3) == round(end - start, 3), usage
+
+
 def test_the_floor_is_cpu_seconds_over_cpus_against_the_yardstick() -> None:
     results = {"cpus": 2, "upstream-single-pass": 20.0,
                "cpu-pulumi-up-kubeflow": {"cpu-seconds": 34.0, "wall-seconds": 18.0,

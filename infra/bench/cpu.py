@@ -145,7 +145,13 @@ class CpuMeter:
         self._sample(first=False)
 
     def between(self, start: float, end: float) -> Usage:
-        """Usage from `start` to `end` (time.monotonic())."""
+        """Usage from `start` to `end` (time.monotonic()). Asked right after `end`, it first waits
+        for the next sample (at most an interval or two): read from the samples so far, the span
+        would end at the last one, up to an interval early."""
+        deadline = time.monotonic() + 4 * self.interval
+        while self.snapshots[-1].at < end and self._thread is not None and self._thread.is_alive() \
+                and time.monotonic() < deadline:
+            time.sleep(min(0.05, self.interval))
         return usage_between(self.snapshots, start, end)
 
 
