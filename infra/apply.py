@@ -23,9 +23,11 @@ from typing import Any
 import pulumi
 
 from infra.admission import AdmissionGate
-from infra.definitions import FIELD_MANAGER, CustomResourceDefinitions
+from infra.definitions import CustomResourceDefinitions
 from infra.dependencies import CRDS, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part
 from infra.manifests.objects import Obj, group_of
+from infra.object_set import RBAC_SET, ObjectSet, in_rbac_set
+from infra.server_apply import FIELD_MANAGER
 
 PHASES = ("base", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
           "webhooks", "resources")
@@ -173,10 +175,11 @@ class KubeflowDeployment(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KubeflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kubeflow-stacks:kubeflow:KubeflowDeployment", name, None, opts)
-        self.graph: Graph = derive(args.objects)
+        self.graph: Graph = apply_graph(args.objects)
         self.objects: dict[str, KubeObject] = {}  # object key -> resource
         self.gates: dict[str, AdmissionGate] = {}  # webhook server -> its admission gate (infra/admission.py)
         self.definitions: CustomResourceDefinitions | None = None
+        self.rbac: ObjectSet | None = None
         object_opts = pulumi.ResourceOptions(
             parent=self, provider=args.provider, delete_before_replace=True, deleted_with=args.deleted_with,
             custom_timeouts=pulumi.CustomTimeouts(create=args.create_timeout, update=args.create_timeout))
@@ -188,6 +191,11 @@ class KubeflowDeployment(pulumi.ComponentResource):
                 made[node] = self.definitions = CustomResourceDefinitions(
                     f"{name}-crds", self.graph.crds, args.kubeconfig, args.context,
                     pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with))
+            elif node == RBAC_SET:
+                made[node] = self.rbac = ObjectSet(
+                    f"{name}-rbac", self.graph.sets[node], args.kubeconfig, args.context,
+                    pulumi.ResourceOptions.merge(
+                        pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with), after))
             elif node in self.graph.gates:
                 gate = self.graph.gates[node]
                 made[node] = self.gates[gate.server] = AdmissionGate(
@@ -200,6 +208,13 @@ class KubeflowDeployment(pulumi.ComponentResource):
                     resource_name(obj), with_field_manager(with_awaits(obj)),
                     pulumi.ResourceOptions.merge(object_opts, after))
         self.register_outputs({"objectCount": len(args.objects), "dependencyCount": self.graph.edge_count()})
+
+
+def apply_graph(objects: Sequence[Obj]) -> Graph:
+    """What the apply registers: the derived graph, with the RBAC objects as one node (the
+    resource infra/object_set.py applies; every workload that needed one of them needs it)."""
+    graph = derive(objects)
+    return graph.collapse(RBAC_SET, [key for key, obj in graph.objects.items() if in_rbac_set(obj)])
 
 
 def gate_slug(server: str) -> str:

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "infra.commands.local",
     "infra.commands.bench",
     "infra.commands.conformance",
+    "infra.commands.migrate",
     "infra.commands.report",
     "infra.commands.runtime",
     "infra.commands.nodeimage",

@@ -19,32 +19,21 @@ provider's `deleteUnreachable`).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from infra.manifests.objects import Obj
+from infra.server_apply import ApplyClient, digest, pack, unpack, unreachable
 
-FIELD_MANAGER = "kubeflow-stacks"
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 ESTABLISH_TIMEOUT_S = 300.0
 DELETE_TIMEOUT_S = 600.0
-APPLY_THREADS = 4
-# Answers of an API server too busy to finish in time (a 504 after its request timeout, seen when a
-# 2-core machine ran a kind cluster beside a sim one): a server-side apply is idempotent, so it is
-# sent again, after 1, 2, 4 and 8 s.
-BUSY_STATUSES = frozenset({429, 500, 503, 504})
-APPLY_ATTEMPTS = 5
-PACKED = "zlib+base64:"
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # what client-go reads
 # Aggregated discovery (Kubernetes 1.26 and later; plain JSON, the group list, from older servers)
 DISCOVERY_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
@@ -60,19 +49,6 @@ def definition_bodies(objects: Sequence[Obj]) -> dict[str, str]:
     return {o["metadata"]["name"]: json.dumps(o, sort_keys=True, separators=(",", ":")) for o in objects}
 
 
-def pack(body: str) -> str:
-    """A body as the resource's input keeps it. Diffs compare digests of the unpacked bodies, so a
-    zlib that packs the same body differently changes nothing."""
-    return PACKED + base64.b64encode(zlib.compress(body.encode())).decode()
-
-
-def unpack(value: str) -> str:
-    """A body's JSON from its input (one stored before bodies were packed is its JSON already)."""
-    if not value.startswith(PACKED):
-        return value
-    return zlib.decompress(base64.b64decode(value[len(PACKED):])).decode()
-
-
 def packed_definitions(objects: Sequence[Obj]) -> dict[str, str]:
     """CRD name -> packed body: the resource's `definitions` input."""
     return {name: pack(body) for name, body in definition_bodies(objects).items()}
@@ -83,49 +59,24 @@ def bodies_of(props: dict[str, Any]) -> dict[str, str]:
     return {name: unpack(value) for name, value in props["definitions"].items()}
 
 
-def digest(body: str) -> str:
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
 def digests_of(bodies: dict[str, str]) -> dict[str, str]:
     return {name: digest(body) for name, body in bodies.items()}
 
 
-class DefinitionsClient:
-    """The few CRD calls the provider needs, through the `kubernetes` client and a kubeconfig text."""
+class DefinitionsClient(ApplyClient):
+    """The few CRD calls the provider needs."""
 
     def __init__(self, kubeconfig: str, context: str | None) -> None:
-        import yaml
-        from kubernetes import config
-
-        self.api = config.new_client_from_config_dict(yaml.safe_load(kubeconfig), context=context or None)
-        self.api.configuration.connection_pool_maxsize = APPLY_THREADS
+        super().__init__(kubeconfig, context)
         self.schema_bytes: int | None = None  # the size of the document warm_schema last read
         self.schema_reads = 0  # how many times it read a new one
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.api.call_api(path, method, auth_settings=["BearerToken"], response_type="object",
-                                 _return_http_data_only=True, **kwargs)
-
     def apply(self, body: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         obj = json.loads(body)
-        for attempt in range(APPLY_ATTEMPTS):
-            try:
-                self._call("PATCH", f"{CRD_PATH}/{obj['metadata']['name']}", body=obj,
-                           query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-                           header_params={"Content-Type": "application/apply-patch+yaml",
-                                          "Accept": "application/json"})
-                return
-            except ApiException as exc:
-                if exc.status not in BUSY_STATUSES or attempt == APPLY_ATTEMPTS - 1:
-                    raise
-                time.sleep(2 ** attempt)
+        self.apply_at(f"{CRD_PATH}/{obj['metadata']['name']}", obj)
 
     def apply_all(self, bodies: Sequence[str]) -> None:
-        with ThreadPoolExecutor(APPLY_THREADS) as pool:
-            list(pool.map(self.apply, bodies))
+        self.apply_many([(f"{CRD_PATH}/{json.loads(b)['metadata']['name']}", json.loads(b)) for b in bodies])
 
     def names(self) -> set[str]:
         """Names of the CRDs in the cluster (metadata only: their full list is megabytes)."""
@@ -134,13 +85,7 @@ class DefinitionsClient:
         return {item["metadata"]["name"] for item in listing.get("items") or []}
 
     def delete(self, name: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            self._call("DELETE", f"{CRD_PATH}/{name}", header_params={"Accept": "application/json"})
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        self.delete_at(f"{CRD_PATH}/{name}")
 
     def wait_established(self, bodies: Mapping[str, str]) -> None:
         """Wait until every definition (name -> JSON body) is served: each served version of its
@@ -286,13 +231,6 @@ def established(obj: Obj) -> bool:
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """A connection that cannot be made at all (the cluster is gone), not an API error."""
-    from urllib3.exceptions import MaxRetryError, NewConnectionError
-
-    return isinstance(exc, (MaxRetryError, NewConnectionError, ConnectionError))
-
-
 class DefinitionsProvider(ResourceProvider):
     """Outputs keep each definition's digest (not its body): enough to diff, small in the state."""
 
@@ -344,7 +282,7 @@ class DefinitionsProvider(ResourceProvider):
                 client.delete(name)
             client.wait_gone(names)
         except Exception as exc:
-            if not _unreachable(exc):
+            if not unreachable(exc):
                 raise
 
 

@@ -37,7 +37,8 @@ names or what acts on it, and Pulumi's own awaits keep "depends on" meaning "is 
   deletes it while its controller can still remove its finalizers (a Profile's, for one).
 
 Every dependency is an object of the same render, or one of two kinds of aggregate node: CRDS and
-one admission gate per webhook server. That keeps the edges linear in the number of objects: each
+one admission gate per webhook server (the apply then merges the RBAC objects into a third,
+`Graph.collapse`). That keeps the edges linear in the number of objects: each
 object gets a handful, never one per object of some other set (depending on a phase's component
 once made every object depend on every object of the phase before, and a 20 MB state).
 
@@ -102,13 +103,32 @@ class Gate:
 class Graph:
     """Nodes (object keys, CRDS, gates) and what each needs: {node: {dependency: rule}}."""
 
-    objects: dict[str, Obj]  # every object of the render but the CRDs, by key, in render order
+    objects: dict[str, Obj]  # every object of the render but the CRDs (and sets'), by key, in render order
     crds: list[Obj]
     gates: dict[str, Gate] = field(default_factory=dict)
     needs: dict[str, dict[str, str]] = field(default_factory=dict)
+    sets: dict[str, list[Obj]] = field(default_factory=dict)  # node -> objects applied as one (`collapse`)
 
     def nodes(self) -> list[str]:
-        return [*([CRDS] if self.crds else []), *self.objects, *self.gates]
+        return [*([CRDS] if self.crds else []), *self.sets, *self.objects, *self.gates]
+
+    def collapse(self, node: str, keys: Iterable[str]) -> Graph:
+        """This graph with the objects `keys` as one node, `node`: it needs what they need of
+        other nodes, and whatever needed one of them needs it. Edges only merge, so they stay linear.
+        A loop that only the merge closes is a DependencyCycle from `order`."""
+        wanted = set(keys)
+        members = [key for key in self.objects if key in wanted]
+        if not members:
+            return self
+        into = dict.fromkeys(members, node)
+        needs: dict[str, dict[str, str]] = {}
+        for each, deps in self.needs.items():
+            merged = needs.setdefault(into.get(each, each), {})
+            for dep, rule in deps.items():
+                if into.get(dep, dep) != into.get(each, each):
+                    merged.setdefault(into.get(dep, dep), rule)
+        return Graph(objects={k: o for k, o in self.objects.items() if k not in into}, crds=self.crds,
+                     gates=self.gates, needs=needs, sets={**self.sets, node: [self.objects[k] for k in members]})
 
     def edge_count(self) -> int:
         return sum(len(deps) for deps in self.needs.values())

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from infra.apply import WAIT_FOR_ANNOTATION, WEBHOOK_KINDS, WORKLOAD_KINDS, with_awaits
+from infra.apply import WAIT_FOR_ANNOTATION, WEBHOOK_KINDS, WORKLOAD_KINDS, apply_graph, with_awaits
 from infra.config import parse_stack_config
 from infra.dependencies import CRDS, GATE_PREFIX, Graph, derive, pod_references, pod_template
 from infra.manifests.objects import Rendered, object_key
 from infra.manifests.render import render
+from infra.object_set import RBAC_SET, in_rbac_set
 from tests.helpers import base_raw
 
 pytestmark = pytest.mark.render
@@ -219,3 +220,22 @@ def test_the_graph_of_the_whole_release(stack: str, request: pytest.FixtureReque
           f"{edges / len(objects):.2f} per object; busiest: "
           f"{max(graph.needs, key=lambda n: len(graph.needs[n]))}")
     assert edges <= EDGES_PER_OBJECT * len(objects)
+
+
+@pytest.mark.parametrize("stack", ["kind", "sim"])
+def test_the_apply_registers_the_rbac_objects_as_one_node(stack: str, request: pytest.FixtureRequest) -> None:
+    """The graph the apply registers (infra/apply.py `apply_graph`): every RBAC object of the
+    render in the set and nothing else; the set needs only Namespaces; every workload that needed
+    one of its objects needs the set; it orders; it has fewer edges than the derived graph."""
+    rendered: Rendered = request.getfixturevalue(f"{stack}_render")
+    derived, applied = derive(rendered.objects), apply_graph(rendered.objects)
+    members = {object_key(o) for o in applied.sets[RBAC_SET]}
+    assert members == {object_key(o) for o in rendered.objects if in_rbac_set(o)} and len(members) > 150
+    assert members.isdisjoint(applied.objects)
+    assert {dep.split(":")[0] for dep in applied.needs[RBAC_SET]} == {"core/Namespace"}
+    needed_a_member = {node for node, deps in derived.needs.items() if node not in members and set(deps) & members}
+    assert needed_a_member and all(RBAC_SET in applied.needs[node] for node in needed_a_member)
+    assert {derived.objects[n]["kind"] for n in needed_a_member} <= WORKLOAD_KINDS
+    order = applied.order()
+    assert sorted(order) == sorted(applied.nodes())
+    assert applied.edge_count() < derived.edge_count()

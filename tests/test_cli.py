@@ -86,7 +86,7 @@ MINIMAL_ARGS: dict[tuple[str, ...], list[str]] = {
     ("runtime", "release-routes"): ["kind:x"], ("nodeimage", "build"): [], ("nodeimage", "components"): [],
     ("nodeimage", "kicbase"): [],
     ("nodeimage", "show"): [], ("smoke-job",): ["--stack", "sim"], ("manifests",): ["path"],
-    ("config",): ["schema"],
+    ("config",): ["schema"], ("migrate",): ["--stack", "sim"],
 }
 LEAVES = sorted(_leaves(build_parser()))
 

@@ -12,7 +12,8 @@ import pytest
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from infra.definitions import FIELD_MANAGER, DefinitionsProvider, _unreachable, definition_bodies, packed_definitions
+from infra.definitions import DefinitionsProvider, definition_bodies, packed_definitions
+from infra.server_apply import FIELD_MANAGER, unreachable
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -141,7 +142,7 @@ def test_delete_on_a_cluster_that_is_gone_is_not_an_error() -> None:
     # The cluster really is out of reach: a direct call fails with a connection error...
     with pytest.raises(Exception) as info:
         provider._client(props).delete(f"widgets.{GROUP}")
-    assert _unreachable(info.value), repr(info.value)
+    assert unreachable(info.value), repr(info.value)
     # ...which delete counts as nothing left to delete, so `pulumi destroy` of a deleted cluster ends.
     provider.delete("customresourcedefinitions", props)  # returns normally
 

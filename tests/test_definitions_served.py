@@ -12,6 +12,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 import infra.definitions as definitions
+import infra.server_apply as server_apply
 from infra.definitions import DefinitionsClient, definition_bodies, discovered_resources, served_resources
 from smoke_tests.wait import WaitTimeout
 
@@ -123,7 +124,7 @@ class BusyServer(DefinitionsClient):
 
 
 def test_an_apply_the_server_was_too_busy_for_is_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(definitions.time, "sleep", lambda _: None)
+    monkeypatch.setattr(server_apply.time, "sleep", lambda _: None)
     [body] = definition_bodies([crd("widgets", [("v1", True)])]).values()
     server = BusyServer([504, 503])
     server.apply(body)
@@ -132,7 +133,7 @@ def test_an_apply_the_server_was_too_busy_for_is_sent_again(monkeypatch: pytest.
     with pytest.raises(ApiException):
         refused.apply(body)
     assert refused.applied == 1
-    overloaded = BusyServer([504] * definitions.APPLY_ATTEMPTS)
+    overloaded = BusyServer([504] * server_apply.APPLY_ATTEMPTS)
     with pytest.raises(ApiException):
         overloaded.apply(body)
-    assert overloaded.applied == definitions.APPLY_ATTEMPTS
+    assert overloaded.applied == server_apply.APPLY_ATTEMPTS

@@ -7,8 +7,9 @@ import involved, so the fix starts at the right place.
 The layers, from the bottom: the smoke suite (a package of its own that any Kubeflow user can run,
 so it sits below the Pulumi program and must not import it); leaf utilities; tool location and the
 host; the stack's settings; manifests and patches; the Pulumi program; what runs it (benchmarks,
-conformance, the local target, the in-cluster smoke Job), with the conformance run's session, its
-steps and its runner above the rest of it; and the commands at the top, which nothing else imports.
+conformance, the local target, the in-cluster smoke Job, the state migration), with the conformance
+run's session, its steps and its runner above the rest of it; and the commands at the top, which
+nothing else imports.
 A module may import its own layer and the layers below.
 """
 
@@ -36,8 +37,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("settings", ("infra.config", "infra.settings", "infra.manifests.components")),
     ("manifests and patches", ("infra.manifests", "infra.patches", "infra.auth", "infra.gateway")),
     ("program", ("infra.program", "infra.apply", "infra.admission", "infra.definitions", "infra.outputs",
-                 "infra.clusters", "infra.automation", "infra.dependencies")),
-    ("operations", ("infra.bench", "infra.conformance", "infra.local_target", "infra.smokejob")),
+                 "infra.clusters", "infra.automation", "infra.dependencies", "infra.object_set",
+                 "infra.server_apply")),
+    ("operations", ("infra.bench", "infra.conformance", "infra.local_target", "infra.smokejob", "infra.migrate")),
     ("conformance: the run's session", ("infra.conformance.session", "infra.conformance.workspace")),
     ("conformance: steps", ("infra.conformance.doctor", "infra.conformance.up", "infra.conformance.smoke",
                             "infra.conformance.teardown", "infra.conformance.upgrade",

@@ -11,10 +11,11 @@ import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.apply import resource_name, type_token
+from infra.apply import apply_graph, resource_name, type_token
 from infra.config import ConfigError, parse_stack_config
 from infra.dependencies import CRDS, derive
 from infra.manifests.objects import object_key
+from infra.object_set import RBAC_SET, in_rbac_set, packed_members
 from tests.helpers import base_raw
 
 
@@ -42,9 +43,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return [r.typ for r in self.registered]
 
     def clusters(self) -> list[pulumi.runtime.MockResourceArgs]:
-        """Dynamic resources that are cluster lifecycles (the others are admission gates and the CRDs)."""
+        """Dynamic resources that are cluster lifecycles (the others are admission gates, the CRDs
+        and the RBAC set)."""
         return [r for r in self.registered if r.typ == "pulumi-python:dynamic:Resource"
-                and "server" not in r.inputs and "definitions" not in r.inputs]
+                and not {"server", "definitions", "objects"} & set(r.inputs)]  # gates have objects too
 
 
 def _resolve(output: pulumi.Output) -> Any:
@@ -169,22 +171,30 @@ def test_kubeflow_objects_share_one_parent_and_are_registered_after_what_they_ne
     assert len(rendered_crds) > 50
     assert set(crds.inputs["definitions"]) == rendered_crds
     assert not [r for r in k8s_objects if r.typ.endswith(":CustomResourceDefinition")]
-    assert len(k8s_objects) + len(rendered_crds) == len(stack.rendered.objects)
+    # So are the RBAC objects (infra/object_set.py), keyed as the cluster keys them.
+    [rbac] = [r for r in mocks.registered if r.name == "kubeflow-rbac"]
+    rendered_rbac = [o for o in stack.rendered.objects if in_rbac_set(o)]
+    assert set(rbac.inputs["objects"]) == set(packed_members(rendered_rbac)) and len(rendered_rbac) > 100
+    assert not [r for r in k8s_objects if r.typ.startswith("kubernetes:rbac.authorization.k8s.io/")]
+    assert len(k8s_objects) + len(rendered_crds) + len(rendered_rbac) == len(stack.rendered.objects)
     assert set(stack.kubeflow.objects) == {object_key(o) for o in stack.rendered.objects} - \
-        {object_key(o) for o in stack.rendered.find("CustomResourceDefinition")}
+        {object_key(o) for o in [*stack.rendered.find("CustomResourceDefinition"), *rendered_rbac]}
     # One stable field manager, so objects adopted after an interrupted update can still change.
     managers = {r.inputs["metadata"]["annotations"].get("pulumi.com/patchFieldManager") for r in k8s_objects}
     assert managers == {"kubeflow-stacks"}
-    # No phase barriers: the dynamic resources are the cluster, the CRDs and one gate per webhook server.
+    # No phase barriers: the dynamic resources are the cluster, the CRDs, the RBAC set and one gate
+    # per webhook server.
     gates = [r.inputs["server"] for r in mocks.registered if "server" in r.inputs]
     assert gates == sorted(stack.kubeflow.gates) and "cert-manager/cert-manager-webhook" in gates
     # Every resource is registered after the resources it depends on (they must exist to be named).
-    graph = derive(stack.rendered.objects)
+    graph = apply_graph(stack.rendered.objects)
     registered = {(r.typ, r.name): i for i, r in enumerate(mocks.registered)}
 
     def position(node: str) -> int:
         if node == CRDS:
             return registered[("pulumi-python:dynamic:Resource", "kubeflow-crds")]
+        if node == RBAC_SET:
+            return registered[("pulumi-python:dynamic:Resource", "kubeflow-rbac")]
         obj = graph.objects[node]
         return registered[(type_token(obj), resource_name(obj))]
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from infra.apply import gate_slug, resource_name, type_token
 from infra.bench.timeline import urn_type_and_name
 from infra.dependencies import CRDS, Graph
+from infra.object_set import RBAC_SET
 
 CLUSTER_NODE = "cluster"
 
 
 @dataclass(frozen=True)
 class Link:
-    node: str  # a graph node (object key, CRDS, a gate) or CLUSTER_NODE
+    node: str  # a graph node (object key, CRDS, RBAC_SET, a gate) or CLUSTER_NODE
     started: float  # seconds since the update began
     finished: float
 
@@ -33,6 +34,8 @@ def step_of(node: str, graph: Graph, name: str = "kubeflow") -> tuple[str, str]:
     """The engine's (type, name) of a graph node, as infra/apply.py registers it under `name`."""
     if node == CRDS:
         return ("pulumi-python:dynamic:Resource", f"{name}-crds")
+    if node == RBAC_SET:
+        return ("pulumi-python:dynamic:Resource", f"{name}-rbac")
     if node in graph.gates:
         return ("pulumi-python:dynamic:Resource", f"{name}-admission-{gate_slug(graph.gates[node].server)}")
     obj = graph.objects[node]

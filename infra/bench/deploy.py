@@ -16,13 +16,14 @@ from typing import Any
 
 import yaml
 
+from infra.apply import apply_graph
 from infra.automation import UP_PARALLEL
 from infra.bench.available import AvailabilityWatch, expected_deployments
 from infra.bench.cli import timed_up
 from infra.bench.cpu import SAMPLE_INTERVAL_S, CpuMeter
 from infra.bench.critical import Link, critical_path, describe
 from infra.bench.timeline import Timeline
-from infra.dependencies import Graph, derive
+from infra.dependencies import Graph
 from infra.doctor import machine
 
 UPSTREAM_RETRY_SLEEP_S = 20
@@ -206,7 +207,7 @@ def _measure(manifests: Path, results: dict[str, Any], meter: CpuMeter, *, skip_
 
             up_began = time.monotonic()
             timed("pulumi-up", up, results)
-            record_timeline(timeline, results, derive(objects))
+            record_timeline(timeline, results, apply_graph(objects))
             if results.get("pulumi-up-cluster") is not None:
                 results["cpu-pulumi-up-kubeflow"] = meter.between(
                     up_began + results["pulumi-up-cluster"], up_began + results["pulumi-up"]).as_dict()

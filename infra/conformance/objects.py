@@ -53,15 +53,32 @@ def crd_digests_of(resources: list[dict[str, Any]]) -> dict[str, str]:
     return {}
 
 
+def bundled_refs(res: dict[str, Any]) -> list[ObjectRef] | None:
+    """The objects a dynamic resource of the project applies for many (the CRD bundle, an object
+    set of infra/object_set.py), or None for any other resource."""
+    digests = crd_digests(res)
+    if digests is not None:
+        return [ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", n) for n in sorted(digests)]
+    members = (res.get("outputs") or {}).get("members")
+    if not res.get("type", "").startswith("pulumi-python:dynamic") or not isinstance(members, dict):
+        return None
+    refs = []
+    for key, record in sorted(members.items()):
+        kind_part, _, where = key.partition(":")
+        namespace, _, name = where.rpartition("/")
+        refs.append(ObjectRef(record["apiVersion"], kind_part.split("/", 1)[1], name, namespace or None))
+    return refs
+
+
 def objects_to_check(resources: Iterable[dict[str, Any]], profiles: Sequence[str] = ()) -> list[ObjectRef]:
     """From a state export's resources: every CRD, namespace, and cluster-scoped object; namespaced
     objects only outside the stack's own namespaces (those go with their namespace)."""
     refs: list[ObjectRef] = []
     for res in resources:
         outputs = res.get("outputs") or {}
-        digests = crd_digests(res)
-        if digests is not None:
-            refs += [ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", n) for n in sorted(digests)]
+        bundled = bundled_refs(res)
+        if bundled is not None:
+            refs += bundled
             continue
         parts = type_parts(res.get("type", ""))
         meta = outputs.get("metadata") or {}
@@ -82,9 +99,7 @@ def all_refs(resources: list[dict[str, Any]]) -> list[ObjectRef]:
         meta = (res.get("outputs") or {}).get("metadata") or {}
         if parts and "name" in meta:
             refs.append(ObjectRef(parts[0], parts[1], meta["name"], meta.get("namespace") or None))
-        digests = crd_digests(res)
-        if digests is not None:
-            refs += [ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", n) for n in sorted(digests)]
+        refs += bundled_refs(res) or []
     return refs
 
 

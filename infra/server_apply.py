@@ -1,0 +1,112 @@
+"""What the project's own dynamic providers share: server-side apply over plain HTTP, and the
+packed bodies they keep as inputs.
+
+The CRDs (infra/definitions.py) and the objects that are only written, never awaited
+(infra/object_set.py), are applied by a dynamic provider rather than one Kubernetes-provider
+resource each. Both apply as the same field manager as every other object, so either can adopt
+what the other, or an interrupted update, left behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from infra.manifests.objects import Obj
+
+FIELD_MANAGER = "kubeflow-stacks"
+# Answers of an API server too busy to finish in time (a 504 after its request timeout, seen when a
+# 2-core machine ran a kind cluster beside a sim one): a server-side apply is idempotent, so it is
+# sent again, after 1, 2, 4 and 8 s.
+BUSY_STATUSES = frozenset({429, 500, 503, 504})
+APPLY_ATTEMPTS = 5
+PACKED = "zlib+base64:"
+
+
+def pack(body: str) -> str:
+    """A body as a resource's input keeps it. Diffs compare digests of the unpacked bodies, so a
+    zlib that packs the same body differently changes nothing."""
+    return PACKED + base64.b64encode(zlib.compress(body.encode())).decode()
+
+
+def unpack(value: str) -> str:
+    """A body's JSON from its input (one stored before bodies were packed is its JSON already)."""
+    if not value.startswith(PACKED):
+        return value
+    return zlib.decompress(base64.b64decode(value[len(PACKED):])).decode()
+
+
+def digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def unreachable(exc: BaseException) -> bool:
+    """A connection that cannot be made at all (the cluster is gone), not an API error."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    return isinstance(exc, (MaxRetryError, NewConnectionError, ConnectionError))
+
+
+class ApplyClient:
+    """Server-side apply, delete and raw calls, through the `kubernetes` client and a kubeconfig text."""
+
+    threads = 4
+
+    def __init__(self, kubeconfig: str, context: str | None) -> None:
+        import yaml
+        from kubernetes import config
+
+        self.api = config.new_client_from_config_dict(yaml.safe_load(kubeconfig), context=context or None)
+        self.api.configuration.connection_pool_maxsize = self.threads
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.api.call_api(path, method, auth_settings=["BearerToken"], response_type="object",
+                                 _return_http_data_only=True, **kwargs)
+
+    def apply_at(self, path: str, obj: Obj) -> None:
+        """Server-side apply of one object at its API path, taking over conflicting fields (as
+        upstream's `kubectl apply --server-side --force-conflicts`)."""
+        from kubernetes.client.exceptions import ApiException
+
+        for attempt in range(APPLY_ATTEMPTS):
+            try:
+                self._call("PATCH", path, body=obj,
+                           query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+                           header_params={"Content-Type": "application/apply-patch+yaml",
+                                          "Accept": "application/json"})
+                return
+            except ApiException as exc:
+                if exc.status not in BUSY_STATUSES or attempt == APPLY_ATTEMPTS - 1:
+                    raise
+                time.sleep(2 ** attempt)
+
+    def apply_many(self, items: Sequence[tuple[str, Obj]]) -> None:
+        """(path, object) pairs, `threads` at a time; the first failure is raised."""
+        with ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(lambda item: self.apply_at(*item), items))
+
+    def merge_patch_at(self, path: str, patch: Obj) -> None:
+        """A JSON merge patch (a `None` removes a field); an object that is gone is skipped."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._call("PATCH", path, body=patch, query_params=[("fieldManager", FIELD_MANAGER)],
+                       header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def delete_at(self, path: str) -> None:
+        """Delete one object; one that is already gone is not an error."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._call("DELETE", path, header_params={"Accept": "application/json"})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
