@@ -16,7 +16,7 @@ from pulumi import automation as auto
 
 from infra.cli import main as kfstack
 from infra.conformance.data_guard import Plan, PlannedChange, data_loss, data_namespaces
-from infra.conformance.objects import ObjectRef, objects_to_check
+from infra.conformance.objects import ObjectRef, all_refs, objects_to_check
 from infra.conformance.record import Check, RunRecord, Step, read_junit
 from infra.conformance.session import Run
 from infra.conformance.summary import summary_markdown
@@ -90,6 +90,9 @@ def _res(type_: str, name: str, namespace: str | None = None) -> dict:
     return {"type": type_, "urn": f"urn:pulumi:s::p::{type_}::{name}", "outputs": {"metadata": meta}}
 
 
+RBAC_V1 = "rbac.authorization.k8s.io/v1"
+
+
 def test_teardown_looks_for_cluster_scoped_objects_crds_namespaces_and_profiles():
     resources = [
         {"type": "pulumi:pulumi:Stack", "urn": "x"},
@@ -102,14 +105,24 @@ def test_teardown_looks_for_cluster_scoped_objects_crds_namespaces_and_profiles(
         {"type": "pulumi-python:dynamic:Resource", "urn": "urn:pulumi:s::p::kubeflow-stacks:x$"
          "pulumi-python:dynamic:Resource::kubeflow-crds",
          "outputs": {"digests": {"profiles.kubeflow.org": "a", "notebooks.kubeflow.org": "b"}}},
+        {"type": "pulumi-python:dynamic:Resource", "urn": "urn:pulumi:s::p::kubeflow-stacks:x$"
+         "pulumi-python:dynamic:Resource::kubeflow-rbac",
+         "outputs": {"members": {  # infra/object_set.py
+             "rbac.authorization.k8s.io/ClusterRole:kubeflow-edit": {"apiVersion": RBAC_V1, "digest": "c"},
+             "rbac.authorization.k8s.io/RoleBinding:default/kf-reader": {"apiVersion": RBAC_V1, "digest": "d"},
+             "rbac.authorization.k8s.io/RoleBinding:kubeflow/ml-pipeline": {"apiVersion": RBAC_V1, "digest": "e"}}}},
     ]
     refs = objects_to_check(resources, profiles=["kubeflow-alice-example-org"])
     assert [str(r) for r in refs] == [
         "Namespace kubeflow", "ConfigMap default/kf-extra", "ClusterRole kubeflow-admin",
         "ValidatingWebhookConfiguration katib.kubeflow.org",
         "CustomResourceDefinition notebooks.kubeflow.org", "CustomResourceDefinition profiles.kubeflow.org",
+        "ClusterRole kubeflow-edit", "RoleBinding default/kf-reader",
         "Namespace kubeflow-alice-example-org"]
     assert refs[1] == ObjectRef("v1", "ConfigMap", "kf-extra", "default")
+    assert ObjectRef(RBAC_V1, "RoleBinding", "kf-reader", "default") in refs
+    # For uid comparisons, every object, the set's namespaced members too.
+    assert "RoleBinding kubeflow/ml-pipeline" in [str(r) for r in all_refs(resources)]
 
 
 def _plan(*changes: tuple[auto.OpType, str, str]) -> Plan:

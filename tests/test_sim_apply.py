@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
+from infra.apply import apply_graph
 from infra.automation import temp_stack
 from infra.bench.critical import step_of
 from infra.bench.timeline import urn_type_and_name
-from infra.dependencies import derive
 from tests.helpers import ALICE, BOB, require_toolchain
 from tests.test_sim_stack import expected_render, secret_paths, stack_raw
 
@@ -59,7 +59,7 @@ def test_the_full_release_applies_in_one_up_without_a_retry_or_an_error(manifest
     users = [ALICE, BOB]
     raw = stack_raw(cluster_name, users, "5Gi")
     ts.set_config(raw, secret_paths(users))
-    graph = derive(expected_render(raw, users, manifests_tree, ts.name).objects)
+    graph = apply_graph(expected_render(raw, users, manifests_tree, ts.name).objects)
     record = EngineRecord()
     log = (ts.work_dir / "up.log").open("w")
 
