@@ -5,7 +5,8 @@ Every Pulumi resource costs the program, the engine and the Kubernetes provider 
 diffs it, the provider checks it. Kubeflow v1.11.0 has 214 RBAC objects, over a third of its
 resources, and nothing about them is awaited: the API server stores them, they have no status, and
 what needs them is a workload, which can as well wait for all of them. Applied here, a no-op
-`pulumi up` of the full release took 4.3 s instead of 5.6 s on the sim cluster (docs/benchmarks.md).
+`pulumi up` of the full release took 4.3 to 4.6 s on the sim cluster, against 5.3 to 6.1 s before
+(docs/benchmarks.md).
 
 What is kept, as for the CRDs (infra/definitions.py): a preview names the objects that change (their
 packed bodies, by object key, are the inputs; the outputs keep digests); a create adopts objects
