@@ -73,9 +73,12 @@ def test_the_floor_is_cpu_seconds_over_cpus_against_the_yardstick() -> None:
     results = {"cpus": 2, "upstream-single-pass": 20.0,
                "cpu-pulumi-up-kubeflow": {"cpu-seconds": 34.0, "wall-seconds": 18.0,
                                           "by-group": {"API server": 20.0, "the Pulumi program": 4.0}},
-               "cpu-upstream-single-pass": {"cpu-seconds": 30.0, "wall-seconds": 20.0, "by-group": {}}}
+               "cpu-upstream-single-pass": {"cpu-seconds": 30.0, "wall-seconds": 20.0, "by-group": {}},
+               "cpu-pulumi-up-noop": {"cpu-seconds": 6.0, "wall-seconds": 4.5, "by-group": {}}}
     lines = cpu_lines(results)
     assert lines[0] == ("(a) Kubeflow, once the cluster is ready: 34.0 CPU-s in 18.0s; on 2 CPUs nothing "
                         "ends before 17.0s = 0.85x of (b)")
     assert lines[1] == "    API server 20.0, the Pulumi program 4.0"
     assert lines[2].endswith("nothing ends before 15.0s = 0.75x of (b)")
+    # The no-op's floor is in seconds only: against (b) it would compare nothing.
+    assert lines[4] == "(c) no-op pulumi up: 6.0 CPU-s in 4.5s; on 2 CPUs nothing ends before 3.0s"
