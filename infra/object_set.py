@@ -125,7 +125,8 @@ class SetClient(ApplyClient):
                 f"{len(legacy)} RBAC objects of this release (first: {legacy[0]}) are resources of their own in "
                 "this stack, as an earlier kubeflow-stacks applied them; this version applies them as one "
                 "resource, and the update would end by deleting the old ones from the cluster. Nothing was "
-                "changed. Run `kfstack migrate --stack <stack>` once, then `pulumi up` again.")
+                "changed. Run `kfstack migrate --stack <stack>` once, then `pulumi up` again. (Should it find "
+                "nothing to move, the objects belong to another stack on this cluster: move or destroy that one.)")
 
     def delete_all(self, members: Mapping[str, Mapping[str, Any]]) -> None:
         """Delete members (key -> state record) in their recorded order; aggregated ClusterRoles
