@@ -22,7 +22,7 @@ from infra.conformance.session import Run
 from infra.conformance.summary import summary_markdown
 from infra.conformance.timeline import phase_of_step, urn_type_and_name
 from infra.conformance.upgrade_checks import CHECKS, Before, Upgraded, check_name, preview_lists_changes, run_check
-from infra.conformance.workspace import make_workspace
+from infra.conformance.workspace import file_backend_dir, make_workspace
 from infra.errors import UsageError
 from tests.helpers import REPO
 
@@ -187,6 +187,17 @@ def test_workspace_runs_the_project_program_with_a_copy_of_the_stack_file(tmp_pa
         make_workspace(REPO, "nope", tmp_path / "ws2")
 
 
+def test_the_state_directory_comes_from_the_backend_url_the_run_uses(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    # The project's own backend (`file://~/...`), the user's variable, then the run's own.
+    assert file_backend_dir(REPO, {}) == Path.home() / ".cache" / "kubeflow-stacks" / "state"
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path}/user")
+    assert file_backend_dir(REPO, {}) == tmp_path / "user"
+    assert file_backend_dir(REPO, {"PULUMI_BACKEND_URL": f"file://{tmp_path}/run"}) == tmp_path / "run"
+    assert file_backend_dir(REPO, {"PULUMI_BACKEND_URL": "s3://bucket/prefix"}) is None
+
+
 def test_summary_puts_the_failed_check_and_what_was_left_first(tmp_path: Path):
     record = RunRecord(stack="sim", release="v1.11.0", run_id="20261201T030000Z-sim", started="s",
                        steps=[Step("up", "passed", 80.0), Step("smoke", "failed", 9.0, "1 check(s) failed")],
@@ -230,3 +241,23 @@ def test_unknown_stack_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
                     "--history", str(tmp_path / "h.sqlite")]) == 2
     assert "--stack nope: no stack file" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_stack_pulumi_cannot_open_is_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A backend that refuses (no token, no passphrase for the secrets) is the user's to fix: one
+    line with Pulumi's own reason, not a traceback; the run's record says so."""
+    import infra.conformance.runner as runner
+    from infra.conformance.session import ConformanceOptions
+
+    def refused(*_args: object) -> None:
+        raise auto.CommandError(auto.CommandResult(
+            stdout="", stderr="error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions",
+            code=255))
+
+    monkeypatch.setattr(runner, "open_stack", refused)
+    monkeypatch.setattr(runner.doctor, "step", lambda run: None)  # the host's checks are not this test's
+    opts = ConformanceOptions(stack="sim", report_root=tmp_path / "reports", history=tmp_path / "h.sqlite")
+    with pytest.raises(UsageError) as info:
+        runner.run_conformance(opts)
+    assert str(info.value) == ("stack sim: Pulumi could not open it: error: PULUMI_ACCESS_TOKEN must be set "
+                               "for login during non-interactive CLI sessions")

@@ -8,7 +8,9 @@ The runner and the upgrade step both use these; neither imports the other for th
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +60,24 @@ def make_workspace(project_dir: Path, stack: str, workdir: Path) -> Path:
     return workdir
 
 
+def file_backend_dir(project_dir: Path, env: Mapping[str, str]) -> Path | None:
+    """The state directory of a file backend, from `PULUMI_BACKEND_URL` (the run's environment,
+    then the user's) or else the project's `backend.url`; None for any other backend."""
+    backend = env.get("PULUMI_BACKEND_URL") or os.environ.get("PULUMI_BACKEND_URL") or \
+        str((project_settings(project_dir).get("backend") or {}).get("url", ""))
+    if not backend.startswith("file://"):
+        return None
+    path = Path(backend[len("file://"):]).expanduser()
+    return path if path.is_absolute() else project_dir.resolve() / path
+
+
 def open_stack(project_dir: Path, stack: str, workdir: Path, env: dict[str, str]) -> auto.Stack:
     """Select the stack (creating it in the project, as `pulumi stack select --create` would, so
     its encryption salt lands in the user's stack file), then open it from the run's workspace."""
-    backend = str((project_settings(project_dir).get("backend") or {}).get("url", ""))
-    if backend.startswith("file://"):
+    state_dir = file_backend_dir(project_dir, env)
+    if state_dir is not None:
         # A fresh machine has no state directory yet; the file backend will not create it.
-        Path(backend[len("file://"):]).expanduser().mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True)
     opts = auto.LocalWorkspaceOptions(env_vars=env, pulumi_command=pulumi_command())
     auto.create_or_select_stack(stack, work_dir=str(project_dir.resolve()), opts=opts)
     make_workspace(project_dir, stack, workdir)
