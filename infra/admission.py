@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from infra.manifests.objects import Obj
+from infra.server_apply import ClusterResource
 
 GATE_TIMEOUT_S = 300.0
 NOT_SERVED = ("failed calling webhook", "no endpoints available for service", "connection refused")
@@ -79,13 +80,11 @@ def _digest(bodies: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(bodies).encode()).hexdigest()
 
 
-class AdmissionGate(Resource):
+class AdmissionGate(ClusterResource):
     """Depends on one webhook server's configurations; the objects it intercepts depend on it."""
 
     def __init__(self, name: str, server: str, probes: Sequence[Obj], kubeconfig: pulumi.Input[str],
                  context: str | None, opts: pulumi.ResourceOptions) -> None:
         bodies = [json.dumps(o, sort_keys=True, separators=(",", ":")) for o in probes]
-        props = {"server": server, "objects": bodies, "kubeconfig": pulumi.Output.secret(kubeconfig),
-                 "context": context, "timeout": GATE_TIMEOUT_S, "digest": None}
-        super().__init__(_GateProvider(), name, props, pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))
+        props = {"server": server, "objects": bodies, "timeout": GATE_TIMEOUT_S, "digest": None}
+        super().__init__(_GateProvider(), name, props, kubeconfig, context, opts)

@@ -26,10 +26,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from infra.manifests.objects import Obj
-from infra.server_apply import ApplyClient, digest, pack, unpack, unreachable
+from infra.server_apply import ApplyClient, ClusterResource, digest, pack, unpack, unreachable
 
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 ESTABLISH_TIMEOUT_S = 300.0
@@ -286,14 +286,12 @@ class DefinitionsProvider(ResourceProvider):
                 raise
 
 
-class CustomResourceDefinitions(Resource):
-    """All CRDs of a render, as one resource; `kubeconfig` is a secret input and output."""
+class CustomResourceDefinitions(ClusterResource):
+    """All CRDs of a render, as one resource."""
 
     digests: pulumi.Output[dict[str, str]]
 
     def __init__(self, name: str, objects: Sequence[Obj], kubeconfig: pulumi.Input[str], context: str | None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {"definitions": packed_definitions(objects), "kubeconfig": pulumi.Output.secret(kubeconfig),
-                 "context": context, "digests": None}
-        super().__init__(DefinitionsProvider(), name, props, pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))
+        super().__init__(DefinitionsProvider(), name, {"definitions": packed_definitions(objects), "digests": None},
+                         kubeconfig, context, opts)

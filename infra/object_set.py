@@ -29,11 +29,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from infra.dependencies import CLUSTER_SCOPED_KINDS, aggregating_roles, is_aggregated_role, plural_of
 from infra.manifests.objects import Obj, group_of, object_key
-from infra.server_apply import ApplyClient, digest, pack, unpack, unreachable
+from infra.server_apply import ApplyClient, ClusterResource, digest, pack, unpack, unreachable
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 RBAC_KINDS = ("ClusterRoleBinding", "RoleBinding", "ClusterRole", "Role")  # the order deletes go in
@@ -217,14 +217,12 @@ def removed_stub(key: str, record: Mapping[str, str]) -> Obj:
             "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
 
 
-class ObjectSet(Resource):
-    """Objects of a render as one resource; `kubeconfig` is a secret input and output."""
+class ObjectSet(ClusterResource):
+    """Objects of a render as one resource."""
 
     members: pulumi.Output[dict[str, dict[str, str]]]
 
     def __init__(self, name: str, objects: Sequence[Obj], kubeconfig: pulumi.Input[str], context: str | None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {"objects": packed_members(objects), "kubeconfig": pulumi.Output.secret(kubeconfig),
-                 "context": context, "members": None}
-        super().__init__(ObjectSetProvider(), name, props, pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))
+        super().__init__(ObjectSetProvider(), name, {"objects": packed_members(objects), "members": None},
+                         kubeconfig, context, opts)

@@ -1,5 +1,5 @@
-"""What the project's own dynamic providers share: server-side apply over plain HTTP, and the
-packed bodies they keep as inputs.
+"""What the project's own dynamic resources share: server-side apply over plain HTTP, the packed
+bodies they keep as inputs, and a base class that keeps their kubeconfig secret.
 
 The CRDs (infra/definitions.py) and the objects that are only written, never awaited
 (infra/object_set.py), are applied by a dynamic provider rather than one Kubernetes-provider
@@ -16,6 +16,9 @@ import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import pulumi
+from pulumi.dynamic import Resource, ResourceProvider
 
 from infra.manifests.objects import Obj
 
@@ -110,3 +113,14 @@ class ApplyClient:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+class ClusterResource(Resource):
+    """A dynamic resource of the project that calls the cluster: its inputs carry the kubeconfig
+    (a secret, in the state's outputs too) and the context to use."""
+
+    def __init__(self, provider: ResourceProvider, name: str, props: dict[str, Any], kubeconfig: pulumi.Input[str],
+                 context: str | None, opts: pulumi.ResourceOptions | None = None) -> None:
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])
+        super().__init__(provider, name, {**props, "kubeconfig": pulumi.Output.secret(kubeconfig), "context": context},
+                         pulumi.ResourceOptions.merge(opts, secret))
