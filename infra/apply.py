@@ -27,7 +27,7 @@ from infra.definitions import CustomResourceDefinitions
 from infra.dependencies import CRDS, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part
 from infra.manifests.objects import Obj, group_of
 from infra.object_set import RBAC_SET, ObjectSet, in_rbac_set
-from infra.server_apply import FIELD_MANAGER
+from infra.server_apply import FIELD_MANAGER, FIELD_MANAGER_ANNOTATION
 
 PHASES = ("base", "foundation", "cert-manager", "certificates", "istio", "platform", "applications",
           "webhooks", "resources")
@@ -42,7 +42,7 @@ BUILTIN_GROUPS = {
 }
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
-FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
+DEPLOYMENT_TYPE = "kubeflow-stacks:kubeflow:KubeflowDeployment"
 
 
 def phase_of(obj: Obj) -> str:
@@ -174,7 +174,7 @@ class KubeflowDeployment(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: KubeflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("kubeflow-stacks:kubeflow:KubeflowDeployment", name, None, opts)
+        super().__init__(DEPLOYMENT_TYPE, name, None, opts)
         self.graph: Graph = apply_graph(args.objects)
         self.objects: dict[str, KubeObject] = {}  # object key -> resource
         self.gates: dict[str, AdmissionGate] = {}  # webhook server -> its admission gate (infra/admission.py)

@@ -72,11 +72,10 @@ class DefinitionsClient(ApplyClient):
         self.schema_reads = 0  # how many times it read a new one
 
     def apply(self, body: str) -> None:
-        obj = json.loads(body)
-        self.apply_at(f"{CRD_PATH}/{obj['metadata']['name']}", obj)
+        self.apply_all([body])
 
     def apply_all(self, bodies: Sequence[str]) -> None:
-        self.apply_many([(f"{CRD_PATH}/{json.loads(b)['metadata']['name']}", json.loads(b)) for b in bodies])
+        self.apply_many([(f"{CRD_PATH}/{obj['metadata']['name']}", obj) for obj in map(json.loads, bodies)])
 
     def names(self) -> set[str]:
         """Names of the CRDs in the cluster (metadata only: their full list is megabytes)."""

@@ -25,24 +25,20 @@ import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from infra.apply import DEPLOYMENT_TYPE
+from infra.bench.timeline import urn_type_and_name
 from infra.conformance.objects import ObjectRef
 from infra.object_set import LEGACY_ANNOTATION, RBAC_GROUP, RBAC_KINDS, object_path
 from infra.server_apply import ApplyClient
 
-DEPLOYMENT_TYPE = "kubeflow-stacks:kubeflow:KubeflowDeployment"
 LEGACY_TYPES = frozenset(f"kubernetes:{RBAC_GROUP}/v1:{kind}" for kind in RBAC_KINDS)
-
-
-def _type_of_urn(urn: str) -> str:
-    parts = urn.split("::")
-    return parts[2].split("$")[-1] if len(parts) > 3 else ""
 
 
 def legacy_rbac(resources: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The state's resources that this version applies as part of an object set: RBAC objects
     that are children of the Kubeflow component (a user's own roles elsewhere are not)."""
     return [res for res in resources if res.get("type") in LEGACY_TYPES
-            and _type_of_urn(str(res.get("parent", ""))) == DEPLOYMENT_TYPE]
+            and urn_type_and_name(str(res.get("parent", "")))[0] == DEPLOYMENT_TYPE]
 
 
 def legacy_refs(resources: Iterable[Mapping[str, Any]]) -> list[ObjectRef]:

@@ -33,15 +33,15 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvide
 
 from infra.dependencies import CLUSTER_SCOPED_KINDS, aggregating_roles, is_aggregated_role, plural_of
 from infra.manifests.objects import Obj, group_of, object_key
-from infra.server_apply import ApplyClient, ClusterResource, digest, pack, unpack, unreachable
+from infra.server_apply import FIELD_MANAGER_ANNOTATION, ApplyClient, ClusterResource, digest, pack, unpack, unreachable
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 RBAC_KINDS = ("ClusterRoleBinding", "RoleBinding", "ClusterRole", "Role")  # the order deletes go in
 RBAC_SET = "rbac-objects"  # its node in the apply's graph (infra/apply.py)
 SET_ID = "rbac"
-# The annotation the Kubernetes provider was given on every object of the one-resource-per-object
-# layout (infra/apply.py `with_field_manager`), and that it applied to the cluster with the object.
-LEGACY_ANNOTATION = "pulumi.com/patchFieldManager"
+# What marks an object of the one-resource-per-object layout on the cluster: the set applies its
+# members without it (and so removes it from what it adopts).
+LEGACY_ANNOTATION = FIELD_MANAGER_ANNOTATION
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 REAPPEAR_CHECKS = 3
 REAPPEAR_INTERVAL_S = 0.5
@@ -131,11 +131,11 @@ class SetClient(ApplyClient):
     def delete_all(self, members: Mapping[str, Mapping[str, Any]]) -> None:
         """Delete members (key -> state record) in their recorded order; aggregated ClusterRoles
         are checked until they stay gone."""
-        ordered = [removed_stub(key, record) for key, record in
+        ordered = [member_stub(key, record) for key, record in
                    sorted(members.items(), key=lambda item: (item[1].get("deleteRank", 0), item[0]))]
         for obj in ordered:
             self.delete_at(object_path(obj))
-        aggregated = [removed_stub(key, record) for key, record in members.items() if record.get("aggregated")]
+        aggregated = [member_stub(key, record) for key, record in members.items() if record.get("aggregated")]
         for _ in range(REAPPEAR_CHECKS if aggregated else 0):
             time.sleep(REAPPEAR_INTERVAL_S)
             back = self.present(aggregated)
@@ -196,7 +196,7 @@ class ObjectSetProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Refresh: a member deleted behind Pulumi's back drops out, so the next update restores it."""
         members = props.get("members") or {}
-        present = self._client(props).present([removed_stub(k, r) for k, r in members.items()])
+        present = self._client(props).present([member_stub(k, r) for k, r in members.items()])
         return ReadResult(id_, {**props, "members": {k: r for k, r in members.items() if k in present}})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -208,7 +208,7 @@ class ObjectSetProvider(ResourceProvider):
                 raise
 
 
-def removed_stub(key: str, record: Mapping[str, str]) -> Obj:
+def member_stub(key: str, record: Mapping[str, str]) -> Obj:
     """A member as far as its key and apiVersion tell (enough to find and delete it)."""
     kind_part, _, where = key.partition(":")
     kind = kind_part.split("/", 1)[1]

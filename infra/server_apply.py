@@ -23,6 +23,9 @@ from pulumi.dynamic import Resource, ResourceProvider
 from infra.manifests.objects import Obj
 
 FIELD_MANAGER = "kubeflow-stacks"
+# How the Kubernetes provider is told to apply as FIELD_MANAGER (infra/apply.py `with_field_manager`);
+# it applies the annotation to the cluster with the object.
+FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
 # Answers of an API server too busy to finish in time (a 504 after its request timeout, seen when a
 # 2-core machine ran a kind cluster beside a sim one): a server-side apply is idempotent, so it is
 # sent again, after 1, 2, 4 and 8 s.

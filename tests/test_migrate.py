@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.migrate import DEPLOYMENT_TYPE, legacy_rbac, legacy_refs, without
+from infra.apply import DEPLOYMENT_TYPE
+from infra.migrate import legacy_rbac, legacy_refs, without
 
 STACK = "urn:pulumi:dev::kubeflow-stacks::pulumi:pulumi:Stack::kubeflow-stacks-dev"
 PARENT = f"urn:pulumi:dev::kubeflow-stacks::{DEPLOYMENT_TYPE}::kubeflow"

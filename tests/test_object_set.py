@@ -18,9 +18,9 @@ from infra.object_set import (
     bodies_of,
     deletion_order,
     member_records,
+    member_stub,
     object_path,
     packed_members,
-    removed_stub,
 )
 
 RBAC = "rbac.authorization.k8s.io/v1"
@@ -53,7 +53,7 @@ def test_members_are_keyed_and_applied_where_the_api_keeps_them() -> None:
                         "metadata": {"name": "a", "namespace": "n"}}) == "/api/v1/namespaces/n/serviceaccounts/a"
     # A key and its record are enough to find the object again once its body is gone.
     for key, record in member_records(bodies).items():
-        assert object_path(removed_stub(key, record)) in {object_path(stray), object_path(binding)}
+        assert object_path(member_stub(key, record)) in {object_path(stray), object_path(binding)}
 
 
 def test_deletes_go_bindings_first_and_aggregated_roles_after_what_they_gather() -> None:
@@ -67,7 +67,7 @@ def test_deletes_go_bindings_first_and_aggregated_roles_after_what_they_gather()
     assert order.index("b") < order.index("r")
     records = member_records(bodies_of({"objects": packed_members([top, middle, leaf, role, binding])}))
     def name(key: str) -> str:
-        return str(removed_stub(key, records[key])["metadata"]["name"])
+        return str(member_stub(key, records[key])["metadata"]["name"])
 
     assert [name(k) for k in sorted(records, key=lambda k: records[k]["deleteRank"])] == order
     assert {name(k) for k, r in records.items() if r.get("aggregated")} == {"top", "middle"}

@@ -16,9 +16,9 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from pulumi import automation as auto
 
-from infra.apply import KubeObject, resource_name, with_field_manager
+from infra.apply import DEPLOYMENT_TYPE, KubeObject, resource_name, with_field_manager
 from infra.automation import inline_stack
-from infra.migrate import DEPLOYMENT_TYPE, legacy_rbac, migrate
+from infra.migrate import legacy_rbac, migrate
 from infra.object_set import LEGACY_ANNOTATION, ObjectSet, ObjectSetProvider, packed_members
 from infra.server_apply import FIELD_MANAGER
 

@@ -62,12 +62,10 @@ def bundled_refs(res: dict[str, Any]) -> list[ObjectRef] | None:
     members = (res.get("outputs") or {}).get("members")
     if not res.get("type", "").startswith("pulumi-python:dynamic") or not isinstance(members, dict):
         return None
-    refs = []
-    for key, record in sorted(members.items()):
-        kind_part, _, where = key.partition(":")
-        namespace, _, name = where.rpartition("/")
-        refs.append(ObjectRef(record["apiVersion"], kind_part.split("/", 1)[1], name, namespace or None))
-    return refs
+    from infra.object_set import member_stub
+
+    stubs = [member_stub(key, record) for key, record in sorted(members.items())]
+    return [ObjectRef(s["apiVersion"], s["kind"], s["metadata"]["name"], s["metadata"].get("namespace")) for s in stubs]
 
 
 def objects_to_check(resources: Iterable[dict[str, Any]], profiles: Sequence[str] = ()) -> list[ObjectRef]:

@@ -19,7 +19,7 @@ from pulumi import automation as auto
 
 from infra.conformance import doctor, smoke, teardown, up, upgrade
 from infra.conformance.record import EXIT_USAGE, Check, RunRecord, new_run_id, now_iso
-from infra.conformance.session import ConformanceOptions, Run
+from infra.conformance.session import ConformanceOptions, Run, headline
 from infra.conformance.workspace import open_stack, stack_config, stack_file
 from infra.errors import UsageError
 
@@ -106,7 +106,5 @@ def _open_stack(run: Run) -> None:
         run.stack = open_stack(run.opts.project_dir, run.opts.stack, run.workdir, run.env)
         run.config = stack_config(run.stack)
     except auto.CommandError as exc:  # the backend, or the passphrase for the stack's secrets
-        said = [line for line in str(exc).splitlines() if line.strip().startswith("stderr:") or "error:" in line]
-        raise UsageError(f"stack {run.opts.stack}: Pulumi could not open it: "
-                         f"{(said[-1] if said else str(exc)).strip().removeprefix('stderr:').strip()}") from None
+        raise UsageError(f"stack {run.opts.stack}: Pulumi could not open it: {headline(str(exc))}") from None
     run.record.release = str((run.config.get("kubeflow") or {}).get("release") or load_versions().default_release)

@@ -75,8 +75,9 @@ def line_logger(path: Path) -> Callable[[str], None]:
 
 
 def headline(detail: str) -> str:
-    """The line of an error that says what happened (Pulumi's `error:` line when there is one)."""
-    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    """The line of an error that says what happened (Pulumi's `error:` line when there is one, also
+    as an Automation API `CommandError` shows it, after "stderr:")."""
+    lines = [line.strip().removeprefix("stderr:").strip() for line in detail.splitlines() if line.strip()]
     chosen = next((line for line in lines if line.startswith("error:")), lines[0] if lines else "")
     return chosen[:300]
 
