@@ -23,8 +23,8 @@ from typing import Any
 import pulumi
 
 from infra.admission import AdmissionGate
-from infra.definitions import CustomResourceDefinitions
-from infra.dependencies import CRDS, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part
+from infra.definitions import CustomResourceDefinitions, ServedGroup
+from infra.dependencies import CRDS, SERVED_PREFIX, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part
 from infra.manifests.objects import Obj, group_of
 from infra.object_set import RBAC_SET, ObjectSet, in_rbac_set
 from infra.server_apply import FIELD_MANAGER, FIELD_MANAGER_ANNOTATION
@@ -179,6 +179,7 @@ class KubeflowDeployment(pulumi.ComponentResource):
         self.objects: dict[str, KubeObject] = {}  # object key -> resource
         self.gates: dict[str, AdmissionGate] = {}  # webhook server -> its admission gate (infra/admission.py)
         self.definitions: CustomResourceDefinitions | None = None
+        self.served: dict[str, ServedGroup] = {}  # served node -> the resource awaiting its API group
         self.rbac: ObjectSet | None = None
         object_opts = pulumi.ResourceOptions(
             parent=self, provider=args.provider, delete_before_replace=True, deleted_with=args.deleted_with,
@@ -189,17 +190,23 @@ class KubeflowDeployment(pulumi.ComponentResource):
             if node == CRDS:
                 # CRDs need nothing but the cluster (their kubeconfig input): applied from the start.
                 made[node] = self.definitions = CustomResourceDefinitions(
-                    f"{name}-crds", self.graph.crds, args.kubeconfig, args.context,
-                    pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with))
+                    node_resource_name(node, self.graph, name), self.graph.crds, args.kubeconfig, args.context,
+                    pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with),
+                    groups=[served.removeprefix(SERVED_PREFIX) for served in self.graph.served])
+            elif node in self.graph.served:
+                made[node] = self.served[node] = ServedGroup(
+                    node_resource_name(node, self.graph, name), self.graph.served[node], args.kubeconfig,
+                    args.context, pulumi.ResourceOptions.merge(
+                        pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with), after))
             elif node == RBAC_SET:
                 made[node] = self.rbac = ObjectSet(
-                    f"{name}-rbac", self.graph.sets[node], args.kubeconfig, args.context,
+                    node_resource_name(node, self.graph, name), self.graph.sets[node], args.kubeconfig, args.context,
                     pulumi.ResourceOptions.merge(
                         pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with), after))
             elif node in self.graph.gates:
                 gate = self.graph.gates[node]
                 made[node] = self.gates[gate.server] = AdmissionGate(
-                    f"{name}-admission-{gate_slug(gate.server)}", gate.server, gate.probes, args.kubeconfig,
+                    node_resource_name(node, self.graph, name), gate.server, gate.probes, args.kubeconfig,
                     args.context, pulumi.ResourceOptions.merge(
                         pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with), after))
             else:
@@ -215,6 +222,19 @@ def apply_graph(objects: Sequence[Obj]) -> Graph:
     resource infra/object_set.py applies; every workload that needed one of them needs it)."""
     graph = derive(objects)
     return graph.collapse(RBAC_SET, [key for key, obj in graph.objects.items() if in_rbac_set(obj)])
+
+
+def node_resource_name(node: str, graph: Graph, name: str = "kubeflow") -> str:
+    """The Pulumi name of a graph node's resource, as KubeflowDeployment `name` registers it."""
+    if node == CRDS:
+        return f"{name}-crds"
+    if node in graph.served:
+        return f"{name}-crds-{node.removeprefix(SERVED_PREFIX)}"
+    if node == RBAC_SET:
+        return f"{name}-rbac"
+    if node in graph.gates:
+        return f"{name}-admission-{gate_slug(graph.gates[node].server)}"
+    return resource_name(graph.objects[node])
 
 
 def gate_slug(server: str) -> str:

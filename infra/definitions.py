@@ -1,5 +1,5 @@
-"""A release's CustomResourceDefinitions as one resource: server-side applied together, then
-awaited until every one is established.
+"""A release's CustomResourceDefinitions as one resource, server-side applied together, and one
+resource per API group that awaits the group's kinds served.
 
 Every other object is its own Kubernetes-provider resource; CRDs are not, because of what the
 provider does after each CRD it creates: it drops its cached OpenAPI schema, and its next check or
@@ -7,6 +7,12 @@ create fetches and parses the whole document again, under a lock every other ste
 Kubeflow v1.11.0 has about 100 CRDs, each making the document bigger: on the sim cluster the
 definitions phase took 56 of the deploy's 91 s (docs/benchmarks.md). Applied here, they take a few
 seconds, and the provider reads the schema once, after all of them exist.
+
+The API server establishes the 70 CRDs of a full release one after another, over 7 to 10 s on the
+sim cluster. Whatever uses a kind waits only for the kinds of its own API group (`ServedGroup`,
+one per group; infra/dependencies.py says who needs which), and the CRD resource applies the groups
+that hold back the most first, so cert-manager's Issuers, or Argo's controller, do not wait for
+the last group of the release.
 
 What is kept: a preview shows which definitions change (their bodies, by name, are the inputs;
 each packed, zlib and base64, a fifth of its JSON: the bodies were half of a full release's state,
@@ -38,7 +44,6 @@ OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobu
 # Aggregated discovery (Kubernetes 1.26 and later; plain JSON, the group list, from older servers)
 DISCOVERY_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
 SERVED_POLL_S = 0.25
-WARM_DELAY_S = 4.0  # after the CRDs' establishment: the objects that waited for them are in by then
 WARM_INTERVAL_S = 1.0
 WARM_UNCHANGED_READS = 3
 WARM_LIMIT_S = 60.0
@@ -87,9 +92,14 @@ class DefinitionsClient(ApplyClient):
         self.delete_at(f"{CRD_PATH}/{name}")
 
     def wait_established(self, bodies: Mapping[str, str]) -> None:
-        """Wait until every definition (name -> JSON body) is served: each served version of its
-        kind is in the API server's discovery, where clients (the Kubernetes provider among them)
-        look a kind up, and where the server lists a CRD only once it is established.
+        """Wait until every definition (name -> JSON body) is served (`wait_served`)."""
+        self.wait_served(served_resources(bodies.values()), list(bodies))
+
+    def wait_served(self, resources: Iterable[tuple[str, str, str]], names: Sequence[str],
+                    timeout: float = ESTABLISH_TIMEOUT_S) -> None:
+        """Wait until each (group, version, plural) is in the API server's discovery, where clients
+        (the Kubernetes provider among them) look a kind up, and where the server lists a CRD only
+        once it is established. `names` are the CRDs that serve them, watched on an old server.
 
         Polling the aggregated discovery document, not watching the CRDs: a watch has the server
         encode each definition's whole body, schema and all, at every status change (three or four
@@ -101,7 +111,7 @@ class DefinitionsClient(ApplyClient):
 
         from smoke_tests.wait import wait_until
 
-        wanted = served_resources(bodies.values())
+        wanted = set(resources)
         etag: str | None = None  # the last document's, for "not modified"
 
         def check() -> tuple[bool, list[str]]:
@@ -117,14 +127,14 @@ class DefinitionsClient(ApplyClient):
                 etag = response.headers.get("ETag")
                 response.release_conn()
                 if document.get("kind") != "APIGroupDiscoveryList":
-                    self.watch_established(list(bodies))
+                    self.watch_established(names)
                     wanted.clear()
                 else:
                     wanted.difference_update(discovered_resources(document))
             return not wanted, sorted(f"{p}.{g}/{v}" for g, v, p in wanted)
 
         if wanted:
-            wait_until(check, timeout=ESTABLISH_TIMEOUT_S, interval=SERVED_POLL_S,
+            wait_until(check, timeout=timeout, interval=SERVED_POLL_S,
                        what="CustomResourceDefinitions served", retry_on=())
 
     def watch_established(self, names: Sequence[str]) -> None:
@@ -157,24 +167,30 @@ class DefinitionsClient(ApplyClient):
             finally:
                 stream.release_conn()
 
-    def warm_schema(self, delay: float = WARM_DELAY_S) -> threading.Thread:
-        """Read the OpenAPI document in the background until it stops changing, so the API server
-        has rebuilt it before the next `pulumi up` asks.
+    def warm_schema(self, after: Mapping[str, str] | None = None) -> threading.Thread:
+        """In the background, wait until the definitions `after` (name -> JSON body) are served,
+        then read the OpenAPI document until it stops changing, so the API server has rebuilt it
+        before the next `pulumi up` asks.
 
         New CRDs make the document stale; the server rebuilds it lazily, on the next request, and
         its CRD controller goes on updating it for a few seconds after the CRDs are established.
         The next request was the Kubernetes provider's first check of the next `pulumi up`, which
         every other check waits on: on the sim cluster with the release's 70 CRDs, the protobuf
         document client-go asks for took 2.6 s to read right after they were established, 0.4 s
-        once more when the last updates came in, then 0.006 s. So: wait `delay` (read at once, the
-        2.6 s of API server work slowed the custom resources the update creates right after the
-        CRDs by about 0.5 s each), read it as client-go does, then ask each second whether it
-        changed (`If-None-Match`: a 304 costs nothing) until it has stayed the same for a few
-        reads. Best effort: a failure only leaves the rebuild to that check."""
+        once more when the last updates came in, then 0.006 s. So: read it as client-go does once
+        the last API group is served (not before: each group served later would make the server
+        rebuild it again), then ask each second whether it changed (`If-None-Match`: a 304 costs
+        nothing) until it has stayed the same for a few reads. The `pulumi up` goes on meanwhile
+        (the last group's workloads roll out); the thread ends with the provider's process, so what
+        it did not finish is left to that check. Best effort: a failure only leaves the rebuild to
+        that check."""
         def fetch() -> None:
             from kubernetes.client.exceptions import ApiException
 
-            time.sleep(delay)
+            try:
+                self.wait_established(after or {})
+            except Exception:  # a definition not served is the error of what needs it
+                return
             etag, unchanged = None, 0
             deadline = time.monotonic() + WARM_LIMIT_S
             while unchanged < WARM_UNCHANGED_READS and time.monotonic() < deadline:
@@ -209,13 +225,20 @@ class DefinitionsClient(ApplyClient):
 
 def served_resources(bodies: Iterable[str]) -> set[tuple[str, str, str]]:
     """(group, version, plural) of every served version of the definitions (JSON bodies)."""
-    wanted = set()
-    for body in bodies:
-        spec = json.loads(body)["spec"]
-        for version in spec.get("versions") or []:
-            if version.get("served", True):
-                wanted.add((spec["group"], version["name"], spec["names"]["plural"]))
-    return wanted
+    return {resource for body in bodies for resource in served_by(json.loads(body))}
+
+
+def served_by(crd: Obj) -> set[tuple[str, str, str]]:
+    """(group, version, plural) of each version a definition serves."""
+    spec = crd["spec"]
+    return {(spec["group"], version["name"], spec["names"]["plural"])
+            for version in spec.get("versions") or [] if version.get("served", True)}
+
+
+def in_group_order(bodies: Mapping[str, str], groups: Sequence[str]) -> list[str]:
+    """The bodies (name -> JSON), those of `groups[0]` first, then `groups[1]`'s, ..., then the rest."""
+    rank = {group: i for i, group in enumerate(groups)}
+    return sorted(bodies.values(), key=lambda body: rank.get(json.loads(body)["spec"]["group"], len(rank)))
 
 
 def discovered_resources(document: Obj) -> set[tuple[str, str, str]]:
@@ -242,11 +265,11 @@ class DefinitionsProvider(ResourceProvider):
                 "context": props.get("context")}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        """Apply every definition, the groups in `groups`' order; each group's ServedGroup awaits it."""
         client = self._client(props)
         bodies = bodies_of(props)
-        client.apply_all(list(bodies.values()))
-        client.wait_established(bodies)
-        client.warm_schema()
+        client.apply_all(in_group_order(bodies, props.get("groups") or []))
+        client.warm_schema(after=bodies)
         return CreateResult("customresourcedefinitions", self._outs(props))
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -256,14 +279,13 @@ class DefinitionsProvider(ResourceProvider):
         client = self._client(news)
         old_digests: dict[str, str] = olds.get("digests") or {}
         bodies = bodies_of(news)
-        changed = [n for n, d in digests_of(bodies).items() if old_digests.get(n) != d]
-        client.apply_all([bodies[n] for n in changed])
+        changed = {n: bodies[n] for n, d in digests_of(bodies).items() if old_digests.get(n) != d}
+        client.apply_all(in_group_order(changed, news.get("groups") or []))
         removed = sorted(set(old_digests) - set(bodies))
         for name in removed:
             client.delete(name)
-        client.wait_established({n: bodies[n] for n in changed})
         if changed:
-            client.warm_schema()
+            client.warm_schema(after=changed)
         client.wait_gone(removed)
         return UpdateResult(self._outs(news))
 
@@ -286,11 +308,53 @@ class DefinitionsProvider(ResourceProvider):
 
 
 class CustomResourceDefinitions(ClusterResource):
-    """All CRDs of a render, as one resource."""
+    """All CRDs of a render, as one resource; `groups` is the order to apply their API groups in
+    (an input the diff ignores: a new order changes nothing in the cluster)."""
 
     digests: pulumi.Output[dict[str, str]]
 
     def __init__(self, name: str, objects: Sequence[Obj], kubeconfig: pulumi.Input[str], context: str | None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(DefinitionsProvider(), name, {"definitions": packed_definitions(objects), "digests": None},
-                         kubeconfig, context, opts)
+                 opts: pulumi.ResourceOptions | None = None, groups: Sequence[str] = ()) -> None:
+        props = {"definitions": packed_definitions(objects), "groups": list(groups), "digests": None}
+        super().__init__(DefinitionsProvider(), name, props, kubeconfig, context, opts)
+
+
+class ServedGroupProvider(ResourceProvider):
+    """Waits until an API group's kinds are served; it changes nothing in the cluster, so a delete
+    has nothing to do."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        self._wait(props)
+        return CreateResult(f"served-{props['group']}", props)
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=any(olds.get(k) != news.get(k) for k in ("group", "resources", "names")),
+                          replaces=[])
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        self._wait(news)
+        return UpdateResult(news)
+
+    @staticmethod
+    def _wait(props: dict[str, Any]) -> None:
+        wanted = []
+        for resource in props["resources"]:  # "version/plural"
+            version, _, plural = resource.partition("/")
+            wanted.append((props["group"], version, plural))
+        DefinitionsClient(props["kubeconfig"], props.get("context")).wait_served(
+            wanted, props["names"], timeout=float(props.get("timeout") or ESTABLISH_TIMEOUT_S))
+
+
+class ServedGroup(ClusterResource):
+    """One API group of the CRD resource's definitions, awaited until its kinds are served: what
+    uses the group depends on this, and this on the CRD resource."""
+
+    def __init__(self, name: str, definitions: Sequence[Obj], kubeconfig: pulumi.Input[str], context: str | None,
+                 opts: pulumi.ResourceOptions | None = None, timeout: float = ESTABLISH_TIMEOUT_S) -> None:
+        groups = {crd["spec"]["group"] for crd in definitions}
+        if len(groups) != 1:
+            raise ValueError(f"a served group is one API group's definitions, not {sorted(groups)}")
+        props = {"group": groups.pop(),
+                 "resources": sorted(f"{v}/{p}" for crd in definitions for _, v, p in served_by(crd)),
+                 "names": sorted(crd["metadata"]["name"] for crd in definitions), "timeout": timeout}
+        super().__init__(ServedGroupProvider(), name, props, kubeconfig, context, opts)

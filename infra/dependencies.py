@@ -14,9 +14,12 @@ names or what acts on it, and Pulumi's own awaits keep "depends on" meaning "is 
   DaemonSet): an injected pod's `istio-validation` init container waits for the CNI plugin.
 - rbac: a workload needs the (Cluster)RoleBindings that grant its ServiceAccount, each binding its
   role (a controller that starts without its rights crash-loops into back-off).
-- crd: a custom resource needs its CRD; so does a workload whose roles name a CRD's API group (a
-  controller watching a kind that is not served yet fails to start). The CRDs are one resource
-  that awaits all of them established (infra/definitions.py), so they are one node here, CRDS.
+- crd: a custom resource needs its API group served; so does a workload whose roles name a CRD's
+  API group (a controller watching a kind that is not served yet fails to start), each group its
+  roles name (all of them for `*`). The CRDs are one resource that applies them all
+  (infra/definitions.py), one node here, CRDS; each API group is one node after it, `served:<group>`,
+  a resource that awaits that group's kinds in discovery. So a controller starts when its own kinds
+  are served, not when the last of the release's 70 CRDs is.
 - webhook: an object that a webhook intercepts (rules, scope, namespace and object selectors,
   evaluated as the API server does for a CREATE) needs that webhook server's admission gate
   (infra/admission.py), which needs the server's webhook configurations. A pod template whose pods
@@ -36,10 +39,10 @@ names or what acts on it, and Pulumi's own awaits keep "depends on" meaning "is 
   (`kustomize.component`, as Kubeflow's components label CRD and controller alike), so a removal
   deletes it while its controller can still remove its finalizers (a Profile's, for one).
 
-Every dependency is an object of the same render, or one of two kinds of aggregate node: CRDS and
-one admission gate per webhook server (the apply then merges the RBAC objects into a third,
-`Graph.collapse`). That keeps the edges linear in the number of objects: each
-object gets a handful, never one per object of some other set (depending on a phase's component
+Every dependency is an object of the same render, or one of three kinds of aggregate node: CRDS,
+one served node per CRD API group and one admission gate per webhook server (the apply then merges
+the RBAC objects into a fourth, `Graph.collapse`). That keeps the edges linear in the number of
+objects: each object gets a handful, never one per object of some other set (depending on a phase's component
 once made every object depend on every object of the phase before, and a 20 MB state).
 
 Everything here is a pure function of the rendered objects; the apply registers the graph's
@@ -60,6 +63,7 @@ from infra.manifests.objects import group_of, object_key
 Obj = dict[str, Any]
 
 CRDS = "customresourcedefinitions"
+SERVED_PREFIX = "served:"
 GATE_PREFIX = "admission:"
 PROBE_LIMIT = 50  # a gate probes one object of each kind first, then others, up to this many
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
@@ -101,16 +105,17 @@ class Gate:
 
 @dataclass
 class Graph:
-    """Nodes (object keys, CRDS, gates) and what each needs: {node: {dependency: rule}}."""
+    """Nodes (object keys, CRDS, served groups, gates) and what each needs: {node: {dependency: rule}}."""
 
     objects: dict[str, Obj]  # every object of the render but the CRDs (and sets'), by key, in render order
     crds: list[Obj]
     gates: dict[str, Gate] = field(default_factory=dict)
     needs: dict[str, dict[str, str]] = field(default_factory=dict)
     sets: dict[str, list[Obj]] = field(default_factory=dict)  # node -> objects applied as one (`collapse`)
+    served: dict[str, list[Obj]] = field(default_factory=dict)  # served node -> its group's CRDs, in apply order
 
     def nodes(self) -> list[str]:
-        return [*([CRDS] if self.crds else []), *self.sets, *self.objects, *self.gates]
+        return [*([CRDS] if self.crds else []), *self.served, *self.sets, *self.objects, *self.gates]
 
     def collapse(self, node: str, keys: Iterable[str]) -> Graph:
         """This graph with the objects `keys` as one node, `node`: it needs what they need of
@@ -128,7 +133,8 @@ class Graph:
                 if into.get(dep, dep) != into.get(each, each):
                     merged.setdefault(into.get(dep, dep), rule)
         return Graph(objects={k: o for k, o in self.objects.items() if k not in into}, crds=self.crds,
-                     gates=self.gates, needs=needs, sets={**self.sets, node: [self.objects[k] for k in members]})
+                     gates=self.gates, needs=needs, sets={**self.sets, node: [self.objects[k] for k in members]},
+                     served=self.served)
 
     def edge_count(self) -> int:
         return sum(len(deps) for deps in self.needs.values())
@@ -411,9 +417,14 @@ def _namespace_needs(obj: Obj, ix: Index) -> Iterator[Need]:
         yield ix.key("Namespace", "", ix.namespace(obj)), "namespace"
 
 
+def served_node(group: str) -> str:
+    """The node that stands for a CRD API group's kinds being served."""
+    return SERVED_PREFIX + group
+
+
 def _crd_needs(obj: Obj, ix: Index) -> Iterator[Need]:
     if (group_of(obj), obj["kind"]) in ix.custom_kinds:
-        yield CRDS, "crd"
+        yield served_node(group_of(obj)), "crd"
 
 
 def _pod_needs(obj: Obj, ix: Index) -> Iterator[Need]:
@@ -433,15 +444,14 @@ def _rbac_needs(obj: Obj, ix: Index) -> Iterator[Need]:
         return
     spec = template.get("spec") or {}
     account = (ix.namespace(obj), spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
-    touches_crds = False
+    named: set[str] = set()
     for binding_key in ix.bindings.get(account, []):
         yield binding_key, "rbac"
         role = _bound_role(ix.objects[binding_key], ix)
         if role is not None:
-            groups = {g for rule in ix.role_rules(ix.objects[role]) for g in rule.get("apiGroups") or []}
-            touches_crds = touches_crds or "*" in groups or bool(groups & ix.custom_groups)
-    if touches_crds and ix.crds:
-        yield CRDS, "crd"
+            named |= {g for rule in ix.role_rules(ix.objects[role]) for g in rule.get("apiGroups") or []}
+    for group in sorted(ix.custom_groups if "*" in named else named & ix.custom_groups):
+        yield served_node(group), "crd"
 
 
 def _bound_role(binding: Obj, ix: Index) -> str | None:
@@ -653,10 +663,39 @@ def derive(objects: Sequence[Obj]) -> Graph:
         for probe in probes:  # a dry-run in a namespace that does not exist yet is refused before any webhook
             add(gate.node, ix.key("Namespace", "", ix.namespace(probe)), "namespace")
             if (group_of(probe), probe["kind"]) in ix.custom_kinds:
-                add(gate.node, CRDS, "crd")
+                add(gate.node, served_node(group_of(probe)), "crd")
         before_gate = _closure(needs, [gate.node])  # a Namespace the gate's probes need is not held back by it
         for key in intercepted:
             if key not in before_gate:
                 add(key, gate.node, "webhook")
+    for group in ix.custom_groups:
+        needs[served_node(group)] = {CRDS: "crd"}
+    order = served_order(needs, [served_node(g) for g in ix.custom_groups], [k for k, _ in ix.workloads])
+    graph.served = {node: [c for c in ix.crds if served_node(c["spec"]["group"]) == node] for node in order}
     graph.needs = needs
     return graph
+
+
+def served_order(needs: dict[str, dict[str, str]], served: Iterable[str], workloads: Iterable[str]) -> list[str]:
+    """The order to apply the CRDs' API groups in: each time, the group that lets the most
+    workloads start (those waiting, directly or through others, for that group and groups already
+    chosen), then the group the most waiting workloads need. The API server establishes CRDs in
+    about the order they come, one after another over several seconds, and a workload's rollout
+    (the long part of a controller's path) starts only when its last group is served."""
+    left = set(served)
+    wants = [_closure(needs, [w]) & left for w in workloads]
+    wants = [groups for groups in wants if groups]
+    chosen: set[str] = set()
+    order: list[str] = []
+
+    def score(node: str) -> tuple[int, int, str]:
+        started = sum(1 for groups in wants if node in groups and groups <= chosen | {node})
+        waiting = sum(1 for groups in wants if node in groups and not groups <= chosen)
+        return (-started, -waiting, node)
+
+    while left:
+        best = min(left, key=score)
+        order.append(best)
+        chosen.add(best)
+        left.remove(best)
+    return order

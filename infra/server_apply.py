@@ -10,7 +10,10 @@ what the other, or an interrupted update, left behind.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
+import sys
+import threading
 import time
 import zlib
 from collections.abc import Sequence
@@ -32,6 +35,10 @@ FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
 BUSY_STATUSES = frozenset({429, 500, 503, 504})
 APPLY_ATTEMPTS = 5
 PACKED = "zlib+base64:"
+# Calls Pulumi's dynamic provider process serves at once (`pulumi/dynamic/__main__.py`), and as
+# many as it serves once this module is imported there (`serve_more_calls_at_once`)
+PULUMI_DYNAMIC_PROVIDER_CALLS = 4
+DYNAMIC_PROVIDER_CALLS = 64
 
 
 def pack(body: str) -> str:
@@ -127,3 +134,33 @@ class ClusterResource(Resource):
         secret = pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])
         super().__init__(provider, name, {**props, "kubeconfig": pulumi.Output.secret(kubeconfig), "context": context},
                          pulumi.ResourceOptions.merge(opts, secret))
+
+
+def serve_more_calls_at_once(workers: int = DYNAMIC_PROVIDER_CALLS) -> int:
+    """In Pulumi's dynamic provider process, let its gRPC server run `workers` calls at once.
+
+    Pulumi's process serves 4, and the resources of this project that wait (one per CRD API group
+    until its kinds are served, an admission gate until its webhooks answer) hold a call each while
+    they wait. With 4 of them waiting, every other call queues behind them, the engine's check of
+    the next dynamic resource too, and the engine registers nothing else until a call returns: on
+    the sim cluster, no step began for 4 s while the CRD groups were being established. The pool is
+    Pulumi's, CPython's ThreadPoolExecutor, which reads its limit each time it is handed a call; it
+    is found once, when the process first imports this module (to unpickle one of our providers). Returns how many
+    pools were widened (0 in any other process). pulumi is pinned (infra/versions.toml); T0
+    (tests/test_server_apply.py) checks the pool, T2 (tests/test_definitions.py) the engine."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is None or spec.name != "pulumi.dynamic.__main__":
+        return 0
+    widened = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, ThreadPoolExecutor) and obj._max_workers == PULUMI_DYNAMIC_PROVIDER_CALLS:
+            obj._max_workers = workers
+            # It counts a permit per call served and starts a thread only when none is left: start
+            # from none, so the next call that finds every thread busy gets a new one.
+            obj._idle_semaphore = threading.Semaphore(0)
+            widened += 1
+    return widened
+
+
+serve_more_calls_at_once()

@@ -16,7 +16,7 @@ import pytest
 
 from infra.apply import WAIT_FOR_ANNOTATION, WEBHOOK_KINDS, WORKLOAD_KINDS, apply_graph, with_awaits
 from infra.config import parse_stack_config
-from infra.dependencies import CRDS, GATE_PREFIX, Graph, derive, pod_references, pod_template
+from infra.dependencies import CRDS, GATE_PREFIX, Graph, derive, pod_references, pod_template, served_node
 from infra.manifests.objects import Rendered, object_key
 from infra.manifests.render import render
 from infra.object_set import RBAC_SET, in_rbac_set
@@ -220,6 +220,27 @@ def test_the_graph_of_the_whole_release(stack: str, request: pytest.FixtureReque
           f"{edges / len(objects):.2f} per object; busiest: "
           f"{max(graph.needs, key=lambda n: len(graph.needs[n]))}")
     assert edges <= EDGES_PER_OBJECT * len(objects)
+
+
+@pytest.mark.parametrize("stack", ["kind", "sim"])
+def test_what_uses_a_kind_waits_for_its_api_group_served(stack: str, request: pytest.FixtureRequest) -> None:
+    """One served node per API group of the render's CRDs, each after the CRD resource alone; every
+    custom resource after its group's node; the controllers that exited at start when they came up
+    before their kinds were served (session 25, docs/benchmarks.md) after their groups'."""
+    rendered: Rendered = request.getfixturevalue(f"{stack}_render")
+    graph = derive(rendered.objects)
+    crds = rendered.find("CustomResourceDefinition")
+    groups = {c["spec"]["group"] for c in crds}
+    assert set(graph.served) == {served_node(g) for g in groups} and len(groups) > 10
+    assert sorted(object_key(c) for node in graph.served.values() for c in node) == sorted(map(object_key, crds))
+    assert all(graph.needs[node] == {CRDS: "crd"} for node in graph.served)
+    kinds = {(c["spec"]["group"], c["spec"]["names"]["kind"]) for c in crds}
+    custom = [o for o in rendered.objects if (o["apiVersion"].split("/")[0], o["kind"]) in kinds]
+    assert custom and all(graph.needs[object_key(o)].get(served_node(o["apiVersion"].split("/")[0])) == "crd"
+                          for o in custom)
+    for name, group in (("workflow-controller", "argoproj.io"),
+                        ("kserve-localmodel-controller-manager", "serving.kserve.io")):
+        assert served_node(group) in graph.needs[key_of(rendered, "Deployment", name)], name
 
 
 @pytest.mark.parametrize("stack", ["kind", "sim"])

@@ -1,6 +1,8 @@
 """The CRD resource's provider against a real API server (KWOK): create, no-op diff, update with a
 changed and a removed definition, refresh after a deletion behind Pulumi's back, adoption of
-definitions that already exist, delete. The full release goes through it in tests/test_sim_stack.py."""
+definitions that already exist, delete; the served-group resource that awaits an API group; and,
+with the real Pulumi engine, groups that wait beside the dynamic resources that let them finish.
+The full release goes through them in tests/test_sim_stack.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,15 @@ import pytest
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from infra.definitions import DefinitionsProvider, definition_bodies, packed_definitions
+from infra.automation import inline_stack
+from infra.definitions import (
+    CustomResourceDefinitions,
+    DefinitionsProvider,
+    ServedGroup,
+    ServedGroupProvider,
+    definition_bodies,
+    packed_definitions,
+)
 from infra.server_apply import FIELD_MANAGER, unreachable
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
@@ -20,14 +30,14 @@ pytestmark = [pytest.mark.sim, pytest.mark.slow]
 GROUP = "defs.kubeflow-stacks.test"
 
 
-def crd(plural: str, kind: str, *, extra_field: str | None = None) -> dict[str, Any]:
+def crd(plural: str, kind: str, *, extra_field: str | None = None, group: str = GROUP) -> dict[str, Any]:
     spec_props: dict[str, Any] = {"size": {"type": "integer"}}
     if extra_field:
         spec_props[extra_field] = {"type": "string"}
     return {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {"group": GROUP, "scope": "Namespaced",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {"group": group, "scope": "Namespaced",
                  "names": {"plural": plural, "singular": plural[:-1], "kind": kind, "listKind": f"{kind}List"},
                  "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
                      "type": "object", "properties": {"spec": {"type": "object", "properties": spec_props}}}}}]},
@@ -40,7 +50,15 @@ def props(kubeconfig: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 def live(api: client.ApiClient) -> dict[str, Any]:
     items = client.ApiextensionsV1Api(api).list_custom_resource_definition().items
-    return {c.metadata.name: c for c in items if c.spec.group == GROUP}
+    return {c.metadata.name: c for c in items if c.spec.group.endswith(GROUP)}
+
+
+def served_props(kubeconfig: str, objects: list[dict[str, Any]], timeout: float = 60) -> dict[str, Any]:
+    """What a ServedGroup of these definitions registers (its constructor's props, resolved)."""
+    group = objects[0]["spec"]["group"]
+    return {"group": group, "resources": sorted(f"v1/{o['spec']['names']['plural']}" for o in objects),
+            "names": sorted(o["metadata"]["name"] for o in objects), "timeout": timeout,
+            "kubeconfig": kubeconfig, "context": None}
 
 
 def spec_fields(definition: Any) -> set[str]:
@@ -54,6 +72,9 @@ def test_definitions_lifecycle(sim_kubeconfig: Path) -> None:
     widgets, gadgets = crd("widgets", "Widget"), crd("gadgets", "Gadget")
 
     created = provider.create(props(kubeconfig, [widgets, gadgets]))
+    # The create applies; the group's own resource awaits the kinds served.
+    served = ServedGroupProvider().create(served_props(kubeconfig, [widgets, gadgets]))
+    assert served.id == f"served-{GROUP}"
     found = live(api)
     assert set(found) == {f"widgets.{GROUP}", f"gadgets.{GROUP}"}
     for definition in found.values():
@@ -99,6 +120,71 @@ def test_definitions_lifecycle(sim_kubeconfig: Path) -> None:
     assert live(api) == {}
 
 
+def test_a_served_group_waits_for_its_kinds_and_tells_what_is_missing(sim_kubeconfig: Path) -> None:
+    """It waits until the kinds are in discovery (applied meanwhile, it returns), diffs on what it
+    waits for only, and names the kinds that never came when it times out."""
+    import threading
+
+    from infra.definitions import DefinitionsClient
+    from smoke_tests.wait import WaitTimeout
+
+    kubeconfig = sim_kubeconfig.read_text()
+    group = f"late.{GROUP}"
+    late = crd("latecomers", "Latecomer", group=group)
+    provider = ServedGroupProvider()
+    defs = DefinitionsClient(kubeconfig, None)
+    applier = threading.Timer(2.0, defs.apply_all, [list(definition_bodies([late]).values())])
+    applier.start()
+    try:
+        provider.create(served_props(kubeconfig, [late]))
+        assert f"latecomers.{group}" in live(kube_config.new_client_from_config(str(sim_kubeconfig)))
+        olds = served_props(kubeconfig, [late])
+        assert not provider.diff("served", olds, {**olds, "timeout": 5, "kubeconfig": "other"}).changes
+        more = served_props(kubeconfig, [late, crd("stragglers", "Straggler", group=group)], timeout=2)
+        assert provider.diff("served", olds, more).changes
+        with pytest.raises(WaitTimeout, match=f"stragglers.{group}/v1"):
+            provider.update("served", olds, more)
+    finally:
+        applier.join()
+        defs.delete(f"latecomers.{group}")
+        defs.wait_gone([f"latecomers.{group}"])
+
+
+def test_groups_that_wait_do_not_hold_up_the_resource_they_wait_for(sim_kubeconfig: Path, tmp_path: Path) -> None:
+    """Six served groups wait for kinds that a CRD resource, registered after them, applies. Pulumi's
+    dynamic provider serves 4 calls at once, and the engine registers nothing while its check of a
+    resource waits: without infra/server_apply.py `serve_more_calls_at_once` the CRD resource's
+    check would queue behind 4 waiting groups until they gave up, and the update would fail."""
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    kubeconfig = sim_kubeconfig.read_text()
+    defs = [crd("parts", "Part", group=f"g{i}.{GROUP}") for i in range(6)]
+
+    def program() -> None:
+        for i, definition in enumerate(defs):
+            ServedGroup(f"served-{i}", [definition], kubeconfig, None, timeout=90)
+        # Registered once the groups above already wait: the Kubernetes provider's start takes a moment.
+        provider = k8s.Provider("k8s", kubeconfig=kubeconfig)
+        later = k8s.core.v1.ConfigMap("later", metadata={"name": "kfstack-defs-later", "namespace": "default"},
+                                      opts=pulumi.ResourceOptions(provider=provider))
+        CustomResourceDefinitions("defs", defs, kubeconfig, None, pulumi.ResourceOptions(depends_on=[later]))
+
+    ts = inline_stack(tmp_path, program, prefix="served")
+    try:
+        result = ts.stack.up()
+        assert result.summary.result == "succeeded"
+        assert dict(result.summary.resource_changes or {}) == {"create": 10}  # stack, provider, map, CRDs, 6 groups
+        assert set(live(kube_config.new_client_from_config(str(sim_kubeconfig)))) >= \
+            {f"parts.g{i}.{GROUP}" for i in range(6)}
+        again = ts.stack.up()  # a second up changes nothing
+        assert set(again.summary.resource_changes or {}) == {"same"}, again.summary.resource_changes
+    finally:
+        ts.stack.destroy()
+        ts.stack.workspace.remove_stack(ts.name)
+    assert not any(name.startswith("parts.g") for name in live(kube_config.new_client_from_config(str(sim_kubeconfig))))
+
+
 def test_the_schema_is_read_after_the_definitions_are_established(sim_kubeconfig: Path) -> None:
     """The warm-up reads the OpenAPI document with the new kinds in it (so the server rebuilt it),
     stops once it no longer changes, and only ends when the cluster is out of reach."""
@@ -106,12 +192,12 @@ def test_the_schema_is_read_after_the_definitions_are_established(sim_kubeconfig
 
     kubeconfig = sim_kubeconfig.read_text()
     client_ = DefinitionsClient(kubeconfig, None)
-    client_.warm_schema(delay=0).join(60)
+    client_.warm_schema().join(60)
     before = client_.schema_bytes
     assert before
     # A document that has settled is read once; after that the server only answers "not modified".
     steady = DefinitionsClient(kubeconfig, None)
-    warm = steady.warm_schema(delay=0)
+    warm = steady.warm_schema()
     warm.join(60)
     assert not warm.is_alive() and steady.schema_reads == 1
     names = [f"sprockets.{GROUP}"]
@@ -119,14 +205,14 @@ def test_the_schema_is_read_after_the_definitions_are_established(sim_kubeconfig
     client_.apply_all(list(bodies.values()))
     try:
         client_.wait_established(bodies)
-        client_.warm_schema(delay=0).join(60)
+        client_.warm_schema().join(60)
         assert client_.schema_bytes and client_.schema_bytes > before
     finally:
         client_.delete(names[0])
         client_.wait_gone(names)
 
     out_of_reach = DefinitionsClient(GONE, None)
-    warm = out_of_reach.warm_schema(delay=0)
+    warm = out_of_reach.warm_schema()
     warm.join(60)
     assert not warm.is_alive() and out_of_reach.schema_bytes is None
 

@@ -18,6 +18,8 @@ from infra.dependencies import (
     plural_of,
     pod_references,
     selector_matches,
+    served_node,
+    served_order,
 )
 from infra.manifests.objects import object_key
 
@@ -183,15 +185,24 @@ def test_issuer_rule() -> None:
     assert needs(graph, external) == {}
 
 
-def test_crd_rule_custom_resources_wait_for_the_definitions() -> None:
-    widgets = crd("example.org", "Widget", "widgets")
+def test_crd_rule_custom_resources_wait_for_their_api_group_served() -> None:
+    widgets, gadgets = crd("example.org", "Widget", "widgets"), crd("example.org", "Gadget", "gadgets")
+    tools = crd("tools.example.org", "Tool", "tools")
     widget = obj("example.org/v1", "Widget", "w", "a")
-    unknown = obj("elsewhere.org/v1", "Gadget", "g", "a")  # its CRD is not in this render: nothing to wait for
-    graph = derive([widgets, widget, unknown])
-    assert needs(graph, widget) == {CRDS: "crd"}
+    tool = obj("tools.example.org/v1", "Tool", "t", "a")
+    unknown = obj("elsewhere.org/v1", "Gizmo", "g", "a")  # its CRD is not in this render: nothing to wait for
+    graph = derive([widgets, gadgets, tools, widget, tool, unknown])
+    assert needs(graph, widget) == {served_node("example.org"): "crd"}
+    assert needs(graph, tool) == {served_node("tools.example.org"): "crd"}
     assert needs(graph, unknown) == {}
-    assert graph.crds == [widgets] and key(widgets) not in graph.objects
-    assert graph.order()[0] == CRDS
+    assert graph.crds == [widgets, gadgets, tools] and key(widgets) not in graph.objects
+    # One node per API group, with that group's definitions; each needs the CRD resource alone.
+    assert {node: [c["metadata"]["name"] for c in crds] for node, crds in graph.served.items()} == {
+        served_node("example.org"): ["widgets.example.org", "gadgets.example.org"],
+        served_node("tools.example.org"): ["tools.tools.example.org"]}
+    assert all(graph.needs[node] == {CRDS: "crd"} for node in graph.served)
+    order = graph.order()
+    assert order[0] == CRDS and set(order[1:3]) == set(graph.served)
 
 
 def test_rbac_rule_a_workload_waits_for_its_rights_and_a_controller_for_its_kinds() -> None:
@@ -211,7 +222,36 @@ def test_rbac_rule_a_workload_waits_for_its_rights_and_a_controller_for_its_kind
     assert needs(graph, binding) == {key(role): "rbac"}
     assert needs(graph, cluster_binding) == {key(cluster_role): "rbac"}
     assert needs(graph, plain) == {key(binding): "rbac"}  # core groups only: the CRDs are not its business
-    assert needs(graph, controller) == {key(cluster_binding): "rbac", CRDS: "crd"}
+    assert needs(graph, controller) == {key(cluster_binding): "rbac", served_node("example.org"): "crd"}
+
+
+def test_rbac_rule_a_controller_waits_for_the_groups_its_roles_name_and_for_all_on_a_wildcard() -> None:
+    defs = [crd("a.example.org", "A", "as"), crd("b.example.org", "B", "bs"), crd("c.example.org", "C", "cs")]
+    narrow = obj("rbac.authorization.k8s.io/v1", "ClusterRole", "narrow",
+                 rules=[rule(["a.example.org", "apps"], ["as", "deployments"]), rule(["b.example.org"], ["bs"])])
+    wide = obj("rbac.authorization.k8s.io/v1", "ClusterRole", "wide", rules=[rule(["*"], ["*"])])
+    bindings = [obj("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", name,
+                    roleRef={"kind": "ClusterRole", "name": name},
+                    subjects=[{"kind": "ServiceAccount", "name": name, "namespace": "a"}])
+                for name in ("narrow", "wide")]
+    narrow_ctl = deployment("narrow", "a", {"serviceAccountName": "narrow"})
+    wide_ctl = deployment("wide", "a", {"serviceAccountName": "wide"})
+    graph = derive([*defs, narrow, wide, *bindings, narrow_ctl, wide_ctl])
+    crd_needs = {node for node, rule_ in needs(graph, narrow_ctl).items() if rule_ == "crd"}
+    assert crd_needs == {served_node("a.example.org"), served_node("b.example.org")}
+    assert {node for node, rule_ in needs(graph, wide_ctl).items() if rule_ == "crd"} == set(graph.served)
+
+
+def test_served_order_applies_first_the_groups_that_let_the_most_workloads_start() -> None:
+    needs_: dict[str, dict[str, str]] = {
+        "w1": {"served:a": "crd"}, "w2": {"served:a": "crd", "served:c": "crd"},
+        "w3": {"cert": "certificate"}, "cert": {"issuer": "issuer"}, "issuer": {"served:b": "crd"},
+        "w4": {"served:b": "crd"}, "cr": {"served:d": "crd"}, "w5": {},
+    }
+    # b lets two workloads start (one through a Certificate and its Issuer), a one, then c finishes
+    # w2; d holds back no workload, so it comes last.
+    order = served_order(needs_, ["served:a", "served:b", "served:c", "served:d"], ["w1", "w2", "w3", "w4", "w5"])
+    assert order == ["served:b", "served:a", "served:c", "served:d"]
 
 
 def test_aggregation_rule_and_rights_gathered_by_an_aggregated_role() -> None:
@@ -229,7 +269,7 @@ def test_aggregation_rule_and_rights_gathered_by_an_aggregated_role() -> None:
     graph = derive([widget_edit, edit, admin, widgets, binding, controller])
     assert needs(graph, edit) == {key(admin): "aggregation"}
     assert needs(graph, widget_edit) == {key(edit): "aggregation"}
-    assert CRDS in needs(graph, controller)  # rights reach it through two aggregations
+    assert served_node("example.org") in needs(graph, controller)  # rights reach it through two aggregations
     order = graph.order()
     assert order.index(key(admin)) < order.index(key(edit)) < order.index(key(widget_edit))
 
@@ -276,8 +316,8 @@ def test_controller_rule_follows_the_crds_component_label() -> None:
     profile = obj("kubeflow.org/v1", "Profile", "alice")
     gadget = obj("example.org/v1", "Gadget", "g", "a")
     graph = derive([profiles, gadgets, controller, bystander, profile, gadget])
-    assert needs(graph, profile) == {CRDS: "crd", key(controller): "controller"}
-    assert needs(graph, gadget) == {CRDS: "crd"}
+    assert needs(graph, profile) == {served_node("kubeflow.org"): "crd", key(controller): "controller"}
+    assert needs(graph, gadget) == {served_node("example.org"): "crd"}
 
 
 # --- webhooks --------------------------------------------------------------------------------
@@ -311,7 +351,7 @@ def test_webhook_rule_an_intercepted_object_waits_for_its_servers_gate() -> None
     assert gate.server == "hooks/hook-svc" and gate.webhooks == (key(o["config"]),)
     assert [p["metadata"]["name"] for p in gate.probes] == ["w", "w2"]
     assert graph.needs[gate_node] == {key(o["config"]): "webhook", key(o["apps"]): "namespace",
-                                      CRDS: "crd", key(o["ns"]): "namespace"}
+                                      served_node("example.org"): "crd", key(o["ns"]): "namespace"}
     assert needs(graph, o["config"]) == {key(o["service"]): "webhook-server", key(o["server"]): "webhook-server",
                                          key(o["cert"]): "webhook-server"}
     assert needs(graph, o["widget"])[gate_node] == "webhook"

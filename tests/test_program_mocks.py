@@ -11,11 +11,11 @@ import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.apply import apply_graph, resource_name, type_token
+from infra.apply import apply_graph, node_resource_name, type_token
 from infra.config import ConfigError, parse_stack_config
-from infra.dependencies import CRDS, derive
+from infra.dependencies import CRDS, derive, served_node
 from infra.manifests.objects import object_key
-from infra.object_set import RBAC_SET, in_rbac_set, packed_members
+from infra.object_set import in_rbac_set, packed_members
 from tests.helpers import base_raw
 
 
@@ -43,10 +43,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return [r.typ for r in self.registered]
 
     def clusters(self) -> list[pulumi.runtime.MockResourceArgs]:
-        """Dynamic resources that are cluster lifecycles (the others are admission gates, the CRDs
-        and the RBAC set)."""
+        """Dynamic resources that are cluster lifecycles (the others are admission gates, the CRDs,
+        their served groups and the RBAC set)."""
         return [r for r in self.registered if r.typ == "pulumi-python:dynamic:Resource"
-                and not {"server", "definitions", "objects"} & set(r.inputs)]  # gates have objects too
+                and not {"server", "definitions", "group", "objects"} & set(r.inputs)]  # gates have objects too
 
 
 def _resolve(output: pulumi.Output) -> Any:
@@ -182,21 +182,21 @@ def test_kubeflow_objects_share_one_parent_and_are_registered_after_what_they_ne
     # One stable field manager, so objects adopted after an interrupted update can still change.
     managers = {r.inputs["metadata"]["annotations"].get("pulumi.com/patchFieldManager") for r in k8s_objects}
     assert managers == {"kubeflow-stacks"}
-    # No phase barriers: the dynamic resources are the cluster, the CRDs, the RBAC set and one gate
-    # per webhook server.
+    # No phase barriers: the dynamic resources are the cluster, the CRDs, one resource per CRD API
+    # group, the RBAC set and one gate per webhook server.
     gates = [r.inputs["server"] for r in mocks.registered if "server" in r.inputs]
     assert gates == sorted(stack.kubeflow.gates) and "cert-manager/cert-manager-webhook" in gates
+    served = {r.inputs["group"]: r.inputs["names"] for r in mocks.registered if "group" in r.inputs}
+    assert set(served) == {c["spec"]["group"] for c in stack.rendered.find("CustomResourceDefinition")}
+    assert sorted(n for names in served.values() for n in names) == sorted(rendered_crds)
+    assert crds.inputs["groups"] == list(served)  # applied in the order they are registered
     # Every resource is registered after the resources it depends on (they must exist to be named).
     graph = apply_graph(stack.rendered.objects)
     registered = {(r.typ, r.name): i for i, r in enumerate(mocks.registered)}
 
     def position(node: str) -> int:
-        if node == CRDS:
-            return registered[("pulumi-python:dynamic:Resource", "kubeflow-crds")]
-        if node == RBAC_SET:
-            return registered[("pulumi-python:dynamic:Resource", "kubeflow-rbac")]
-        obj = graph.objects[node]
-        return registered[(type_token(obj), resource_name(obj))]
+        typ = type_token(graph.objects[node]) if node in graph.objects else "pulumi-python:dynamic:Resource"
+        return registered[(typ, node_resource_name(node, graph))]
 
     late = [(node, dep) for node, deps in graph.needs.items() if node not in graph.gates
             for dep in deps if dep not in graph.gates and position(dep) > position(node)]
@@ -245,8 +245,11 @@ def test_the_apply_graph_keeps_the_orderings_components_need(manifests_tree):
     after("Deployment", "ml-pipeline", ("MutatingWebhookConfiguration", "istio-sidecar-injector"),
           ("Deployment", "istiod"), ("DaemonSet", "istio-cni-node"))
     after("Profile", "kubeflow-alice-example-org", ("Deployment", "profiles-deployment"))
-    # KServe's controller looks for Knative's kinds when it starts: it waits for the definitions.
-    assert CRDS in graph.reachable(node("Deployment", "kserve-controller-manager"))
+    # KServe's controller looks for Knative's kinds when it starts: it waits for them to be served,
+    # and for its own; not for groups it never names.
+    kserve = graph.reachable(node("Deployment", "kserve-controller-manager"))
+    assert {served_node("serving.knative.dev"), served_node("serving.kserve.io"), CRDS} <= kserve
+    assert served_node("argoproj.io") not in kserve
     # What needs no definitions does not wait for them (they take seconds to be established).
     for name in ("oauth2-proxy", "katib-mysql", "metadata-envoy-deployment"):
         assert CRDS not in graph.reachable(node("Deployment", name)), name

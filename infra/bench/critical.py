@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.apply import gate_slug, resource_name, type_token
+from infra.apply import node_resource_name, type_token
 from infra.bench.timeline import urn_type_and_name
-from infra.dependencies import CRDS, Graph
-from infra.object_set import RBAC_SET
+from infra.dependencies import Graph
 
 CLUSTER_NODE = "cluster"
 
 
 @dataclass(frozen=True)
 class Link:
-    node: str  # a graph node (object key, CRDS, RBAC_SET, a gate) or CLUSTER_NODE
+    node: str  # a graph node (object key, CRDS, a served group, RBAC_SET, a gate) or CLUSTER_NODE
     started: float  # seconds since the update began
     finished: float
 
@@ -32,14 +31,9 @@ class Link:
 
 def step_of(node: str, graph: Graph, name: str = "kubeflow") -> tuple[str, str]:
     """The engine's (type, name) of a graph node, as infra/apply.py registers it under `name`."""
-    if node == CRDS:
-        return ("pulumi-python:dynamic:Resource", f"{name}-crds")
-    if node == RBAC_SET:
-        return ("pulumi-python:dynamic:Resource", f"{name}-rbac")
-    if node in graph.gates:
-        return ("pulumi-python:dynamic:Resource", f"{name}-admission-{gate_slug(graph.gates[node].server)}")
-    obj = graph.objects[node]
-    return (type_token(obj), resource_name(obj))
+    if node in graph.objects:
+        return (type_token(graph.objects[node]), node_resource_name(node, graph, name))
+    return ("pulumi-python:dynamic:Resource", node_resource_name(node, graph, name))
 
 
 def critical_path(graph: Graph, steps: dict[str, list[float]], cluster_ready: float | None = None) -> list[Link]:

@@ -29,14 +29,14 @@ def urn_type_and_name(urn: str) -> tuple[str, str]:
 
 def phase_of_step(type_: str, name: str) -> str:
     """The part of the release a step belongs to: Kubernetes objects by infra.apply.phase_of, the
-    CRD bundle and the RBAC set in the foundation, admission gates with the webhooks, the cluster
+    CRD bundle, its served groups and the RBAC set in the foundation, admission gates with the webhooks, the cluster
     and providers as "cluster"."""
     if type_.startswith("kubernetes:") and not type_.startswith("kubernetes:index"):
         _, api, kind = type_.split(":", 2)
         ns, _, obj_name = name.rpartition("/")
         meta = {"name": obj_name, **({"namespace": ns} if ns else {})}
         return phase_of({"apiVersion": api.removeprefix("core/"), "kind": kind, "metadata": meta})
-    if type_.startswith("pulumi-python:dynamic") and name.endswith(("-crds", "-rbac")):
+    if type_.startswith("pulumi-python:dynamic") and (name.endswith(("-crds", "-rbac")) or "-crds-" in name):
         return "foundation"
     if type_.startswith("pulumi-python:dynamic") and "-admission-" in name:
         return "webhooks"
