@@ -92,6 +92,26 @@ def test_critical_path_walks_back_from_the_latest_step_through_the_dependency_do
     assert critical_path(graph, {}) == []
 
 
+def test_critical_path_through_a_served_api_group_to_the_crd_resource() -> None:
+    from infra.bench.critical import critical_path
+    from infra.dependencies import CRDS, derive, served_node
+
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.org"},
+           "spec": {"group": "example.org", "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
+                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    widget = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "kf"}}
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kf"}}
+    graph = derive([crd, ns, widget])
+    parent = f"{STACK}::kubeflow-stacks:kubeflow:KubeflowDeployment$"
+    steps = {f"{parent}pulumi-python:dynamic:Resource::kubeflow-crds": [1.0, 4.0],
+             f"{parent}pulumi-python:dynamic:Resource::kubeflow-crds-example.org": [4.1, 6.0],
+             f"{parent}kubernetes:core/v1:Namespace::kf": [1.0, 1.2],
+             f"{parent}kubernetes:example.org/v1:Widget::kf/w": [6.1, 6.3]}
+    chain = critical_path(graph, steps)
+    assert [link.node for link in chain] == [CRDS, served_node("example.org"), "example.org/Widget:kf/w"]
+
+
 def test_verdicts_hold_each_run_to_the_issue_goals() -> None:
     from infra.bench.deploy import verdicts
 

@@ -171,6 +171,7 @@ def test_timeline_steps_land_in_their_part_of_the_release():
     assert phase_of_step("kubernetes:core/v1:Namespace", "kubeflow") == "base"
     assert phase_of_step("kubernetes:cert-manager.io/v1:Certificate", "kubeflow/x") == "certificates"
     assert phase_of_step("pulumi-python:dynamic:Resource", "kubeflow-crds") == "foundation"
+    assert phase_of_step("pulumi-python:dynamic:Resource", "kubeflow-crds-cert-manager.io") == "foundation"
     assert phase_of_step("pulumi-python:dynamic:Resource", "kubeflow-admission-cert-manager-cert-manager-webhook") \
         == "webhooks"
     assert phase_of_step("pulumi:providers:kubernetes", "k8s") == "cluster"
