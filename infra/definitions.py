@@ -73,6 +73,7 @@ class DefinitionsClient(ApplyClient):
 
     def __init__(self, kubeconfig: str, context: str | None) -> None:
         super().__init__(kubeconfig, context)
+        self.kubeconfig, self.context = kubeconfig, context
         self.schema_bytes: int | None = None  # the size of the document warm_schema last read
         self.schema_reads = 0  # how many times it read a new one
 
@@ -95,8 +96,12 @@ class DefinitionsClient(ApplyClient):
         """Wait until every definition (name -> JSON body) is served (`wait_served`)."""
         self.wait_served(served_resources(bodies.values()), list(bodies))
 
+    def discovery(self) -> DiscoveryReader:
+        """The reader of this cluster's discovery that every wait of this process shares."""
+        return discovery_reader(self.kubeconfig, self.context)
+
     def wait_served(self, resources: Iterable[tuple[str, str, str]], names: Sequence[str],
-                    timeout: float = ESTABLISH_TIMEOUT_S) -> None:
+                    timeout: float | None = None) -> None:
         """Wait until each (group, version, plural) is in the API server's discovery, where clients
         (the Kubernetes provider among them) look a kind up, and where the server lists a CRD only
         once it is established. `names` are the CRDs that serve them, watched on an old server.
@@ -105,36 +110,24 @@ class DefinitionsClient(ApplyClient):
         encode each definition's whole body, schema and all, at every status change (three or four
         per CRD), a tenth of its CPU while it establishes the release's 70, just when it is the
         create's bottleneck; the discovery document is a few hundred kilobytes, kept encoded, and
-        answers "not modified" between changes. A server without aggregated discovery (before
-        Kubernetes 1.26) is watched as before."""
-        from kubernetes.client.exceptions import ApiException
-
+        answers "not modified" between changes (`DiscoveryReader`, one for every wait of this
+        process). A server without aggregated discovery (before Kubernetes 1.26) is watched."""
         from smoke_tests.wait import wait_until
 
         wanted = set(resources)
-        etag: str | None = None  # the last document's, for "not modified"
+        reader = self.discovery()
 
         def check() -> tuple[bool, list[str]]:
-            nonlocal etag
-            headers = {"Accept": DISCOVERY_ACCEPT, **({"If-None-Match": etag} if etag else {})}
-            try:
-                response = self._call("GET", "/apis", header_params=headers, _preload_content=False)
-            except ApiException as exc:
-                if exc.status != 304:
-                    raise
+            listed = reader.read()
+            if listed is None:
+                self.watch_established(names)
+                wanted.clear()
             else:
-                document = json.loads(response.read())
-                etag = response.headers.get("ETag")
-                response.release_conn()
-                if document.get("kind") != "APIGroupDiscoveryList":
-                    self.watch_established(names)
-                    wanted.clear()
-                else:
-                    wanted.difference_update(discovered_resources(document))
+                wanted.difference_update(listed)
             return not wanted, sorted(f"{p}.{g}/{v}" for g, v, p in wanted)
 
         if wanted:
-            wait_until(check, timeout=timeout, interval=SERVED_POLL_S,
+            wait_until(check, timeout=ESTABLISH_TIMEOUT_S if timeout is None else timeout, interval=SERVED_POLL_S,
                        what="CustomResourceDefinitions served", retry_on=())
 
     def watch_established(self, names: Sequence[str]) -> None:
@@ -221,6 +214,55 @@ class DefinitionsClient(ApplyClient):
             return not left, left
 
         wait_until(check, timeout=DELETE_TIMEOUT_S, interval=1.0, what="CustomResourceDefinitions deleted")
+
+
+class DiscoveryReader:
+    """What the API server's aggregated discovery document lists, read at most once per
+    SERVED_POLL_S for every wait of this process: with one resource per CRD API group, some twenty
+    wait at once, and each asking four times a second, and parsing the whole document at each of
+    its changes, cost the API server and this process about a CPU-second each in a release's
+    create (docs/benchmarks.md)."""
+
+    def __init__(self, client: ApplyClient) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self._read_at = float("-inf")
+        self._etag: str | None = None  # the last document's, for "not modified"
+        self._listed: set[tuple[str, str, str]] | None = set()
+
+    def read(self) -> set[tuple[str, str, str]] | None:
+        """(group, version, resource) of what discovery lists, at most SERVED_POLL_S old; None from a
+        server without aggregated discovery."""
+        from kubernetes.client.exceptions import ApiException
+
+        with self._lock:
+            if time.monotonic() - self._read_at >= SERVED_POLL_S:
+                headers = {"Accept": DISCOVERY_ACCEPT, **({"If-None-Match": self._etag} if self._etag else {})}
+                try:
+                    response = self._client._call("GET", "/apis", header_params=headers, _preload_content=False)
+                except ApiException as exc:
+                    if exc.status != 304:
+                        raise
+                else:
+                    document = json.loads(response.read())
+                    self._etag = response.headers.get("ETag")
+                    response.release_conn()
+                    aggregated = document.get("kind") == "APIGroupDiscoveryList"
+                    self._listed = discovered_resources(document) if aggregated else None
+                self._read_at = time.monotonic()
+            return None if self._listed is None else set(self._listed)
+
+
+_READERS: dict[tuple[str, str | None], DiscoveryReader] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def discovery_reader(kubeconfig: str, context: str | None) -> DiscoveryReader:
+    """This process's reader of the cluster's discovery."""
+    with _READERS_LOCK:
+        if (kubeconfig, context) not in _READERS:
+            _READERS[(kubeconfig, context)] = DiscoveryReader(ApplyClient(kubeconfig, context))
+        return _READERS[(kubeconfig, context)]
 
 
 def served_resources(bodies: Iterable[str]) -> set[tuple[str, str, str]]:

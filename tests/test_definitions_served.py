@@ -1,7 +1,7 @@
-"""T0: the CRD resource waits until its definitions are in the API server's aggregated discovery
-(infra/definitions.py `wait_established`), against a scripted server: what counts as served, the
-"not modified" answers between changes, a timeout that names what is missing, and an older server
-without aggregated discovery, which is watched instead."""
+"""T0: waits until definitions are in the API server's aggregated discovery (infra/definitions.py
+`wait_served`), against a scripted server: what counts as served, the "not modified" answers
+between changes, one read for every wait of a process, a timeout that names what is missing, and
+an older server without aggregated discovery, which is watched instead."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from kubernetes.client.exceptions import ApiException
 
 import infra.definitions as definitions
 import infra.server_apply as server_apply
-from infra.definitions import DefinitionsClient, definition_bodies, discovered_resources, served_resources
+from infra.definitions import (
+    DefinitionsClient,
+    DiscoveryReader,
+    definition_bodies,
+    discovered_resources,
+    served_resources,
+)
 from smoke_tests.wait import WaitTimeout
 
 
@@ -51,6 +57,10 @@ class ScriptedServer(DefinitionsClient):
 
     def __init__(self, answers: list[dict[str, Any] | None]) -> None:
         self.answers, self.asked, self.watched = answers, [], []  # type: ignore[var-annotated]
+        self.reader = DiscoveryReader(self)
+
+    def discovery(self) -> DiscoveryReader:
+        return self.reader
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         assert (method, path) == ("GET", "/apis")
@@ -84,6 +94,22 @@ def test_waits_until_discovery_lists_them_asking_with_the_last_etag(monkeypatch:
     assert "If-None-Match" not in server.asked[0]
     assert [h.get("If-None-Match") for h in server.asked[1:]] == ['"1"', '"1"', '"1"']
     assert all("as=APIGroupDiscoveryList" in h["Accept"] for h in server.asked)
+
+
+def test_waits_at_once_share_one_read_per_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twenty groups waiting at once ask once per poll between them, not once each."""
+    import threading
+
+    monkeypatch.setattr(definitions, "SERVED_POLL_S", 0.2)
+    served = [("example.org", "v1", f"kind{i}s") for i in range(20)]
+    server = ScriptedServer([document(*served)])
+    waits = [threading.Thread(target=server.wait_served, args=([resource], [])) for resource in served]
+    for wait in waits:
+        wait.start()
+    for wait in waits:
+        wait.join(10)
+    assert len(server.asked) == 1  # every wait found its kind in the one document read
+    assert server.reader.read() == set(served) and len(server.asked) == 1  # still fresh: not asked again
 
 
 def test_a_kind_that_never_appears_times_out_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
