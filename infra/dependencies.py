@@ -35,6 +35,12 @@ names or what acts on it, and Pulumi's own awaits keep "depends on" meaning "is 
 - account: a ServiceAccount needs its image pull Secrets; a token Secret needs its ServiceAccount.
 - aggregation: a ClusterRole needs the aggregated ClusterRoles that gather it, so a removal deletes
   those last (see `aggregating_roles`).
+- service: a workload whose containers name a Service of the render as the host to call (an env
+  value, a value its env reads from a ConfigMap, an argument: `mysql`, `minio-service.kubeflow`,
+  `http://ml-pipeline:8888`) needs the workloads behind that Service, so a server does not start
+  before its database and crash-loop into a back-off that outlasts it (Pipelines' API server,
+  before MySQL and the object store, was available 36 s later on kind-local for that alone). An
+  edge that would close a loop is left out: two servers that name each other start together.
 - controller: a custom resource needs the workloads its CRD's own component labels as theirs
   (`kustomize.component`, as Kubeflow's components label CRD and controller alike), so a removal
   deletes it while its controller can still remove its finalizers (a Profile's, for one).
@@ -204,6 +210,41 @@ def pod_template(obj: Obj) -> Obj | None:
     elif obj["kind"] not in WORKLOAD_KINDS | {"ReplicaSet"}:
         return None
     return spec.get("template") or None
+
+
+HOST_HINTS = ("host", "addr", "endpoint", "url", "uri", "server", "service", "svc")
+
+
+def named_hosts(template: Obj, config_maps: dict[str, Obj]) -> set[str]:
+    """The hosts a pod template's containers are told to call: values of env variables, of the
+    ConfigMap keys their env reads (`config_maps`, by name) and of `--flag=value` arguments whose
+    name says host, address, URL, endpoint, server or service, and any URL; each reduced to the
+    host (`http://a.b:80/x` -> `a.b`, `a:3306` -> `a`). A value under another name is a database's
+    name or a type as often as a host (Katib's `DB_NAME: mysql`), so it is not read as one."""
+    named: list[tuple[str, str]] = []  # (what the value is called, the value)
+    for container in _containers(template.get("spec") or {}):
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("configMapKeyRef") or {}
+            if "value" in env:
+                named.append((env.get("name", ""), str(env["value"])))
+            elif ref.get("name") in config_maps:
+                data = config_maps[ref["name"]].get("data") or {}
+                named.append((f"{env.get('name', '')} {ref.get('key', '')}", str(data.get(ref.get("key"), ""))))
+        for source in container.get("envFrom") or []:
+            data = config_maps.get((source.get("configMapRef") or {}).get("name") or "", {}).get("data") or {}
+            named += [(str(key), str(value)) for key, value in data.items()]
+        for arg in [*(container.get("args") or []), *(container.get("command") or [])]:
+            flag, _, value = str(arg).partition("=")
+            named.append((flag, value))
+    hosts = set()
+    for name, value in named:
+        value = value.strip()
+        if not (any(hint in name.lower() for hint in HOST_HINTS) or "://" in value):
+            continue
+        host = (value.partition("://")[2] or value).partition("/")[0].rpartition("@")[2].partition(":")[0]
+        if host and all(c.isalnum() or c in "-." for c in host):
+            hosts.add(host)
+    return hosts
 
 
 def _containers(spec: Obj) -> Iterator[Obj]:
@@ -564,6 +605,23 @@ RULES = (_namespace_needs, _crd_needs, _pod_needs, _rbac_needs, _binding_needs, 
          _storage_needs, _account_needs, _issuer_needs, _controller_needs, _webhook_server_needs)
 
 
+def _service_needs(obj: Obj, ix: Index) -> Iterator[Need]:
+    """The workloads behind each Service of the render that `obj`'s pod template names as a host
+    (`<service>`, `<service>.<namespace>`, `<service>.<namespace>.svc[.cluster.local]`)."""
+    template = pod_template(obj)
+    if template is None:
+        return
+    ns = ix.namespace(obj)
+    config_maps = {o["metadata"]["name"]: o for o in ix.objects.values()
+                   if o["kind"] == "ConfigMap" and group_of(o) == "" and ix.namespace(o) == ns}
+    for host in sorted(named_hosts(template, config_maps)):
+        parts = host.split(".")
+        if len(parts) > 2 and parts[2] != "svc":
+            continue  # a name outside the cluster
+        for workload in backing_workloads(ix.key("Service", parts[1] if len(parts) > 1 else ns, parts[0]), ix):
+            yield workload, "service"
+
+
 @dataclass
 class _Admission:
     """Who each webhook server's configurations intercept, and what serving it takes."""
@@ -668,6 +726,10 @@ def derive(objects: Sequence[Obj]) -> Graph:
         for key in intercepted:
             if key not in before_gate:
                 add(key, gate.node, "webhook")
+    for key, workload in ix.workloads:  # last, each only where it closes no loop
+        for dep, rule in _service_needs(workload, ix):
+            if dep is not None and dep != key and key not in _closure(needs, [dep]):
+                add(key, dep, rule)
     for group in ix.custom_groups:
         needs[served_node(group)] = {CRDS: "crd"}
     order = served_order(needs, [served_node(g) for g in ix.custom_groups], [k for k, _ in ix.workloads])

@@ -243,6 +243,15 @@ def test_what_uses_a_kind_waits_for_its_api_group_served(stack: str, request: py
         assert served_node(group) in graph.needs[key_of(rendered, "Deployment", name)], name
 
 
+def test_pipelines_api_server_waits_for_its_database_and_object_store(kind_render: Rendered, graph: Graph) -> None:
+    """Started before them, it exits until they answer, and the back-off between its restarts
+    outlasted them: available 36 s after MySQL and the object store on kind-local (session 29)."""
+    needs = graph.needs[key_of(kind_render, "Deployment", "ml-pipeline")]
+    assert needs.get(key_of(kind_render, "Deployment", "mysql")) == "service"
+    assert needs.get(key_of(kind_render, "Deployment", "seaweedfs")) == "service"
+    assert needs.get(key_of(kind_render, "Deployment", "mysql", "kubeflow")) == "service"
+
+
 @pytest.mark.parametrize("stack", ["kind", "sim"])
 def test_the_apply_registers_the_rbac_objects_as_one_node(stack: str, request: pytest.FixtureRequest) -> None:
     """The graph the apply registers (infra/apply.py `apply_graph`): every RBAC object of the

@@ -242,6 +242,40 @@ def test_rbac_rule_a_controller_waits_for_the_groups_its_roles_name_and_for_all_
     assert {node for node, rule_ in needs(graph, wide_ctl).items() if rule_ == "crd"} == set(graph.served)
 
 
+def test_service_rule_a_server_waits_for_the_servers_it_is_told_to_call() -> None:
+    db, store = deployment("db", "a"), deployment("store", "b")
+    db_svc, store_svc = service("db", "a", {"app": "db"}), service("store-svc", "b", {"app": "store"})
+    settings = obj("v1", "ConfigMap", "settings", "a", data={"dbHost": "db", "dbType": "db"})
+    api = deployment("api", "a", {"containers": [{"name": "c", "image": "i", "env": [
+        {"name": "DB_HOST", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "dbHost"}}},
+        {"name": "STORE_ENDPOINT", "value": "http://store-svc.b.svc.cluster.local:9000/bucket"}]}]})
+    # A value under a name that does not say host (a database's name, a type) is not read as one.
+    named_only = deployment("named", "a", {"containers": [{"name": "c", "image": "i", "env": [
+        {"name": "DB_NAME", "value": "db"}, {"name": "DB_TYPE", "valueFrom": {
+            "configMapKeyRef": {"name": "settings", "key": "dbType"}}}]}]})
+    flagged = deployment("flagged", "a", {"containers": [{"name": "c", "image": "i",
+                                                          "args": ["--db-address=db:5432", "--name=db"]}]})
+    outside = deployment("outside", "a", {"containers": [{"name": "c", "image": "i", "env": [
+        {"name": "UPSTREAM_URL", "value": "https://db.example.org/x"}]}]})
+    graph = derive([db, store, db_svc, store_svc, settings, api, named_only, flagged, outside])
+    assert {d for d, r in needs(graph, api).items() if r == "service"} == {key(db), key(store)}
+    assert "service" not in needs(graph, named_only).values()
+    assert {d for d, r in needs(graph, flagged).items() if r == "service"} == {key(db)}
+    assert "service" not in needs(graph, outside).values()
+
+
+def test_service_rule_two_servers_that_name_each_other_start_together() -> None:
+    def server(name: str, calls: str) -> Obj:
+        return deployment(name, "a", {"containers": [{"name": "c", "image": "i",
+                                                     "env": [{"name": "PEER_HOST", "value": calls}]}]})
+
+    left, right = server("left", "right"), server("right", "left")
+    graph = derive([left, right, service("left", "a", {"app": "left"}), service("right", "a", {"app": "right"})])
+    edges = {(key(o), d) for o in (left, right) for d, r in needs(graph, o).items() if r == "service"}
+    assert edges == {(key(left), key(right))}  # the second edge would close a loop
+    graph.order()  # and the graph still orders
+
+
 def test_served_order_applies_first_the_groups_that_let_the_most_workloads_start() -> None:
     needs_: dict[str, dict[str, str]] = {
         "w1": {"served:a": "crd"}, "w2": {"served:a": "crd", "served:c": "crd"},
