@@ -24,7 +24,7 @@ import pulumi
 
 from infra.admission import AdmissionGate
 from infra.definitions import CustomResourceDefinitions, ServedGroup
-from infra.dependencies import CRDS, SERVED_PREFIX, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part
+from infra.dependencies import CRDS, WEBHOOK_KINDS, WORKLOAD_KINDS, Graph, derive, is_istio_part, served_group
 from infra.manifests.objects import Obj, group_of
 from infra.object_set import RBAC_SET, ObjectSet, in_rbac_set
 from infra.server_apply import FIELD_MANAGER, FIELD_MANAGER_ANNOTATION
@@ -192,7 +192,7 @@ class KubeflowDeployment(pulumi.ComponentResource):
                 made[node] = self.definitions = CustomResourceDefinitions(
                     node_resource_name(node, self.graph, name), self.graph.crds, args.kubeconfig, args.context,
                     pulumi.ResourceOptions(parent=self, deleted_with=args.deleted_with),
-                    groups=[served.removeprefix(SERVED_PREFIX) for served in self.graph.served])
+                    groups=[served_group(node) for node in self.graph.served])
             elif node in self.graph.served:
                 made[node] = self.served[node] = ServedGroup(
                     node_resource_name(node, self.graph, name), self.graph.served[node], args.kubeconfig,
@@ -229,7 +229,7 @@ def node_resource_name(node: str, graph: Graph, name: str = "kubeflow") -> str:
     if node == CRDS:
         return f"{name}-crds"
     if node in graph.served:
-        return f"{name}-crds-{node.removeprefix(SERVED_PREFIX)}"
+        return f"{name}-crds-{served_group(node)}"
     if node == RBAC_SET:
         return f"{name}-rbac"
     if node in graph.gates:

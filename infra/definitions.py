@@ -73,7 +73,6 @@ class DefinitionsClient(ApplyClient):
 
     def __init__(self, kubeconfig: str, context: str | None) -> None:
         super().__init__(kubeconfig, context)
-        self.kubeconfig, self.context = kubeconfig, context
         self.schema_bytes: int | None = None  # the size of the document warm_schema last read
         self.schema_reads = 0  # how many times it read a new one
 
@@ -98,7 +97,7 @@ class DefinitionsClient(ApplyClient):
 
     def discovery(self) -> DiscoveryReader:
         """The reader of this cluster's discovery that every wait of this process shares."""
-        return discovery_reader(self.kubeconfig, self.context)
+        return discovery_reader(self)
 
     def wait_served(self, resources: Iterable[tuple[str, str, str]], names: Sequence[str],
                     timeout: float | None = None) -> None:
@@ -257,12 +256,11 @@ _READERS: dict[tuple[str, str | None], DiscoveryReader] = {}
 _READERS_LOCK = threading.Lock()
 
 
-def discovery_reader(kubeconfig: str, context: str | None) -> DiscoveryReader:
-    """This process's reader of the cluster's discovery."""
+def discovery_reader(client: ApplyClient) -> DiscoveryReader:
+    """This process's reader of the discovery of `client`'s cluster (the first client to ask for it
+    makes its calls)."""
     with _READERS_LOCK:
-        if (kubeconfig, context) not in _READERS:
-            _READERS[(kubeconfig, context)] = DiscoveryReader(ApplyClient(kubeconfig, context))
-        return _READERS[(kubeconfig, context)]
+        return _READERS.setdefault((client.kubeconfig, client.context), DiscoveryReader(client))
 
 
 def served_resources(bodies: Iterable[str]) -> set[tuple[str, str, str]]:
@@ -393,10 +391,16 @@ class ServedGroup(ClusterResource):
 
     def __init__(self, name: str, definitions: Sequence[Obj], kubeconfig: pulumi.Input[str], context: str | None,
                  opts: pulumi.ResourceOptions | None = None, timeout: float = ESTABLISH_TIMEOUT_S) -> None:
-        groups = {crd["spec"]["group"] for crd in definitions}
-        if len(groups) != 1:
-            raise ValueError(f"a served group is one API group's definitions, not {sorted(groups)}")
-        props = {"group": groups.pop(),
-                 "resources": sorted(f"{v}/{p}" for crd in definitions for _, v, p in served_by(crd)),
-                 "names": sorted(crd["metadata"]["name"] for crd in definitions), "timeout": timeout}
-        super().__init__(ServedGroupProvider(), name, props, kubeconfig, context, opts)
+        super().__init__(ServedGroupProvider(), name, served_group_props(definitions, timeout), kubeconfig,
+                         context, opts)
+
+
+def served_group_props(definitions: Sequence[Obj], timeout: float = ESTABLISH_TIMEOUT_S) -> dict[str, Any]:
+    """A ServedGroup's inputs, the kubeconfig and context aside: its API group, each served
+    "version/plural", the definitions' names (watched on an old server) and the timeout."""
+    groups = {crd["spec"]["group"] for crd in definitions}
+    if len(groups) != 1:
+        raise ValueError(f"a served group is one API group's definitions, not {sorted(groups)}")
+    return {"group": groups.pop(),
+            "resources": sorted(f"{v}/{p}" for crd in definitions for _, v, p in served_by(crd)),
+            "names": sorted(crd["metadata"]["name"] for crd in definitions), "timeout": timeout}

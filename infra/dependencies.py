@@ -375,6 +375,10 @@ class Index:
         self.namespace_labels = {o["metadata"]["name"]: {**labels_of(o), NAMESPACE_NAME_LABEL: o["metadata"]["name"]}
                                  for o in objects if o["kind"] == "Namespace"}
         self.webhooks = [(k, o) for k, o in self.objects.items() if o["kind"] in WEBHOOK_KINDS]
+        self.config_maps: dict[str, dict[str, Obj]] = defaultdict(dict)  # namespace -> name -> ConfigMap
+        for obj in self.objects.values():
+            if obj["kind"] == "ConfigMap" and group_of(obj) == "":
+                self.config_maps[self.namespace(obj)][obj["metadata"]["name"]] = obj
         self.workloads = [(k, o) for k, o in self.objects.items() if pod_template(o) is not None]
         self.certificates = {(self.namespace(o), o["spec"]["secretName"]): k for k, o in self.objects.items()
                              if group_of(o) == "cert-manager.io" and o["kind"] == "Certificate"
@@ -461,6 +465,11 @@ def _namespace_needs(obj: Obj, ix: Index) -> Iterator[Need]:
 def served_node(group: str) -> str:
     """The node that stands for a CRD API group's kinds being served."""
     return SERVED_PREFIX + group
+
+
+def served_group(node: str) -> str:
+    """The API group of a served node."""
+    return node.removeprefix(SERVED_PREFIX)
 
 
 def _crd_needs(obj: Obj, ix: Index) -> Iterator[Need]:
@@ -612,9 +621,7 @@ def _service_needs(obj: Obj, ix: Index) -> Iterator[Need]:
     if template is None:
         return
     ns = ix.namespace(obj)
-    config_maps = {o["metadata"]["name"]: o for o in ix.objects.values()
-                   if o["kind"] == "ConfigMap" and group_of(o) == "" and ix.namespace(o) == ns}
-    for host in sorted(named_hosts(template, config_maps)):
+    for host in sorted(named_hosts(template, ix.config_maps.get(ns, {}))):
         parts = host.split(".")
         if len(parts) > 2 and parts[2] != "svc":
             continue  # a name outside the cluster

@@ -74,6 +74,7 @@ class ApplyClient:
         import yaml
         from kubernetes import config
 
+        self.kubeconfig, self.context = kubeconfig, context
         self.api = config.new_client_from_config_dict(yaml.safe_load(kubeconfig), context=context or None)
         self.api.configuration.connection_pool_maxsize = self.threads
 
@@ -145,9 +146,10 @@ def serve_more_calls_at_once(workers: int = DYNAMIC_PROVIDER_CALLS) -> int:
     the next dynamic resource too, and the engine registers nothing else until a call returns: on
     the sim cluster, no step began for 4 s while the CRD groups were being established. The pool is
     Pulumi's, CPython's ThreadPoolExecutor, which reads its limit each time it is handed a call; it
-    is found once, when the process first imports this module (to unpickle one of our providers). Returns how many
-    pools were widened (0 in any other process). pulumi is pinned (infra/versions.toml); T0
-    (tests/test_server_apply.py) checks the pool, T2 (tests/test_definitions.py) the engine."""
+    is found once, when the process first imports this module (to unpickle one of our providers).
+    Returns how many pools were widened (0 in any other process). pulumi is pinned
+    (infra/versions.toml); T0 (tests/test_server_apply.py) checks the pool, T2
+    (tests/test_definitions.py) the engine."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     if spec is None or spec.name != "pulumi.dynamic.__main__":

@@ -22,6 +22,7 @@ from infra.definitions import (
     ServedGroupProvider,
     definition_bodies,
     packed_definitions,
+    served_group_props,
 )
 from infra.server_apply import FIELD_MANAGER, unreachable
 
@@ -54,11 +55,8 @@ def live(api: client.ApiClient) -> dict[str, Any]:
 
 
 def served_props(kubeconfig: str, objects: list[dict[str, Any]], timeout: float = 60) -> dict[str, Any]:
-    """What a ServedGroup of these definitions registers (its constructor's props, resolved)."""
-    group = objects[0]["spec"]["group"]
-    return {"group": group, "resources": sorted(f"v1/{o['spec']['names']['plural']}" for o in objects),
-            "names": sorted(o["metadata"]["name"] for o in objects), "timeout": timeout,
-            "kubeconfig": kubeconfig, "context": None}
+    """What a ServedGroup of these definitions registers, resolved."""
+    return {**served_group_props(objects, timeout), "kubeconfig": kubeconfig, "context": None}
 
 
 def spec_fields(definition: Any) -> set[str]:
